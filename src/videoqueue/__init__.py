@@ -1,0 +1,1 @@
+"""videoqueue: a self-hosted, Venice-compatible video generation API server."""
