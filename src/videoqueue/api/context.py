@@ -1,0 +1,28 @@
+"""What every request handler needs, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from videoqueue.catalog.catalog import Catalog
+from videoqueue.clock import Clock
+from videoqueue.db.session import Database
+from videoqueue.settings import Settings
+from videoqueue.storage.base import Storage
+
+
+@dataclass(frozen=True)
+class AppContext:
+    settings: Settings
+    db: Database
+    storage: Storage
+    catalog: Catalog
+    clock: Clock
+
+
+def context(request: Request) -> AppContext:
+    ctx = request.app.state.context
+    assert isinstance(ctx, AppContext)
+    return ctx

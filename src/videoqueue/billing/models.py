@@ -1,0 +1,62 @@
+"""Accounts and the ledger that holds their money."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from videoqueue.db.base import Base, UTCDateTime, new_id
+
+MICROS_PER_USD = 1_000_000
+
+
+class AccountKind(enum.StrEnum):
+    OPERATOR = "OPERATOR"
+    STANDARD = "STANDARD"
+    WALLET = "WALLET"
+
+
+class LedgerKind(enum.StrEnum):
+    TOP_UP = "TOP_UP"
+    CHARGE = "CHARGE"
+    REFUND = "REFUND"
+    ADJUSTMENT = "ADJUSTMENT"
+
+
+class Account(Base):
+    """Who pays. `balance_micros` is a cache of the ledger's sum, written in the same transaction."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[AccountKind] = mapped_column(Enum(AccountKind, native_enum=False, length=16))
+    unlimited: Mapped[bool] = mapped_column(Boolean, default=False)
+    wallet_address: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    balance_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerEntry(Base):
+    """One movement of money. A job is charged at most once and refunded at most once."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("job_id", "kind", name="uq_ledger_entries_job_kind"),
+        UniqueConstraint("reference", name="uq_ledger_entries_reference"),
+        Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[LedgerKind] = mapped_column(Enum(LedgerKind, native_enum=False, length=16))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    balance_after_micros: Mapped[int] = mapped_column(BigInteger)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,43 @@
+"""A validated video request, as the rest of videoqueue sees it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SOURCE_MATCHED = frozenset({"-1", "auto", "Auto"})
+DEFAULT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A `/video/queue` or `/video/quote` body after validation against its model."""
+
+    model: str
+    prompt: str = ""
+    negative_prompt: str = ""
+    duration: str = "Auto"
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    audio: bool = False
+    upscale_factor: int | None = None
+    media: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    reference_video_total_duration: float | None = None
+    input_height: int | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """`"5s"` → 5.0; a duration taken from the source (`Auto`, `-1`) → None."""
+        if self.duration in SOURCE_MATCHED:
+            return None
+        if self.duration == "1 gen":
+            return DEFAULT_SECONDS
+        return float(self.duration.removesuffix("s"))
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VideoRequest:
+        return cls(**data)

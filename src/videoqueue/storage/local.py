@@ -1,0 +1,90 @@
+"""Storage in a local directory: each key is a file below the root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from videoqueue.storage.base import ObjectNotFound
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise ValueError(f"storage key escapes the root: {key!r}")
+        return path
+
+    def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path.stat().st_size
+
+    def put_file(self, key: str, source: Path) -> int:
+        def write(out: BinaryIO) -> None:
+            with source.open("rb") as src:
+                shutil.copyfileobj(src, out)
+
+        return self._write_atomically(key, write)
+
+    def put_bytes(self, key: str, data: bytes) -> int:
+        return self._write_atomically(key, lambda out: out.write(data))
+
+    def fetch_to(self, key: str, destination: Path) -> None:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound()
+        shutil.copyfile(path, destination)
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound() from None
+
+    def read_range(self, key: str, start: int, end: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            f = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise ObjectNotFound() from None
+        return self._chunks(f, start, end, chunk_size)
+
+    @staticmethod
+    def _chunks(f: BinaryIO, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
+        with f:
+            f.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = f.read(min(chunk_size, remaining))
+                if not chunk:
+                    return
+                remaining -= len(chunk)
+                yield chunk
+
+    def delete_prefix(self, prefix: str) -> None:
+        target = self._path(prefix.rstrip("/"))
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
