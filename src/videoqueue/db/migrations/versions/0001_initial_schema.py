@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 23:33:39.483515
+Create Date: 2026-11-24 23:39:33.028132
 """
 
 from __future__ import annotations

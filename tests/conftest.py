@@ -1,0 +1,176 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL at 127.0.0.1:5432), the real
+HTTP app over it, accounts and keys made in a line, and real worker processes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+from videoqueue.api.app import create_app
+from videoqueue.auth.keys import create_key
+from videoqueue.auth.models import KeyKind
+from videoqueue.billing.ledger import create_account, top_up
+from videoqueue.billing.models import AccountKind
+from videoqueue.clock import SystemClock
+from videoqueue.db.migrate import upgrade
+from videoqueue.db.session import Database
+from videoqueue.jobs.process import Supervisor
+from videoqueue.settings import Settings
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> bool:
+    return _postgres_available()
+
+
+def make_postgres_database() -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database; returns its URL and a function that drops it."""
+    name = f"vq_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database on each backend (tests using it run twice)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        upgrade(url)
+        yield url
+        return
+    if not _postgres_available():
+        pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
+    url, drop = make_postgres_database()
+    upgrade(url)
+    yield url
+    drop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh SQLite data dir, with short leases so lapses are quick."""
+    return Settings(data_dir=tmp_path / "data", lease_seconds=2.0, heartbeat_seconds=0.3,
+                    poll_seconds=0.05, default_average_execution_ms=5_000)
+
+
+@dataclass
+class Env:
+    """A running app: its settings, database, an HTTP client, and the operator's admin key."""
+
+    settings: Settings
+    db: Database
+    client: TestClient
+    admin_key: str
+
+    def make_account(self, balance_usd: float | str = 0) -> str:
+        clock = SystemClock()
+        with self.db.transaction() as session:
+            account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
+            micros = int(Decimal(str(balance_usd)) * 1_000_000)
+            if micros:
+                top_up(session, account_id=account.id, micros=micros, clock=clock,
+                       note="test grant")
+            return account.id
+
+    def make_key(self, account_id: str | None = None, *, admin: bool = False,
+                 balance_usd: float | str = 1000) -> str:
+        """A key for `account_id`, or for a new account holding `balance_usd`."""
+        if account_id is None:
+            account_id = self.make_account(balance_usd)
+        with self.db.transaction() as session:
+            _, secret = create_key(session, account_id=account_id, clock=SystemClock(),
+                                   kind=KeyKind.ADMIN if admin else KeyKind.INFERENCE)
+        return secret
+
+    def post(self, path: str, body: Any, key: str | None = None,
+             headers: dict[str, str] | None = None) -> Any:
+        all_headers = {"Authorization": f"Bearer {key}"} if key else {}
+        all_headers.update(headers or {})
+        return self.client.post(f"/api/v1{path}", json=body, headers=all_headers)
+
+
+def build_env(settings: Settings) -> Iterator[Env]:
+    from videoqueue.auth.bootstrap import ensure_operator
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    with db.transaction() as session:
+        secret = ensure_operator(session, SystemClock())
+    assert secret is not None
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Env(settings=settings, db=db, client=client, admin_key=secret)
+    db.dispose()
+
+
+@pytest.fixture
+def env(settings: Settings) -> Iterator[Env]:
+    yield from build_env(settings)
+
+
+@pytest.fixture
+def workers(env: Env) -> Iterator[Supervisor]:
+    """One real worker process (supervised: it is replaced if it dies)."""
+    supervisor = Supervisor(env.settings, 1)
+    supervisor.start()
+    yield supervisor
+    supervisor.stop()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0,
+               interval: float = 0.1) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+def png_data_url(width: int = 640, height: int = 360, color: tuple[int, int, int] = (200, 60, 40),
+                 *, noise_seed: int | None = None) -> str:
+    """A PNG image as a data URL (solid, or seeded noise)."""
+    if noise_seed is None:
+        image = Image.new("RGB", (width, height), color)
+    else:
+        rng = np.random.default_rng(noise_seed)
+        image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
