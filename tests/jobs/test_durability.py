@@ -1,0 +1,72 @@
+"""A killed worker or a restarted server loses no job."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import av
+from sqlalchemy import select
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Env, wait_until
+from videoqueue.api.app import create_app
+from videoqueue.jobs.models import Job
+from videoqueue.jobs.process import Supervisor
+from videoqueue.jobs.states import JobState
+
+MODEL = "wan-2.5-preview-text-to-video"
+
+
+def _job(env: Env, queue_id: str) -> Job:
+    with env.db.transaction() as session:
+        job = session.scalar(select(Job).where(Job.id == queue_id))
+        assert job is not None
+        return job
+
+
+def test_worker_killed_mid_job_is_replaced_and_the_job_completes(env: Env) -> None:
+    key = env.make_key()
+    body = {"model": MODEL, "prompt": "survive a crash", "duration": "10s", "resolution": "1080p"}
+    queue_id = env.post("/video/queue", body, key).json()["queue_id"]
+    supervisor = Supervisor(env.settings, 1)
+    supervisor.start()
+    try:
+        wait_until(lambda: _job(env, queue_id).state == JobState.RUNNING)
+        victim = supervisor.processes[0]
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        wait_until(lambda: supervisor.processes[0] is not victim and supervisor.processes[0].is_alive())
+        wait_until(lambda: _job(env, queue_id).state == JobState.COMPLETED, timeout=120)
+    finally:
+        supervisor.stop()
+    job = _job(env, queue_id)
+    assert job.attempts == 2
+    response = env.post("/video/retrieve", {"model": MODEL, "queue_id": queue_id}, key)
+    assert response.headers["content-type"] == "video/mp4"
+    with av.open(io.BytesIO(response.content)) as container:
+        assert abs(container.duration / 1e6 - 10.0) < 0.1
+
+
+def test_restarting_the_app_keeps_queued_and_finished_jobs(env: Env) -> None:
+    key = env.make_key()
+    body = {"model": MODEL, "prompt": "persist me", "duration": "5s", "resolution": "480p"}
+    finished = env.post("/video/queue", body, key).json()["queue_id"]
+    supervisor = Supervisor(env.settings, 1)
+    supervisor.start()
+    wait_until(lambda: _job(env, finished).state == JobState.COMPLETED)
+    supervisor.stop()
+    queued = env.post("/video/queue", body, key).json()["queue_id"]
+    env.client.close()
+
+    # A second app over the same data dir, as after `serve` restarts.
+    with TestClient(create_app(env.settings)) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        done = client.post("/api/v1/video/retrieve", headers=headers,
+                           json={"model": MODEL, "queue_id": finished})
+        assert done.headers["content-type"] == "video/mp4" and len(done.content) > 1000
+        waiting = client.post("/api/v1/video/retrieve", headers=headers,
+                              json={"model": MODEL, "queue_id": queued})
+        assert waiting.json()["status"] == "PROCESSING"
