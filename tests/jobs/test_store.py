@@ -1,0 +1,279 @@
+"""The job store's contract, run on SQLite and PostgreSQL: claims, leases, lapses, money."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from sqlalchemy import func, select
+
+from videoqueue.billing.ledger import charge, create_account, refund, top_up
+from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
+from videoqueue.clock import ManualClock
+from videoqueue.db.session import Database
+from videoqueue.db.tables import metadata
+from videoqueue.jobs import store
+from videoqueue.jobs.models import Job
+from videoqueue.jobs.states import InvalidTransition, JobState, check_transition
+from videoqueue.jobs.worker import Worker
+
+LEASE = 10.0
+WORKERS = st.sampled_from(["a", "b", "c"])
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def _account(db: Database, clock: ManualClock, *, unlimited: bool = True) -> str:
+    with db.transaction() as session:
+        return create_account(session, kind=AccountKind.STANDARD, clock=clock,
+                              unlimited=unlimited).id
+
+
+def _enqueue(db: Database, clock: ManualClock, account_id: str, *, engine: str = "preview",
+             price: int = 1_000_000, max_attempts: int = 3) -> str:
+    with db.transaction() as session:
+        job = store.create_job(session, account_id=account_id, model="m", engine=engine,
+                               params={}, inputs={}, price_micros=price,
+                               max_attempts=max_attempts, clock=clock)
+        charge(session, account_id=account_id, job_id=job.id, model="m", micros=price,
+               clock=clock)
+        return job.id
+
+
+def _claim(db: Database, clock: ManualClock, worker: str, engines: tuple[str, ...] = ("preview",)
+           ) -> str | None:
+    with db.transaction() as session:
+        job = store.claim_next_job(session, worker_id=worker, engines=engines, clock=clock,
+                                   lease_seconds=LEASE)
+        return job.id if job else None
+
+
+def _state(db: Database, job_id: str) -> Job:
+    with db.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_claims_oldest_first_and_only_for_served_engines(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock)
+    upscale = _enqueue(db, clock, account, engine="upscale")
+    clock.advance(1)
+    first = _enqueue(db, clock, account)
+    clock.advance(1)
+    second = _enqueue(db, clock, account)
+    assert _claim(db, clock, "w1") == first
+    assert _claim(db, clock, "w2") == second
+    assert _claim(db, clock, "w3") is None
+    assert _claim(db, clock, "w3", ("upscale",)) == upscale
+
+
+def test_a_lapsed_lease_is_claimed_again_and_the_old_owner_loses_it(db: Database) -> None:
+    clock = ManualClock()
+    job_id = _enqueue(db, clock, _account(db, clock))
+    assert _claim(db, clock, "w1") == job_id
+    clock.advance(LEASE - 1)
+    assert _claim(db, clock, "w2") is None, "lease still held"
+    clock.advance(2)
+    assert _claim(db, clock, "w2") == job_id
+    assert _state(db, job_id).attempts == 2
+    with db.transaction() as session:
+        assert not store.renew_lease(session, job_id=job_id, worker_id="w1", clock=clock,
+                                     lease_seconds=LEASE)
+        assert store.owned_running_job(session, job_id=job_id, worker_id="w1") is None
+        assert store.renew_lease(session, job_id=job_id, worker_id="w2", clock=clock,
+                                 lease_seconds=LEASE, progress=0.5)
+    assert _state(db, job_id).progress == 0.5
+
+
+def test_renewing_keeps_the_lease(db: Database) -> None:
+    clock = ManualClock()
+    job_id = _enqueue(db, clock, _account(db, clock))
+    _claim(db, clock, "w1")
+    for _ in range(5):
+        clock.advance(LEASE - 1)
+        with db.transaction() as session:
+            assert store.renew_lease(session, job_id=job_id, worker_id="w1", clock=clock,
+                                     lease_seconds=LEASE)
+        assert _claim(db, clock, "w2") is None
+
+
+def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock, unlimited=False)
+    with db.transaction() as session:
+        top_up(session, account_id=account, micros=5_000_000, clock=clock)
+    job_id = _enqueue(db, clock, account, max_attempts=1)
+    _claim(db, clock, "w1")
+    clock.advance(LEASE + 1)
+    assert _claim(db, clock, "w2") is None, "no attempts left"
+    worker = Worker(db=db, storage=None, engines={}, clock=clock,  # type: ignore[arg-type]
+                    lease_seconds=LEASE, heartbeat_seconds=1)
+    assert worker.fail_exhausted() == 1
+    assert worker.fail_exhausted() == 0
+    job = _state(db, job_id)
+    assert job.state == JobState.FAILED and job.error_status == 500
+    assert job.error_body is not None and job.error_body["credits_refunded"] is True
+    with db.transaction() as session:
+        assert refund(session, job_id=job_id, clock=clock) is None, "second refund is a no-op"
+        balance = session.get(Account, account)
+        assert balance is not None and balance.balance_micros == 5_000_000
+
+
+def test_concurrent_claims_never_hand_one_job_to_two_workers(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock)
+    jobs = {_enqueue(db, clock, account) for _ in range(12)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claim_all(name: str) -> None:
+        while (job_id := _claim(db, clock, name)) is not None:
+            with lock:
+                claimed.append(job_id)
+
+    threads = [threading.Thread(target=claim_all, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(jobs)
+
+
+def test_transition_table_refuses_going_back_from_a_final_state() -> None:
+    check_transition(JobState.QUEUED, JobState.RUNNING)
+    with pytest.raises(InvalidTransition):
+        check_transition(JobState.COMPLETED, JobState.RUNNING)
+    with pytest.raises(InvalidTransition):
+        check_transition(JobState.DELETED, JobState.COMPLETED)
+
+
+def test_average_execution_time_is_the_p80_of_recent_runs(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock)
+    assert _average(db) == 7_000
+    for seconds in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
+        job_id = _enqueue(db, clock, account)
+        _claim(db, clock, "w")
+        clock.advance(seconds)
+        with db.transaction() as session:
+            job = store.owned_running_job(session, job_id=job_id, worker_id="w")
+            assert job is not None
+            store.complete_job(job, output_key="k", output_bytes=1, clock=clock)
+    assert _average(db) == 8_000
+
+
+def _average(db: Database) -> int:
+    with db.transaction() as session:
+        return store.average_execution_ms(session, "m", 7_000)
+
+
+class LeaseMachine(RuleBasedStateMachine):
+    """Random claims, heartbeats, clock moves, completions and crashes never break the rules:
+    one owner per running job, a job completes at most once, and money balances."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.directory = tempfile.TemporaryDirectory()
+        self.db = Database(f"sqlite:///{self.directory.name}/machine.sqlite")
+        metadata.create_all(self.db.engine)
+        self.account = _account(self.db, self.clock)
+        self.held: dict[str, str] = {}  # worker → job it believes it holds
+        self.incarnation: dict[str, int] = {}  # a crashed worker comes back with a new id
+        self.completed: set[str] = set()
+        self.jobs: set[str] = set()
+
+    @rule()
+    def enqueue(self) -> None:
+        self.jobs.add(_enqueue(self.db, self.clock, self.account, max_attempts=2))
+
+    @rule(name=WORKERS)
+    def claim(self, name: str) -> None:
+        worker = self._id(name)
+        if worker in self.held:
+            return
+        job_id = _claim(self.db, self.clock, worker)
+        if job_id is not None:
+            assert job_id not in self.completed
+            self.held[worker] = job_id
+
+    @rule(name=WORKERS)
+    def heartbeat(self, name: str) -> None:
+        worker = self._id(name)
+        if worker not in self.held:
+            return
+        with self.db.transaction() as session:
+            if not store.renew_lease(session, job_id=self.held[worker], worker_id=worker,
+                                     clock=self.clock, lease_seconds=LEASE):
+                del self.held[worker]
+
+    @rule(name=WORKERS)
+    def finish(self, name: str) -> None:
+        worker = self._id(name)
+        if worker not in self.held:
+            return
+        job_id = self.held.pop(worker)
+        with self.db.transaction() as session:
+            job = store.owned_running_job(session, job_id=job_id, worker_id=worker)
+            if job is not None:
+                store.complete_job(job, output_key="k", output_bytes=1, clock=self.clock)
+                assert job_id not in self.completed
+                self.completed.add(job_id)
+
+    @rule(worker=WORKERS)
+    def crash(self, worker: str) -> None:
+        self.held.pop(self._id(worker), None)
+        self.incarnation[worker] = self.incarnation.get(worker, 0) + 1
+
+    def _id(self, worker: str) -> str:
+        return f"{worker}{self.incarnation.get(worker, 0)}"
+
+    @rule(seconds=st.sampled_from([1.0, 6.0, 11.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @precondition(lambda self: bool(self.jobs))
+    @rule()
+    def reap(self) -> None:
+        Worker(db=self.db, storage=None, engines={}, clock=self.clock,  # type: ignore[arg-type]
+               lease_seconds=LEASE, heartbeat_seconds=1).fail_exhausted()
+
+    @invariant()
+    def money_and_ownership_hold(self) -> None:
+        with self.db.transaction() as session:
+            running = session.execute(
+                select(Job.id, Job.lease_owner).where(Job.state == JobState.RUNNING)).all()
+            owners = [owner for _, owner in running]
+            assert len(owners) == len(set(owners)), "a worker owns two jobs"
+            refunds = session.scalar(select(func.count()).select_from(LedgerEntry).where(
+                LedgerEntry.kind == LedgerKind.REFUND)) or 0
+            failed = session.scalar(select(func.count()).select_from(Job).where(
+                Job.state == JobState.FAILED)) or 0
+            assert refunds == failed
+            account = session.get(Account, self.account)
+            total = session.scalar(select(func.sum(LedgerEntry.amount_micros)).where(
+                LedgerEntry.account_id == self.account)) or 0
+            assert account is not None and account.balance_micros == total
+
+    def teardown(self) -> None:
+        self.db.dispose()
+        self.directory.cleanup()
+
+
+def test_lease_state_machine() -> None:
+    runner = LeaseMachine.TestCase()
+    runner.settings = settings(max_examples=15, stateful_step_count=25, deadline=None,
+                               suppress_health_check=[HealthCheck.too_slow])
+    runner.runTest()
