@@ -19,7 +19,15 @@ def _upscale() -> Engine:
     return UpscaleEngine()
 
 
-FACTORIES: dict[str, Callable[[], Engine]] = {"preview": _preview, "upscale": _upscale}
+def _realesrgan() -> Engine:
+    from videoqueue.engines.realesrgan import RealEsrganEngine
+
+    return RealEsrganEngine()
+
+
+FACTORIES: dict[str, Callable[[], Engine]] = {
+    "preview": _preview, "upscale": _upscale, "realesrgan": _realesrgan,
+}
 
 
 def build_engines(names: Iterable[str]) -> dict[str, Engine]:
