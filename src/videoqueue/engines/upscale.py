@@ -184,6 +184,12 @@ def upscale_video(job: JobInput, output_path: Path, progress: ProgressCallback,
                 sink.mux(audio_out.encode(None))
             if frames == 0:
                 raise EngineError("upscale failed: the input video has no decodable frames")
+            declared = video_in.frames
+            if declared and frames < declared - max(2, declared // 50):
+                raise EngineError(
+                    f"upscale failed: the input video ended after {frames} of its {declared} "
+                    "frames; it is truncated or corrupt"
+                )
     except av.FFmpegError as exc:
         output_path.unlink(missing_ok=True)
         raise EngineError(
