@@ -1,7 +1,8 @@
 """Checks of the model catalogue data in `src/videoqueue/catalog/models.toml`.
 
 The data transcribes Venice's `/models?type=video` snapshot of 2026-08-20 (spec §10.1) plus
-family rules (§11) and published prices (§12). These tests pin what the spec states as facts:
+family rules (§11) and published prices (§12, checked exactly through `/video/quote` in
+tests/api/test_quote.py). These tests pin what the spec states as facts:
 the exact listed ids, the value enums of §4.1 and the counts of §10.1.
 """
 
@@ -13,10 +14,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import pytest
-
 from videoqueue.catalog.entry import (
     MEDIA_FIELDS,
+    REQUIREMENTS,
     Family,
     ModelEntry,
     PerGenerationPrice,
@@ -163,7 +163,7 @@ RESOLUTIONS = frozenset(
     {"256p", "360p", "480p", "540p", "580p", "720p", "1080p", "1440p", "2160p", "4k"}
     | {"2x", "4x", "2K", "768P", "true_1080p"}
 )
-REQUIREMENT_NAMES = frozenset(MEDIA_FIELDS) | {"reference", "visual"}
+REQUIREMENT_NAMES = frozenset(MEDIA_FIELDS) | set(REQUIREMENTS)
 
 
 @cache
@@ -260,8 +260,9 @@ def test_requires_follow_model_type() -> None:
             assert m.requires, model_id
         if m.constraints.audio_input:
             assert "audio_url" in m.accepts, model_id
-        if "reference" in m.requires:
-            assert "reference_image_urls" in m.accepts, model_id
+        for need in set(m.requires) & set(REQUIREMENTS):
+            fields, _ = REQUIREMENTS[need]
+            assert set(fields) & set(m.accepts), (model_id, need)
         if "visual" in m.requires:
             assert m.family is not None and _families()[m.family].max_visual_inputs, model_id
 
@@ -334,18 +335,61 @@ def test_private_download_url_delivery() -> None:
 
 
 def test_reference_families() -> None:
-    for name, family in _families().items():
-        if family.reference_images_max:
-            assert 1 <= family.reference_images_min <= family.reference_images_max, name
     for model_id, m in _models().items():
         family = _families()[m.family] if m.family is not None else None
-        has_ref_images = family is not None and family.reference_images_max > 0
-        if has_ref_images:
-            assert "reference" in m.requires, model_id
-        if family is not None and (family.reference_videos or family.reference_audios):
+        if family is None:
+            continue
+        if family.reference_images_max:
+            assert {"reference", "reference_image"} & set(m.requires), model_id
+        if family.reference_videos or family.reference_audios:
             assert {"reference_video_urls", "reference_audio_urls"} <= set(m.accepts), model_id
-        if family is not None and (family.elements or family.scene_images):
+        if family.audio_url_is_reference:
+            assert "audio_url" in m.accepts and family.reference_audios, model_id
+        if family.elements_max or family.scene_images_max:
             assert {"elements", "scene_image_urls"} <= set(m.accepts), model_id
+        for tag, field in family.prompt_references.items():
+            assert tag.startswith("@") and field in m.accepts, (model_id, tag)
+
+
+def test_family_limits_from_the_spec() -> None:
+    families = _families()
+    # §11.1: Seedance 2.0 R2V 1-9 images, <= 3 videos and audios; 2.5 up to the schema's 30 / 10.
+    for name in ("seedance-2-0-r2v", "seedance-2-0-r2v-consent"):
+        family = families[name]
+        assert family.reference_images_max == 9
+        assert family.reference_videos is not None and family.reference_videos.max_items == 3
+        assert family.reference_audios is not None and family.reference_audios.max_items == 3
+    seedance_25 = families["seedance-2-5-r2v"]
+    assert seedance_25.reference_images_max is None
+    assert seedance_25.reference_videos is not None and seedance_25.reference_videos.max_items == 10
+    assert seedance_25.source_matched_durations == ("-1", "auto")
+    # §11.4: Kling O3 R2V.
+    kling = families["kling-o3-r2v"]
+    assert (kling.elements_max, kling.scene_images_max, kling.max_visual_inputs,
+            kling.elements_max_with_frame) == (4, 4, 7, 3)
+    assert kling.prompt_references == {"@Element": "elements", "@Image": "scene_image_urls"}
+    # §11.5: Grok Imagine R2V, 1-7 images only.
+    assert families["grok-r2v"].reference_images_max == 7
+    for model_id in ("grok-imagine-reference-to-video-private",
+                     "grok-imagine-1-5-reference-to-video-private"):
+        model = _models()[model_id]
+        assert (model.requires, model.accepts) == (("reference_image",),
+                                                   ("reference_image_urls",))
+
+
+def test_only_seedance_text_to_video_requires_aspect_ratio() -> None:
+    required = {model_id for model_id, m in _models().items() if m.aspect_ratio_required}
+    assert required == {
+        "seedance-1-5-pro-text-to-video-basic",
+        "seedance-2-0-text-to-video-basic",
+        "seedance-2-0-fast-text-to-video-basic",
+        "seedance-2-0-mini-text-to-video-basic",
+        "seedance-2-5-text-to-video-basic",
+        "seedance-2-0-text-to-video",
+    }
+    for model_id in required:  # the list of Venice's captured 400 (spec §3.1)
+        ratios = _models()[model_id].constraints.aspect_ratios
+        assert ratios == ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"), model_id
 
 
 def test_only_the_upscaler_uses_the_upscale_engine() -> None:
@@ -358,6 +402,7 @@ def test_prices_cover_every_resolution() -> None:
         price = m.price
         if isinstance(price, UpscalePrice):
             assert m.engine == "upscale", model_id
+            assert m.upscale is not None, model_id
             heights = [t.max_height for t in price.tiers]
             assert heights[-1] is None, model_id
             bounded = [h for h in heights[:-1] if h is not None]
@@ -365,6 +410,7 @@ def test_prices_cover_every_resolution() -> None:
             assert bounded == sorted(bounded), model_id
             assert all(t.rate > 0 for t in price.tiers), model_id
             continue
+        assert m.upscale is None, model_id
         if isinstance(price, PerGenerationPrice):
             assert price.amount > 0, model_id
             continue
@@ -381,43 +427,3 @@ def test_prices_cover_every_resolution() -> None:
             assert price.audio_multiplier == 1.0, model_id
         else:
             assert price.audio_multiplier >= 1.0, model_id
-
-
-@pytest.mark.parametrize(
-    ("model_id", "resolution", "seconds", "published"),
-    [
-        # Spec §12 clip prices (silent, or audio-always models): rate x seconds ≈ published.
-        ("seedance-2-0-text-to-video-basic", "480p", 15, 1.32),
-        ("seedance-2-0-text-to-video-basic", "720p", 15, 2.85),
-        ("seedance-2-0-text-to-video-basic", "1080p", 15, 7.06),
-        ("seedance-2-0-text-to-video-basic", "4k", 15, 14.67),
-        ("seedance-2-5-text-to-video-basic", "480p", 10, 1.69),
-        ("seedance-2-5-text-to-video-basic", "720p", 10, 2.90),
-        ("seedance-2-5-text-to-video-basic", "1080p", 10, 7.15),
-        ("grok-imagine-text-to-video-private", "480p", 15, 0.95),
-        ("grok-imagine-text-to-video-private", "720p", 15, 1.33),
-        ("veo3.1-fast-text-to-video", "1080p", 8, 0.88),
-        ("veo3.1-fast-text-to-video", "4k", 8, 2.64),
-        ("wan-2-7-text-to-video", "720p", 15, 1.65),
-        ("wan-2-7-text-to-video", "1080p", 15, 2.10),
-        ("wan-2-7-enhanced-text-to-video", "720p", 15, 1.93),
-        ("wan-2-7-enhanced-text-to-video", "1080p", 15, 2.97),
-        ("ltx-2-v2-3-fast-text-to-video", "1080p", 20, 1.32),
-        ("ltx-2-v2-3-fast-text-to-video", "2160p", 20, 5.28),
-        ("ltx-2-5-fast-text-to-video", "720p", 20, 1.98),
-        ("ltx-2-5-fast-text-to-video", "2160p", 20, 6.60),
-    ],
-)
-def test_published_clip_prices(
-    model_id: str, resolution: str, seconds: int, published: float
-) -> None:
-    price = _models()[model_id].price
-    assert isinstance(price, PerSecondPrice)
-    assert price.rates[resolution] * seconds == pytest.approx(published, abs=0.02)
-
-
-def test_kling_o3_r2v_audio_surcharge() -> None:
-    price = _models()["kling-o3-pro-reference-to-video"].price
-    assert isinstance(price, PerSecondPrice)
-    assert price.rates["*"] == pytest.approx(0.112)
-    assert price.rates["*"] * price.audio_multiplier == pytest.approx(0.140)

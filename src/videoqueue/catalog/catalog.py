@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videoqueue.catalog.entry import Family, ModelEntry
+from videoqueue.catalog.entry import (
+    MEDIA_FIELDS,
+    REQUIREMENTS,
+    Family,
+    ModelEntry,
+    PerSecondPrice,
+    UpscalePrice,
+)
 from videoqueue.errors import VideoqueueError
 
 SHIPPED = Path(__file__).parent / "models.toml"
@@ -47,6 +54,7 @@ class Catalog:
 
 
 def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overlay`'s tables merged in; a `price` table is replaced, never merged."""
     merged = dict(base)
     for key, value in overlay.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "price":
@@ -56,17 +64,64 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _entry_problems(entry: ModelEntry, families: Mapping[str, Family]) -> list[str]:
+    c = entry.constraints
+    problems = []
+    if entry.family and entry.family not in families:
+        problems.append(f"unknown family {entry.family!r}")
+    unknown = set(entry.requires) - set(MEDIA_FIELDS) - set(REQUIREMENTS)
+    unknown |= set(entry.accepts) - set(MEDIA_FIELDS)
+    if unknown:
+        problems.append(f"unknown media fields {sorted(unknown)}")
+    if not c.durations:
+        problems.append("durations is empty")
+    if entry.default_resolution and entry.default_resolution not in c.resolutions:
+        problems.append(f"default_resolution {entry.default_resolution!r} is not listed")
+    if entry.aspect_ratio_required and not c.aspect_ratios:
+        problems.append("aspect_ratio_required without aspect_ratios")
+    if (entry.upscale is None) != (not isinstance(entry.price, UpscalePrice)):
+        problems.append("an upscale price rule goes with an [upscale] table, and only with one")
+    if entry.upscale and entry.upscale.default_factor not in entry.upscale.factors:
+        problems.append("upscale.default_factor is not one of upscale.factors")
+    if isinstance(entry.price, PerSecondPrice):
+        for rates in (entry.price.rates, entry.price.reference_video_rates):
+            if rates is not None and "*" not in rates and set(c.resolutions) - set(rates):
+                problems.append(f"no rate for {sorted(set(c.resolutions) - set(rates))} "
+                                "(or give a '*' rate)")
+            if rates is not None and not rates:
+                problems.append("price has no rates")
+    return problems
+
+
+def check_consistency(catalog: Catalog) -> None:
+    """Raises `CatalogError` naming every entry whose data cannot be served as written."""
+    problems = [
+        f"{entry.id}: {problem}"
+        for entry in catalog.models.values()
+        for problem in _entry_problems(entry, catalog.families)
+    ]
+    if problems:
+        raise CatalogError("; ".join(problems))
+
+
 def load_catalog(operator_file: Path | None = None) -> Catalog:
     """The shipped catalogue, overlaid with an operator's TOML file of the same layout.
 
     An operator entry for a known id changes only the keys it names (`engine = "remote"`,
-    a new `price`); an entry for a new id must be complete.
+    a new `price`, which replaces the shipped one whole); an entry for a new id must be
+    complete. Raises `CatalogError` when the result is inconsistent.
     """
     with SHIPPED.open("rb") as f:
         data = tomllib.load(f)
     if operator_file is not None:
-        with operator_file.open("rb") as f:
-            data = _merge(data, tomllib.load(f))
+        try:
+            with operator_file.open("rb") as f:
+                data = _merge(data, tomllib.load(f))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CatalogError(f"{operator_file}: {exc}") from exc
+    unknown_tables = set(data) - {"families", "models"}
+    if unknown_tables:
+        raise CatalogError(f"unknown top-level tables {sorted(unknown_tables)}")
     try:
         families = {
             name: Family.model_validate(rules) for name, rules in data.get("families", {}).items()
@@ -77,7 +132,6 @@ def load_catalog(operator_file: Path | None = None) -> Catalog:
         }
     except ValueError as exc:
         raise CatalogError(str(exc)) from exc
-    for entry in models.values():
-        if entry.family and entry.family not in families:
-            raise CatalogError(f"{entry.id}: unknown family {entry.family!r}")
-    return Catalog(models=models, families=families)
+    catalog = Catalog(models=models, families=families)
+    check_consistency(catalog)
+    return catalog

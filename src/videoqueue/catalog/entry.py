@@ -1,6 +1,7 @@
 """The shape of one catalogue entry: a Venice video model's constraints, rules and price.
 
-Entries are data (`models.toml`); these classes only check that data on load.
+Entries are data (`models.toml`, and an operator's overlay of the same layout); these classes
+only check that data on load. `catalog.check_consistency` checks what spans several entries.
 """
 
 from __future__ import annotations
@@ -20,6 +21,21 @@ MEDIA_FIELDS = (
     "elements",
     "scene_image_urls",
 )
+"""The media fields a model may require or accept, in the order of Venice's request schema."""
+
+REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "reference": (
+        ("reference_image_urls", "reference_video_urls"),
+        "At least one reference is required for this model",
+    ),
+    "reference_image": (("reference_image_urls",), "At least one reference image is required"),
+    "visual": (
+        ("image_url", "elements", "scene_image_urls"),
+        "At least one visual input (image_url, elements or scene_image_urls) is required "
+        "for this model",
+    ),
+}
+"""`requires` names that are satisfied by any one of several fields: (fields, Venice's message)."""
 
 
 class _Data(BaseModel):
@@ -55,20 +71,38 @@ class ClipLimit(_Data):
 
 
 class Family(_Data):
-    """Rules shared by a model family that `/models` does not advertise."""
+    """Rules shared by a model family that `/models` does not advertise (spec §11).
 
-    reference_images_min: int = 0
-    reference_images_max: int = 0
+    A limit left unset is Venice's request-schema limit for every model.
+    """
+
+    reference_images_max: int | None = None
     reference_videos: ClipLimit | None = None
     reference_audios: ClipLimit | None = None
-    elements: bool = False
-    scene_images: bool = False
+    audio_url_is_reference: bool = False
+    """`audio_url` counts as one more reference audio (Seedance R2V, spec §4.1)."""
+    elements_max: int | None = None
+    elements_max_with_frame: int | None = None
+    """The most elements when a start or end frame is also given (Kling O3 R2V: 3)."""
+    scene_images_max: int | None = None
     max_visual_inputs: int | None = None
+    """Start + end frame + elements + scene images, at most (Kling O3 R2V: 7)."""
+    prompt_references: dict[str, str] = {}
+    """Prompt tags and the list each points into: `{"@Element" = "elements"}` makes
+    `@Element3` need a third element."""
     bitrate_mode: bool = False
     omni_reference_task_type: bool = False
     source_matched_durations: tuple[str, ...] = ()
     source_matched_aspect_ratios: tuple[str, ...] = ()
     face_consent: bool = False
+
+
+class Upscale(_Data):
+    """An upscale model: `upscale_factor` instead of `resolution`, duration from the file."""
+
+    factors: tuple[int, ...] = (1, 2, 4)
+    default_factor: int = 2
+    max_input_seconds: float = 300.0
 
 
 class PerSecondPrice(_Data):
@@ -78,6 +112,7 @@ class PerSecondPrice(_Data):
     rates: dict[str, float]
     audio_multiplier: float = 1.0
     reference_video_rates: dict[str, float] | None = None
+    """With reference videos: this rate x (reference seconds + output seconds)."""
 
 
 class PerGenerationPrice(_Data):
@@ -108,9 +143,10 @@ PriceRule = Annotated[
 
 class Deprecation(_Data):
     date: str
-    removesAt: str | None = None  # noqa: N815 - Venice's wire name
-    autoRemap: bool = False  # noqa: N815
-    replacementModelId: str | None = None  # noqa: N815
+    removesAt: str | None = None  # Venice's wire names
+    autoRemap: bool = False
+    replacementModelId: str | None = None
+    startsAt: str | None = None
 
 
 class ModelEntry(_Data):
@@ -123,7 +159,11 @@ class ModelEntry(_Data):
     constraints: Constraints
     family: str | None = None
     requires: tuple[str, ...] = ()
+    """Media fields that must be present, or names from `REQUIREMENTS`."""
     accepts: tuple[str, ...] = ()
+    """Optional media fields beyond `requires`; any other media field is refused."""
+    aspect_ratio_required: bool = False
+    upscale: Upscale | None = None
     model_sets: tuple[str, ...] = ()
     traits: tuple[str, ...] = ()
     uncensored: bool = False
@@ -136,3 +176,11 @@ class ModelEntry(_Data):
     engine: str = "preview"
     default_resolution: str | None = None
     price: PriceRule
+
+    @property
+    def prompt_limit(self) -> int:
+        """The most characters `prompt` and `negative_prompt` may hold (Venice's default 2500)."""
+        return self.constraints.prompt_character_limit or DEFAULT_PROMPT_LIMIT
+
+
+DEFAULT_PROMPT_LIMIT = 2500

@@ -20,7 +20,7 @@ def aspect_value(aspect_ratio: str) -> float | None:
 
 
 def even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)
+    return max(2, round(value / 2) * 2)
 
 
 def frame_size(resolution: str | None, aspect: float) -> tuple[int, int]:

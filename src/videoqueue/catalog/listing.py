@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from videoqueue.catalog import issues as iss
+from videoqueue.catalog.catalog import Catalog
 from videoqueue.catalog.entry import ModelEntry
+from videoqueue.catalog.issues import InvalidParameters
+
+# The `type` query parameter of Venice's `GET /models`: a union of two enums.
+MODEL_TYPES = ("asr", "embedding", "image", "music", "text", "tts", "upscale", "inpaint", "video")
+META_TYPES = ("all", "code")
 
 PREVIEW_NOTE = (
     "Served by videoqueue's preview engine: a fast deterministic stand-in that renders the "
@@ -28,7 +35,9 @@ def model_entry(entry: ModelEntry) -> dict[str, Any]:
     if entry.beta:
         spec["betaModel"] = True
     if entry.deprecation is not None:
-        spec["deprecation"] = entry.deprecation.model_dump(exclude_none=True)
+        deprecation = entry.deprecation.model_dump(exclude_none=True)
+        deprecation.setdefault("removesAt", entry.deprecation.date)  # required on the wire
+        spec["deprecation"] = deprecation
     description = entry.description or (PREVIEW_NOTE if entry.engine == "preview" else None)
     if description:
         spec["description"] = description
@@ -41,3 +50,18 @@ def model_entry(entry: ModelEntry) -> dict[str, Any]:
         "type": "video",
         "model_spec": spec,
     }
+
+
+def model_list(catalog: Catalog, model_type: str) -> dict[str, Any]:
+    """The `GET /models?type=…` body; every model here is a video model.
+
+    A `type` outside Venice's union of enums is a DetailedError with Zod's `invalid_union`.
+    """
+    if model_type not in (*MODEL_TYPES, *META_TYPES):
+        raise InvalidParameters([iss.invalid_union(("type",), [
+            [iss.not_in_enum(("type",), MODEL_TYPES, model_type)],
+            [iss.not_in_enum(("type",), META_TYPES, model_type)],
+        ])])
+    listed = model_type in ("video", "all")
+    data = [model_entry(m) for m in catalog.listed()] if listed else []
+    return {"object": "list", "type": model_type, "data": data}

@@ -1,4 +1,4 @@
-"""Prices: a pure function of the model's rule, the request and the probed source video.
+"""Prices: a pure function of the model's rule, the request and what probing its media found.
 
 `/video/quote` and `/video/queue` both call `price_micros`, so the quote is the charge.
 """
@@ -27,24 +27,27 @@ class SourceVideo:
     fps: float
 
 
-def _seconds(request: VideoRequest, source: SourceVideo | None) -> float:
+def output_seconds(request: VideoRequest, source: SourceVideo | None,
+                   reference_seconds: float | None) -> float:
+    """Seconds of video the job makes: the asked duration, else the source's, else 5."""
     if request.duration_seconds is not None:
         return request.duration_seconds
     if source is not None:
         return source.duration_s
-    if request.reference_video_total_duration is not None:
-        return float(math.ceil(request.reference_video_total_duration))
+    if reference_seconds:  # `-1`/`auto`: as long as the reference clips
+        return float(math.ceil(reference_seconds))
     return DEFAULT_SECONDS
 
 
 def _per_second(rule: PerSecondPrice, entry: ModelEntry, request: VideoRequest,
-                source: SourceVideo | None, reference_seconds: float) -> Decimal:
-    key = request.resolution if request.resolution in rule.rates else "*"
+                source: SourceVideo | None, reference_seconds: float | None) -> Decimal:
+    seconds = Decimal(str(output_seconds(request, source, reference_seconds)))
     rates = rule.rates
-    seconds = Decimal(str(_seconds(request, source)))
     if reference_seconds and rule.reference_video_rates:
+        # BytePlus' "input with video" tier: (input + output) seconds at its own rate.
         rates = rule.reference_video_rates
         seconds += Decimal(str(reference_seconds))
+    key = request.resolution if request.resolution in rates else "*"
     rate = Decimal(str(rates.get(key, max(rates.values()))))
     price = rate * seconds
     if request.audio and entry.constraints.audio_configurable:
@@ -52,8 +55,10 @@ def _per_second(rule: PerSecondPrice, entry: ModelEntry, request: VideoRequest,
     return price
 
 
-def _upscale(rule: UpscalePrice, request: VideoRequest, source: SourceVideo | None) -> Decimal:
-    factor = request.upscale_factor or 2
+def _upscale(rule: UpscalePrice, entry: ModelEntry, request: VideoRequest,
+             source: SourceVideo | None) -> Decimal:
+    default_factor = entry.upscale.default_factor if entry.upscale else 2
+    factor = request.upscale_factor or default_factor
     height = source.height if source else request.input_height or CONSERVATIVE_INPUT_HEIGHT
     output_height = height * factor
     rate = Decimal(str(rule.tiers[-1].rate))
@@ -63,21 +68,27 @@ def _upscale(rule: UpscalePrice, request: VideoRequest, source: SourceVideo | No
             break
     if source is not None and source.fps > rule.high_fps_threshold:
         rate *= Decimal(str(rule.high_fps_multiplier))
-    seconds = source.duration_s if source else _seconds(request, None)
+    seconds = source.duration_s if source else output_seconds(request, None, None)
     return rate * Decimal(str(seconds))
 
 
 def price_micros(entry: ModelEntry, request: VideoRequest, source: SourceVideo | None = None,
-                 reference_seconds: float = 0.0) -> int:
-    """The price in micro-USD, rounded to whole cents (at least one cent)."""
+                 reference_seconds: float | None = None) -> int:
+    """The price in micro-USD, rounded to whole cents (at least one cent).
+
+    `source` is the probed input video (upscale, video-to-video); `reference_seconds` the
+    probed total length of the reference videos, which on a quote comes from the body's
+    `reference_video_total_duration` instead.
+    """
     rule = entry.price
+    if reference_seconds is None:
+        reference_seconds = request.reference_video_total_duration
     if rule.rule == "per_generation":
         usd = Decimal(str(rule.amount))
     elif rule.rule == "upscale":
-        usd = _upscale(rule, request, source)
+        usd = _upscale(rule, entry, request, source)
     else:
-        ref = reference_seconds or request.reference_video_total_duration or 0.0
-        usd = _per_second(rule, entry, request, source, ref)
+        usd = _per_second(rule, entry, request, source, reference_seconds)
     cents = max(usd.quantize(CENT, rounding=ROUND_HALF_UP), CENT)
     return int(cents * MICROS)
 
