@@ -1,0 +1,129 @@
+"""`GET` and `DELETE /v1/share/read/<token>`: a private model's `download_url`, served by us.
+
+The signed token is the only credential: no `Authorization` header is needed or read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    AsyncContentStream,
+    Content,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
+
+from videoqueue.api.context import AppContext, context
+from videoqueue.api.links import SHARE_READ_PATH, link_policy
+from videoqueue.api.mp4 import mp4_response
+from videoqueue.api.routes.video import delete_job_media, discard_job
+from videoqueue.delivery.links import (
+    Fetch,
+    LinkError,
+    MediaNotReady,
+    MediaUnavailable,
+    admit_fetch,
+    revoke_link,
+    verify_token,
+)
+from videoqueue.delivery.tokens import LinkClaims
+from videoqueue.storage.base import ObjectNotFound
+
+router = APIRouter(tags=["Private downloads"])
+
+# The link may sit in logs and caches on the way: keep the video out of shared caches.
+PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _refusal(error: LinkError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status,
+                        headers={**PRIVATE_HEADERS, **error.headers()})
+
+
+def _admit(ctx: AppContext, claims: LinkClaims) -> Fetch:
+    with ctx.db.transaction() as session:
+        return admit_fetch(session, claims, link_policy(ctx.settings), now=ctx.clock.now())
+
+
+def _serves_last_byte(response: Response) -> bool:
+    if response.status_code == 200:
+        return True
+    if response.status_code != 206:
+        return False
+    span, _, size = response.headers["content-range"].partition("/")  # "bytes 0-99/1000"
+    return span.rpartition("-")[2] == str(int(size) - 1)
+
+
+def _delete_once_sent(ctx: AppContext, response: StreamingResponse, job_id: str) -> None:
+    """Delete the job's media after the response's last byte is handed to the server."""
+    sent: list[bool] = []
+    chunks = response.body_iterator
+
+    async def watched() -> AsyncIterator[Content]:
+        async for chunk in chunks:
+            yield chunk
+        sent.append(True)
+
+    async def cleanup() -> None:
+        if sent:  # not after a dropped download: the client may still resume it
+            await run_in_threadpool(delete_job_media, ctx, job_id)
+
+    body: AsyncContentStream = watched()
+    response.body_iterator = body
+    response.background = BackgroundTask(cleanup)
+
+
+@router.get(SHARE_READ_PATH + "/{token}", response_model=None)
+async def read_share(token: str, request: Request) -> Response:
+    """Download a private model's finished MP4 from its `download_url` (no API key).
+
+    Honours `Range`, so an interrupted download can resume. Answers 404 before the video is
+    ready and for an unknown link, 410 once the link has expired, been used up or revoked,
+    and 429 with `Retry-After` when fetched too often.
+    """
+    ctx = context(request)
+    try:
+        claims = verify_token(ctx.link_signer, token)
+        fetch = await run_in_threadpool(_admit, ctx, claims)
+        if fetch.output_key is None:
+            raise MediaNotReady()
+        response = mp4_response(ctx.storage, fetch.output_key, request.headers.get("range"))
+    except LinkError as error:
+        return _refusal(error)
+    except ObjectNotFound:
+        return _refusal(MediaUnavailable())
+    response.headers.update(PRIVATE_HEADERS)
+    if isinstance(response, StreamingResponse):
+        response.headers["Content-Disposition"] = f'attachment; filename="{fetch.job_id}.mp4"'
+        if fetch.delete_after_download and _serves_last_byte(response):
+            _delete_once_sent(ctx, response, fetch.job_id)
+    return response
+
+
+def _revoke(ctx: AppContext, claims: LinkClaims) -> str:
+    with ctx.db.transaction() as session:
+        return revoke_link(session, claims, now=ctx.clock.now()).job_id
+
+
+@router.delete(SHARE_READ_PATH + "/{token}")
+async def revoke_share(token: str, request: Request) -> JSONResponse:
+    """Revoke a `download_url` (no API key); every later GET answers 410.
+
+    Unless the operator keeps media (`download_link_delete_media = false`), the video is
+    deleted too, and a job still running is cancelled. Revoking again is harmless.
+    """
+    ctx = context(request)
+    try:
+        claims = verify_token(ctx.link_signer, token)
+        job_id = await run_in_threadpool(_revoke, ctx, claims)
+    except LinkError as error:
+        return _refusal(error)
+    if ctx.settings.download_link_delete_media:
+        await run_in_threadpool(discard_job, ctx, job_id)
+    return JSONResponse({"success": True}, headers=PRIVATE_HEADERS)

@@ -1,0 +1,1 @@
+"""Delivery links: pre-signed, revocable, fetch-limited `download_url`s for private models."""
