@@ -28,3 +28,9 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+
+def iso_z(moment: datetime) -> str:
+    """`2026-08-22T10:00:00.000Z`: UTC with milliseconds, the form Venice's bodies use."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

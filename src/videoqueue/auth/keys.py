@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.auth.models import ApiKey, KeyKind
+from videoqueue.billing.ledger import KeyBudget
+from videoqueue.billing.models import LimitPeriod
 from videoqueue.clock import Clock
 from videoqueue.errors import VideoqueueError
 
 KEY_PREFIX = "vq_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is rewritten at most this often, so a busy key is not a write hot spot."""
 
 
 class AuthenticationFailed(VideoqueueError):
@@ -27,22 +31,78 @@ def hash_key(secret: str) -> str:
 
 
 def create_key(session: Session, *, account_id: str, kind: KeyKind, clock: Clock,
-               name: str = "", expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+               name: str = "", expires_at: datetime | None = None,
+               usd_limit_micros: int | None = None,
+               limit_period: LimitPeriod = LimitPeriod.EPOCH) -> tuple[ApiKey, str]:
     """A new key for the account; returns the row and the secret (never stored)."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         account_id=account_id, kind=kind, name=name, key_hash=hash_key(secret),
         last_chars=secret[-6:], created_at=clock.now(), expires_at=expires_at,
+        usd_limit_micros=usd_limit_micros, limit_period=limit_period,
     )
     session.add(key)
     session.flush()
     return key, secret
 
 
+def _is_live(key: ApiKey, now: datetime) -> bool:
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+
+
 def find_active_key(session: Session, secret: str, clock: Clock) -> ApiKey:
-    """The live key with this secret. Raises `AuthenticationFailed`."""
+    """The live key with this secret, its use recorded. Raises `AuthenticationFailed`."""
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
     now = clock.now()
-    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+    if key is None or not _is_live(key, now):
         raise AuthenticationFailed()
+    if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key.id,
+                   or_(ApiKey.last_used_at.is_(None),
+                       ApiKey.last_used_at <= now - LAST_USED_RESOLUTION))
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return key
+
+
+def find_key(session: Session, reference: str) -> ApiKey | None:
+    """A key by its id or by its secret (for the operator's command line)."""
+    if reference.startswith(KEY_PREFIX):
+        return session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(reference)))
+    return session.get(ApiKey, reference)
+
+
+def list_keys(session: Session, *, account_id: str | None = None,
+              include_revoked: bool = False) -> list[ApiKey]:
+    """Keys, oldest first: the account's, or everyone's when `account_id` is None."""
+    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if account_id is not None:
+        stmt = stmt.where(ApiKey.account_id == account_id)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(stmt))
+
+
+def revoke_key(session: Session, key_id: str, clock: Clock, *,
+               account_id: str | None = None) -> bool:
+    """Revoke a key (of `account_id`, when given). False if there is no such live key."""
+    stmt = update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    if account_id is not None:
+        stmt = stmt.where(ApiKey.account_id == account_id)
+    result = session.execute(
+        stmt.values(revoked_at=clock.now()).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def key_budget(session: Session, key_id: str | None) -> KeyBudget | None:
+    """What the ledger needs to charge with this key: its id and spend limit (None: no key)."""
+    if key_id is None:
+        return None
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        return None
+    return KeyBudget(key_id=key.id, limit_micros=key.usd_limit_micros, period=key.limit_period)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from videoqueue.billing.models import LimitPeriod
 from videoqueue.db.base import Base, UTCDateTime, new_id
 
 
@@ -28,3 +29,22 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # USD the key may spend per `limit_period` (CHARGEs less their REFUNDs); None = no limit.
+    usd_limit_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    limit_period: Mapped[LimitPeriod] = mapped_column(
+        Enum(LimitPeriod, native_enum=False, length=16), default=LimitPeriod.EPOCH
+    )
+
+
+class RateLimitWindow(Base):
+    """Requests counted in one fixed time window of one bucket (a key, a route, a model).
+
+    Shared by every API process: a request adds 1 with a single atomic upsert.
+    """
+
+    __tablename__ = "rate_limit_windows"
+
+    bucket: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

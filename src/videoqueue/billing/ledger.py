@@ -1,11 +1,20 @@
-"""Every movement of money: each one a ledger row written with the balance it changes."""
+"""Every movement of money: each one a ledger row written with the balance it changes.
+
+An account's `balance_micros` is a cache of the sum of its rows. Every function here locks
+the account row first (`FOR UPDATE` on PostgreSQL; SQLite holds its write lock), so two
+transactions never both read a balance and then both write it, and a key's spend is summed
+after the same lock, so two charges on one key cannot both slip under its limit.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
+
+from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind, LimitPeriod
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import locked
 from videoqueue.errors import VideoqueueError
@@ -19,6 +28,31 @@ class InsufficientBalance(VideoqueueError):
 
     def body(self) -> dict[str, object]:
         return {"error": self.message}
+
+
+class KeySpendLimitExceeded(InsufficientBalance):
+    """API key USD spend limit exceeded. Raise the key's consumption limit or wait for its limit period to reset."""  # noqa: E501
+
+    code = "API_KEY_USD_SPEND_LIMIT_EXCEEDED"
+
+
+@dataclass(frozen=True)
+class KeyBudget:
+    """The API key a charge is made with, and what it may spend per period (None: no limit)."""
+
+    key_id: str
+    limit_micros: int | None = None
+    period: LimitPeriod = LimitPeriod.EPOCH
+
+
+def period_start(period: LimitPeriod, now: datetime) -> datetime | None:
+    """When the limit period holding `now` began (None for LIFETIME: it never resets)."""
+    now = now.astimezone(UTC)
+    if period == LimitPeriod.EPOCH:
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == LimitPeriod.MONTH:
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return None
 
 
 def create_account(session: Session, *, kind: AccountKind, clock: Clock, name: str = "",
@@ -39,27 +73,57 @@ def lock_account(session: Session, account_id: str) -> Account:
 
 
 def _write(session: Session, account: Account, kind: LedgerKind, amount: int, clock: Clock, *,
-           job_id: str | None = None, model: str | None = None, reference: str | None = None,
-           note: str = "") -> LedgerEntry:
+           job_id: str | None = None, api_key_id: str | None = None, model: str | None = None,
+           reference: str | None = None, note: str = "") -> LedgerEntry:
     account.balance_micros += amount
     entry = LedgerEntry(
         account_id=account.id, kind=kind, amount_micros=amount,
-        balance_after_micros=account.balance_micros, job_id=job_id, model=model,
-        reference=reference, note=note, created_at=clock.now(),
+        balance_after_micros=account.balance_micros, job_id=job_id, api_key_id=api_key_id,
+        model=model, reference=reference, note=note, created_at=clock.now(),
     )
     session.add(entry)
     session.flush()
     return entry
 
 
+def key_spend_micros(session: Session, key_id: str, since: datetime | None) -> int:
+    """What a key has spent: its CHARGEs made since `since`, less the REFUNDs of those charges.
+
+    A refund counts against the period of the charge it returns, so a refund today of
+    yesterday's job does not raise today's allowance.
+    """
+    refund_row = aliased(LedgerEntry)
+    conditions = [LedgerEntry.api_key_id == key_id, LedgerEntry.kind == LedgerKind.CHARGE]
+    if since is not None:
+        conditions.append(LedgerEntry.created_at >= since)
+    net = session.scalar(
+        select(func.coalesce(
+            func.sum(LedgerEntry.amount_micros + func.coalesce(refund_row.amount_micros, 0)), 0
+        ))
+        .select_from(LedgerEntry)
+        .outerjoin(refund_row, and_(refund_row.job_id == LedgerEntry.job_id,
+                                    refund_row.kind == LedgerKind.REFUND))
+        .where(*conditions)
+    )
+    return -int(net or 0)
+
+
 def charge(session: Session, *, account_id: str, job_id: str, model: str, micros: int,
-           clock: Clock) -> LedgerEntry:
-    """Charge a job's price. Raises `InsufficientBalance` unless the account can pay."""
+           clock: Clock, key: KeyBudget | None = None) -> LedgerEntry:
+    """Charge a job's price. Raises `KeySpendLimitExceeded` or `InsufficientBalance`.
+
+    An `unlimited` account (the operator's) is never refused for its balance, but its
+    charges are written all the same.
+    """
     account = lock_account(session, account_id)
+    if key is not None and key.limit_micros is not None:
+        spent = key_spend_micros(session, key.key_id, period_start(key.period, clock.now()))
+        if spent + micros > key.limit_micros:
+            raise KeySpendLimitExceeded()
     if not account.unlimited and account.balance_micros < micros:
         raise InsufficientBalance()
     return _write(session, account, LedgerKind.CHARGE, -micros, clock, job_id=job_id,
-                  model=model)
+                  api_key_id=key.key_id if key else None, model=model)
 
 
 def refund(session: Session, *, job_id: str, clock: Clock, note: str = "") -> LedgerEntry | None:
@@ -71,6 +135,7 @@ def refund(session: Session, *, job_id: str, clock: Clock, note: str = "") -> Le
     if charged is None:
         return None
     account = lock_account(session, charged.account_id)
+    # Looked for only once the account is locked: a concurrent refund has committed by now.
     already = session.scalar(
         select(LedgerEntry.id).where(LedgerEntry.job_id == job_id,
                                      LedgerEntry.kind == LedgerKind.REFUND)
@@ -78,18 +143,86 @@ def refund(session: Session, *, job_id: str, clock: Clock, note: str = "") -> Le
     if already is not None:
         return None
     return _write(session, account, LedgerKind.REFUND, -charged.amount_micros, clock,
-                  job_id=job_id, model=charged.model, note=note)
+                  job_id=job_id, api_key_id=charged.api_key_id, model=charged.model,
+                  note=note)
 
 
 def top_up(session: Session, *, account_id: str, micros: int, clock: Clock,
            reference: str | None = None, note: str = "") -> LedgerEntry:
     """Credit an account (an operator's grant or a settled payment)."""
+    if micros <= 0:
+        raise ValueError("a top-up must be positive")
     account = lock_account(session, account_id)
     return _write(session, account, LedgerKind.TOP_UP, micros, clock, reference=reference,
                   note=note)
+
+
+def adjust(session: Session, *, account_id: str, micros: int, clock: Clock,
+           note: str = "") -> LedgerEntry:
+    """An operator's correction, up or down. Raises `InsufficientBalance` rather than take
+    an account that is held to its balance below zero."""
+    if micros == 0:
+        raise ValueError("an adjustment must not be zero")
+    account = lock_account(session, account_id)
+    if micros < 0 and not account.unlimited and account.balance_micros + micros < 0:
+        raise InsufficientBalance()
+    return _write(session, account, LedgerKind.ADJUSTMENT, micros, clock, note=note)
 
 
 def operator_account(session: Session) -> Account | None:
     return session.scalar(
         select(Account).where(Account.kind == AccountKind.OPERATOR).order_by(Account.created_at)
     )
+
+
+@dataclass(frozen=True)
+class BalanceMismatch:
+    """An account whose cached balance is not the sum of its ledger rows."""
+
+    account_id: str
+    balance_micros: int
+    ledger_micros: int
+
+
+@dataclass(frozen=True)
+class LedgerReport:
+    accounts: int
+    entries: int
+    mismatches: tuple[BalanceMismatch, ...]
+    bad_refunds: tuple[str, ...]
+    """Ids of REFUND rows that do not return exactly one CHARGE of the same job."""
+
+    @property
+    def consistent(self) -> bool:
+        return not self.mismatches and not self.bad_refunds
+
+
+def verify_ledger(session: Session) -> LedgerReport:
+    """Check every balance against its ledger, and every refund against its charge."""
+    sums = (
+        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_micros).label("total"),
+               func.count().label("rows"))
+        .group_by(LedgerEntry.account_id).subquery()
+    )
+    rows = session.execute(
+        select(Account.id, Account.balance_micros, func.coalesce(sums.c.total, 0),
+               func.coalesce(sums.c.rows, 0))
+        .outerjoin(sums, sums.c.account_id == Account.id)
+        .order_by(Account.created_at)
+    ).all()
+    mismatches = tuple(
+        BalanceMismatch(account_id, int(balance), int(total))
+        for account_id, balance, total, _ in rows if int(balance) != int(total)
+    )
+    charge_row = aliased(LedgerEntry)
+    bad_refunds = session.scalars(
+        select(LedgerEntry.id)
+        .outerjoin(charge_row, and_(charge_row.job_id == LedgerEntry.job_id,
+                                    charge_row.kind == LedgerKind.CHARGE))
+        .where(LedgerEntry.kind == LedgerKind.REFUND)
+        .where((charge_row.id.is_(None))
+               | (charge_row.amount_micros != -LedgerEntry.amount_micros)
+               | (charge_row.account_id != LedgerEntry.account_id))
+    ).all()
+    return LedgerReport(accounts=len(rows), entries=sum(int(r[3]) for r in rows),
+                        mismatches=mismatches, bad_refunds=tuple(bad_refunds))

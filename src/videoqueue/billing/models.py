@@ -26,8 +26,16 @@ class LedgerKind(enum.StrEnum):
     ADJUSTMENT = "ADJUSTMENT"
 
 
+class LimitPeriod(enum.StrEnum):
+    """The window an API key's spend limit counts over (Venice's `limitPeriod`)."""
+
+    EPOCH = "EPOCH"  # a UTC day
+    MONTH = "MONTH"  # a UTC calendar month
+    LIFETIME = "LIFETIME"  # never resets
+
+
 class Account(Base):
-    """Who pays. `balance_micros` is a cache of the ledger's sum, written in the same transaction."""
+    """Who pays. `balance_micros` caches the sum of its ledger rows, written with each of them."""
 
     __tablename__ = "accounts"
 
@@ -48,6 +56,7 @@ class LedgerEntry(Base):
         UniqueConstraint("job_id", "kind", name="uq_ledger_entries_job_kind"),
         UniqueConstraint("reference", name="uq_ledger_entries_reference"),
         Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+        Index("ix_ledger_entries_api_key_created", "api_key_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -56,6 +65,8 @@ class LedgerEntry(Base):
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     balance_after_micros: Mapped[int] = mapped_column(BigInteger)
     job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # The key a CHARGE was made with (its REFUND copies it): per-key spend is summed from these.
+    api_key_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     note: Mapped[str] = mapped_column(String(500), default="")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy import Engine, Select, Table, create_engine, event
+from sqlalchemy.orm import Session
 
 T = TypeVar("T", bound=Select[Any])
 
@@ -44,3 +45,26 @@ def _sqlite_engine(url: str) -> Engine:
 def locked(stmt: T, *, skip_locked: bool = False) -> T:
     """Lock the selected rows for this transaction (PostgreSQL); SQLite holds its write lock."""
     return stmt.with_for_update(skip_locked=skip_locked)
+
+
+def increment(session: Session, table: Table, key: dict[str, Any], column: str) -> int:
+    """Add 1 to `column` of the row with primary key `key`, creating it at 1; the new value.
+
+    One `INSERT … ON CONFLICT DO UPDATE … RETURNING` statement, atomic on both backends, so
+    concurrent requests in several processes never lose a count.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(table).values(**key, **{column: 1})
+        stmt = pg_stmt.on_conflict_do_update(
+            index_elements=list(key), set_={column: table.c[column] + 1}
+        ).returning(table.c[column])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite_stmt = sqlite_insert(table).values(**key, **{column: 1})
+        stmt = lite_stmt.on_conflict_do_update(
+            index_elements=list(key), set_={column: table.c[column] + 1}
+        ).returning(table.c[column])
+    return int(session.execute(stmt).scalar_one())

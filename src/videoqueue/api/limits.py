@@ -1,0 +1,120 @@
+"""Rate limits on the video routes: a dependency that admits (or refuses) each request before
+the route runs, and a middleware that writes Venice's `x-ratelimit-*` headers on the
+response and counts it against the failed-request budget when it is a 4xx.
+
+A queue request is admitted before its job exists, so a 429 never follows a created job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from videoqueue.api.auth import Caller, require_caller
+from videoqueue.api.body import json_object
+from videoqueue.api.context import AppContext, context
+from videoqueue.auth.rate_limits import RatePolicy, RateStatus, admit, record_failure
+from videoqueue.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "rate_limit"
+
+
+def route_policy(settings: Settings, route: str) -> RatePolicy:
+    """The limits of `queue`, `retrieve` or `complete` (which shares retrieve's rate)."""
+    per_minute = (settings.queue_requests_per_minute if route == "queue"
+                  else settings.retrieve_requests_per_minute)
+    return RatePolicy(requests_per_minute=per_minute,
+                      failure_budget=settings.failed_requests_budget,
+                      failure_window_seconds=settings.failed_requests_window_seconds)
+
+
+def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatus:
+    with ctx.db.transaction() as session:
+        return admit(session, caller_id=caller.key_id or caller.account_id, route=route,
+                     model=model, policy=route_policy(ctx.settings, route), clock=ctx.clock)
+
+
+def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency giving the caller once the request is within its limits, else 429."""
+
+    async def admitted_caller(request: Request,
+                              caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+        ctx = context(request)
+        named = (await json_object(request)).get("model")
+        # Unknown model names share one bucket, so made-up names cannot grow the table.
+        model = named if isinstance(named, str) and named in ctx.catalog.models else ""
+        status = await run_in_threadpool(_admit, ctx, caller, route, model)
+        request.state.rate_limit = status
+        if status.refused is not None:
+            raise status.error()
+        return caller
+
+    return admitted_caller
+
+
+def _millis(moment: datetime) -> str:
+    return str(int(moment.timestamp() * 1000))
+
+
+def rate_limit_headers(status: RateStatus, now: datetime) -> dict[str, str]:
+    """Spec §3.3's model-limit and error-budget headers (resets in Unix milliseconds)."""
+    headers = {
+        "x-ratelimit-limit-requests": str(status.policy.requests_per_minute),
+        "x-ratelimit-remaining-requests": str(status.remaining),
+        "x-ratelimit-reset-requests": _millis(status.resets_at),
+        "x-ratelimit-type": "api_key",
+        "x-ratelimit-remaining": str(status.failures_remaining),
+        "x-ratelimit-resets": _millis(status.failures_reset_at),
+    }
+    if status.refused is not None:
+        headers["retry-after"] = str(status.retry_after_seconds(now))
+    return headers
+
+
+def _record_failure(ctx: AppContext, status: RateStatus) -> None:
+    try:
+        with ctx.db.transaction() as session:
+            record_failure(session, status, ctx.clock)
+    except Exception:
+        log.exception("could not count a failed request against its budget")
+
+
+class RateLimitHeaders:
+    """Adds the headers of a request admitted by `rate_limited`, and counts its failure."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            status = scope.get("state", {}).get(STATE_KEY)
+            if message["type"] == "http.response.start" and isinstance(status, RateStatus):
+                ctx: AppContext = scope["app"].state.context
+                headers = MutableHeaders(scope=message)
+                for name, value in rate_limit_headers(status, ctx.clock.now()).items():
+                    headers[name] = value
+                code = int(message["status"])
+                if 400 <= code < 500 and code != 429:
+                    await run_in_threadpool(_record_failure, ctx, status)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+QueueCaller = Annotated[Caller, Depends(rate_limited("queue"))]
+RetrieveCaller = Annotated[Caller, Depends(rate_limited("retrieve"))]
+CompleteCaller = Annotated[Caller, Depends(rate_limited("complete"))]

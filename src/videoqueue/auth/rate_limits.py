@@ -1,0 +1,152 @@
+"""Request rate limits and the failed-request budget, counted in the database (spec §3.3).
+
+Each limit is a fixed window: the requests of one bucket (a caller, a route, a model) in
+the window holding `now` are one row of `rate_limit_windows`, bumped by a single atomic
+upsert. Every API process shares the rows, so a limit holds across processes and machines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.orm import Session
+
+from videoqueue.auth.models import RateLimitWindow
+from videoqueue.clock import Clock
+from videoqueue.db.dialect import increment
+from videoqueue.errors import VideoqueueError
+
+RATE_WINDOW_SECONDS = 60
+
+
+class RateLimitExceeded(VideoqueueError):
+    """Rate limit exceeded"""
+
+    status = 429
+    code = "RATE_LIMIT_EXCEEDED"
+
+
+class TooManyFailedRequests(VideoqueueError):
+    """Too many failed attempts resulting in a non-success status code."""
+
+    status = 429
+
+    def __init__(self, budget: int, window_seconds: int) -> None:
+        super().__init__(
+            f"Too many failed attempts (> {budget}) resulting in a non-success status code. "
+            f"Please wait {window_seconds} seconds and try again. "
+            "See https://docs.venice.ai/api-reference/rate-limiting for more information."
+        )
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """A route's limit, and the failed-request budget every route shares."""
+
+    requests_per_minute: int
+    failure_budget: int
+    failure_window_seconds: int
+
+
+@dataclass(frozen=True)
+class RateStatus:
+    """Where a caller stands once a request is counted: what the headers say, and whether
+    the request may go on (`refused` is None) or is answered 429."""
+
+    policy: RatePolicy
+    used: int
+    """Requests in this window, this one included."""
+    resets_at: datetime
+    failures: int
+    failures_reset_at: datetime
+    failure_bucket: str
+    refused: str | None = None
+    """`"rate"` (too many requests) or `"failures"` (the failed-request budget is spent)."""
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.policy.requests_per_minute - self.used)
+
+    @property
+    def failures_remaining(self) -> int:
+        return max(0, self.policy.failure_budget - self.failures)
+
+    def error(self) -> VideoqueueError:
+        """The 429 to answer a refused request with."""
+        if self.refused == "failures":
+            return TooManyFailedRequests(self.policy.failure_budget,
+                                         self.policy.failure_window_seconds)
+        return RateLimitExceeded()
+
+    def retry_after_seconds(self, now: datetime) -> int:
+        """Whole seconds until the window that refused this request ends (at least 1)."""
+        until = self.failures_reset_at if self.refused == "failures" else self.resets_at
+        return max(1, math.ceil((until - now).total_seconds()))
+
+
+def window_start(now: datetime, seconds: int) -> datetime:
+    """The start of the fixed window of `seconds` that holds `now` (aligned to the epoch)."""
+    stamp = int(now.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
+
+
+def _count(session: Session, bucket: str, start: datetime) -> int:
+    found = session.scalar(
+        select(RateLimitWindow.count)
+        .where(RateLimitWindow.bucket == bucket, RateLimitWindow.window_start == start)
+    )
+    return int(found or 0)
+
+
+def _hit(session: Session, bucket: str, start: datetime) -> int:
+    """Count one in the bucket's window; the window's new count."""
+    table = cast(Table, RateLimitWindow.__table__)
+    count = increment(session, table, {"bucket": bucket, "window_start": start}, "count")
+    if count == 1:
+        # The bucket's first request in a new window: its older windows are no longer needed.
+        session.execute(
+            delete(RateLimitWindow)
+            .where(RateLimitWindow.bucket == bucket, RateLimitWindow.window_start < start)
+            .execution_options(synchronize_session=False)
+        )
+    return count
+
+
+def admit(session: Session, *, caller_id: str, route: str, model: str, policy: RatePolicy,
+          clock: Clock) -> RateStatus:
+    """Count a request against the caller's limit for this route and model.
+
+    A caller whose failed requests for the model are over the budget is refused without
+    being counted; otherwise the request is counted, and refused if that passes the limit.
+    """
+    now = clock.now()
+    fail_bucket = f"fail:{caller_id}:{model}"
+    fail_start = window_start(now, policy.failure_window_seconds)
+    failures = _count(session, fail_bucket, fail_start)
+    rate_bucket = f"rpm:{route}:{caller_id}:{model}"
+    rate_start = window_start(now, RATE_WINDOW_SECONDS)
+    refused: str | None = None
+    if failures > policy.failure_budget:
+        used = _count(session, rate_bucket, rate_start)
+        refused = "failures"
+    else:
+        used = _hit(session, rate_bucket, rate_start)
+        if used > policy.requests_per_minute:
+            refused = "rate"
+    return RateStatus(
+        policy=policy, used=used,
+        resets_at=rate_start + timedelta(seconds=RATE_WINDOW_SECONDS),
+        failures=failures,
+        failures_reset_at=fail_start + timedelta(seconds=policy.failure_window_seconds),
+        failure_bucket=fail_bucket, refused=refused,
+    )
+
+
+def record_failure(session: Session, status: RateStatus, clock: Clock) -> int:
+    """Count a failed (4xx other than 429) request against its failed-request budget."""
+    start = window_start(clock.now(), status.policy.failure_window_seconds)
+    return _hit(session, status.failure_bucket, start)

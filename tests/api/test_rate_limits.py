@@ -1,0 +1,128 @@
+"""Per-key, per-model request limits and the failed-request budget (spec §3.3): Venice's
+headers on every response, 429 with `Retry-After` past a limit, no job for a refused queue
+request, and counts shared by every API process through the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.accounts import BODY, job_count, money_settings
+from tests.conftest import Env, build_env, png_data_url
+from videoqueue.api.app import create_app
+from videoqueue.clock import ManualClock
+
+OTHER_MODEL = "wan-2.5-preview-image-to-video"
+FAILED_TOO_OFTEN = ("Too many failed attempts (> 3) resulting in a non-success status code. "
+                    "Please wait 30 seconds and try again. "
+                    "See https://docs.venice.ai/api-reference/rate-limiting for more information.")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # Five seconds into a minute, so a test's requests share one window.
+    return ManualClock(datetime(2026, 8, 22, 12, 0, 5, tzinfo=UTC))
+
+
+@pytest.fixture
+def env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
+    settings = money_settings(tmp_path, queue_requests_per_minute=3,
+                              retrieve_requests_per_minute=5, failed_requests_budget=3)
+    yield from build_env(settings, clock=clock)
+
+
+def _ms(moment: str) -> datetime:
+    return datetime.fromtimestamp(int(moment) / 1000, UTC)
+
+
+def test_every_response_carries_the_rate_limit_headers(env: Env, clock: ManualClock) -> None:
+    key = env.make_key()
+    first = env.post("/video/queue", BODY, key)
+    bad = env.post("/video/queue", {**BODY, "duration": "99s"}, key)
+    assert (first.status_code, bad.status_code) == (200, 400)
+    for response, remaining in ((first, "2"), (bad, "1")):
+        headers = response.headers
+        assert headers["x-ratelimit-limit-requests"] == "3"
+        assert headers["x-ratelimit-remaining-requests"] == remaining
+        assert _ms(headers["x-ratelimit-reset-requests"]) == datetime(2026, 8, 22, 12, 1,
+                                                                      tzinfo=UTC)
+        assert headers["x-ratelimit-type"] == "api_key"
+        assert _ms(headers["x-ratelimit-resets"]) == datetime(2026, 8, 22, 12, 0, 30, tzinfo=UTC)
+    assert first.headers["x-ratelimit-remaining"] == "3"
+    assert bad.headers["x-ratelimit-remaining"] == "3", "counted after it is answered"
+    retrieve = env.post("/video/retrieve", {"model": BODY["model"],
+                                            "queue_id": first.json()["queue_id"]}, key)
+    assert retrieve.headers["x-ratelimit-limit-requests"] == "5"
+    assert retrieve.headers["x-ratelimit-remaining"] == "2", "the 400 spent one"
+
+
+def test_past_the_limit_a_queue_request_is_429_and_creates_no_job(env: Env,
+                                                                  clock: ManualClock) -> None:
+    account = env.make_account("100")
+    key = env.make_key(account)
+    assert [env.post("/video/queue", BODY, key).status_code for _ in range(3)] == [200] * 3
+    refused = env.post("/video/queue", BODY, key)
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "Rate limit exceeded", "code": "RATE_LIMIT_EXCEEDED"}
+    assert refused.headers["retry-after"] == "55"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert job_count(env, account) == 3
+
+    assert env.post("/video/queue", BODY, env.make_key(account)).status_code == 200, \
+        "another key has its own limit"
+    other_model = {**BODY, "model": OTHER_MODEL, "image_url": png_data_url()}
+    assert env.post("/video/queue", other_model, key).status_code == 200, \
+        "another model has its own limit"
+    clock.advance(55)
+    assert env.post("/video/queue", BODY, key).status_code == 200, "a new minute"
+
+
+def test_retrieve_has_its_own_limit(env: Env) -> None:
+    key = env.make_key()
+    queue_id = env.post("/video/queue", BODY, key).json()["queue_id"]
+    reference = {"model": BODY["model"], "queue_id": queue_id}
+    statuses = [env.post("/video/retrieve", reference, key).status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+
+
+def test_too_many_failed_requests_lock_the_bucket_until_the_window_ends(
+        env: Env, clock: ManualClock) -> None:
+    account = env.make_account("100")
+    key = env.make_key(account)
+    invalid = {**BODY, "duration": "99s"}
+    retrieve_unknown = {"model": BODY["model"], "queue_id": "nope"}
+    assert env.post("/video/queue", invalid, key).status_code == 400
+    assert env.post("/video/retrieve", retrieve_unknown, key).status_code == 404
+    assert env.post("/video/retrieve", retrieve_unknown, key).status_code == 404
+    assert env.post("/video/retrieve", retrieve_unknown, key).status_code == 404  # 4 > 3
+
+    clock.advance(1)
+    locked = env.post("/video/queue", BODY, key)
+    assert locked.status_code == 429
+    assert locked.json() == {"error": FAILED_TOO_OFTEN}
+    assert locked.headers["retry-after"] == "24"
+    assert locked.headers["x-ratelimit-remaining"] == "0"
+    assert job_count(env, account) == 0
+    assert env.post("/video/queue", {**BODY, "model": OTHER_MODEL}, key).status_code == 400, \
+        "another model's bucket is not locked"
+
+    clock.advance(24)  # the failure window ends; the 429s themselves were not counted
+    assert env.post("/video/queue", BODY, key).status_code == 200
+
+
+def test_limits_hold_across_api_processes_sharing_the_database(env: Env,
+                                                               clock: ManualClock) -> None:
+    key = env.make_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    # A second API process: its own app, engine and connection pool, the same database.
+    with TestClient(create_app(env.settings, clock=clock)) as second:
+        codes: list[Any] = []
+        for client in (env.client, second, env.client, second):
+            codes.append(client.post("/api/v1/video/queue", json=BODY, headers=headers)
+                         .status_code)
+    assert codes == [200, 200, 200, 429]

@@ -1,0 +1,192 @@
+"""The ledger on SQLite and PostgreSQL: every change a row, balances that add up, refunds
+once, adjustments, per-key spend, and a verifier that notices a tampered balance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, update
+
+from videoqueue.billing.ledger import (
+    InsufficientBalance,
+    KeyBudget,
+    KeySpendLimitExceeded,
+    adjust,
+    charge,
+    create_account,
+    key_spend_micros,
+    period_start,
+    refund,
+    top_up,
+    verify_ledger,
+)
+from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind, LimitPeriod
+from videoqueue.clock import ManualClock
+from videoqueue.db.session import Database
+
+USD = 1_000_000
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 8, 22, 12, 0, tzinfo=UTC))
+
+
+def _account(db: Database, clock: ManualClock, usd: int = 0, *, unlimited: bool = False) -> str:
+    with db.transaction() as session:
+        account = create_account(session, kind=AccountKind.STANDARD, clock=clock,
+                                 unlimited=unlimited)
+        if usd:
+            top_up(session, account_id=account.id, micros=usd * USD, clock=clock)
+        return account.id
+
+
+def _balance(db: Database, account_id: str) -> int:
+    with db.transaction() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        return account.balance_micros
+
+
+def _charge(db: Database, clock: ManualClock, account_id: str, micros: int, job_id: str,
+            key: KeyBudget | None = None) -> None:
+    with db.transaction() as session:
+        charge(session, account_id=account_id, job_id=job_id, model="m", micros=micros,
+               clock=clock, key=key)
+
+
+def test_each_change_is_a_row_and_the_balance_is_their_sum(db: Database,
+                                                           clock: ManualClock) -> None:
+    account = _account(db, clock, 10)
+    _charge(db, clock, account, 3 * USD, "job-1")
+    with db.transaction() as session:
+        refund(session, job_id="job-1", clock=clock, note="engine failed")
+        adjust(session, account_id=account, micros=-USD // 2, clock=clock, note="correction")
+    with db.transaction() as session:
+        entries = list(session.scalars(select(LedgerEntry).where(LedgerEntry.account_id == account)
+                                       .order_by(LedgerEntry.created_at, LedgerEntry.kind)))
+        report = verify_ledger(session)
+    assert sorted((e.kind, e.amount_micros) for e in entries) == sorted([
+        (LedgerKind.TOP_UP, 10 * USD), (LedgerKind.CHARGE, -3 * USD),
+        (LedgerKind.REFUND, 3 * USD), (LedgerKind.ADJUSTMENT, -USD // 2)])
+    assert _balance(db, account) == sum(e.amount_micros for e in entries) == 9_500_000
+    assert report.consistent
+
+
+def test_a_charge_beyond_the_balance_is_refused_and_writes_nothing(db: Database,
+                                                                   clock: ManualClock) -> None:
+    account = _account(db, clock, 1)
+    with pytest.raises(InsufficientBalance) as raised:
+        _charge(db, clock, account, 2 * USD, "job-1")
+    assert raised.value.status == 402
+    assert raised.value.body() == {"error": "Insufficient USD or Diem balance to complete "
+                                            "request. Visit https://venice.ai/settings/api to "
+                                            "add credits."}
+    assert _balance(db, account) == USD
+
+
+def test_an_unlimited_account_is_charged_but_never_refused(db: Database,
+                                                           clock: ManualClock) -> None:
+    account = _account(db, clock, unlimited=True)
+    _charge(db, clock, account, 5 * USD, "job-1")
+    assert _balance(db, account) == -5 * USD
+    with db.transaction() as session:
+        assert verify_ledger(session).consistent
+
+
+def test_a_second_refund_of_one_job_does_nothing(db: Database, clock: ManualClock) -> None:
+    account = _account(db, clock, 5)
+    _charge(db, clock, account, 2 * USD, "job-1")
+    with db.transaction() as session:
+        assert refund(session, job_id="job-1", clock=clock) is not None
+    with db.transaction() as session:
+        assert refund(session, job_id="job-1", clock=clock) is None
+        assert refund(session, job_id="never-charged", clock=clock) is None
+    assert _balance(db, account) == 5 * USD
+
+
+def test_an_adjustment_cannot_take_a_held_account_below_zero(db: Database,
+                                                             clock: ManualClock) -> None:
+    account = _account(db, clock, 1)
+    with pytest.raises(InsufficientBalance), db.transaction() as session:
+        adjust(session, account_id=account, micros=-2 * USD, clock=clock)
+    with db.transaction() as session:
+        adjust(session, account_id=account, micros=4 * USD, clock=clock, note="goodwill")
+    assert _balance(db, account) == 5 * USD
+
+
+def test_key_spend_limit_counts_charges_less_refunds_in_the_period(db: Database,
+                                                                   clock: ManualClock) -> None:
+    account = _account(db, clock, 100)
+    key = KeyBudget(key_id="key-1", limit_micros=5 * USD, period=LimitPeriod.EPOCH)
+    _charge(db, clock, account, 3 * USD, "job-1", key)
+    _charge(db, clock, account, 2 * USD, "job-2", key)
+    with pytest.raises(KeySpendLimitExceeded) as raised:
+        _charge(db, clock, account, USD, "job-3", key)
+    assert raised.value.status == 402
+    assert raised.value.body()["error"].startswith("API key USD spend limit exceeded.")
+    with db.transaction() as session:
+        refund(session, job_id="job-2", clock=clock)
+    _charge(db, clock, account, 2 * USD, "job-3", key)  # the refund gave the room back
+    clock.advance(24 * 3600)  # a new UTC day
+    _charge(db, clock, account, 5 * USD, "job-4", key)
+    with db.transaction() as session:
+        assert key_spend_micros(session, "key-1", period_start(LimitPeriod.EPOCH,
+                                                               clock.now())) == 5 * USD
+        assert key_spend_micros(session, "key-1", None) == 10 * USD
+
+
+def test_a_refund_today_of_yesterdays_job_does_not_raise_todays_allowance(
+        db: Database, clock: ManualClock) -> None:
+    account = _account(db, clock, 100)
+    key = KeyBudget(key_id="key-1", limit_micros=5 * USD, period=LimitPeriod.EPOCH)
+    _charge(db, clock, account, 5 * USD, "yesterday", key)
+    clock.advance(24 * 3600)
+    _charge(db, clock, account, 5 * USD, "today", key)
+    with db.transaction() as session:
+        refund(session, job_id="yesterday", clock=clock)
+    with pytest.raises(KeySpendLimitExceeded):
+        _charge(db, clock, account, USD, "one-more", key)
+
+
+def test_limit_periods_start_at_utc_midnight_and_the_first_of_the_month() -> None:
+    now = datetime(2026, 8, 22, 15, 30, tzinfo=UTC)
+    assert period_start(LimitPeriod.EPOCH, now) == datetime(2026, 8, 22, tzinfo=UTC)
+    assert period_start(LimitPeriod.MONTH, now) == datetime(2026, 8, 1, tzinfo=UTC)
+    assert period_start(LimitPeriod.LIFETIME, now) is None
+    tokyo = now.astimezone(timezone(timedelta(hours=9)))  # already the 23rd there
+    assert period_start(LimitPeriod.EPOCH, tokyo) == datetime(2026, 8, 22, tzinfo=UTC)
+
+
+def test_verify_finds_a_tampered_balance_and_a_forged_refund(db: Database,
+                                                             clock: ManualClock) -> None:
+    honest = _account(db, clock, 3)
+    tampered = _account(db, clock, 3)
+    with db.transaction() as session:
+        session.execute(update(Account).where(Account.id == tampered)
+                        .values(balance_micros=Account.balance_micros + 1))
+        forged = LedgerEntry(account_id=honest, kind=LedgerKind.REFUND, amount_micros=0,
+                             balance_after_micros=3 * USD, job_id="nothing-charged",
+                             created_at=clock.now())
+        session.add(forged)
+    with db.transaction() as session:
+        report = verify_ledger(session)
+    assert not report.consistent
+    assert [(m.account_id, m.balance_micros - m.ledger_micros) for m in report.mismatches] \
+        == [(tampered, 1)]
+    assert report.bad_refunds == (forged.id,)
+
+
+def test_a_top_up_must_be_positive(db: Database, clock: ManualClock) -> None:
+    account = _account(db, clock)
+    with pytest.raises(ValueError), db.transaction() as session:
+        top_up(session, account_id=account, micros=0, clock=clock)
