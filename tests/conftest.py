@@ -24,7 +24,7 @@ from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
 from videoqueue.billing.ledger import create_account, top_up
 from videoqueue.billing.models import AccountKind
-from videoqueue.clock import SystemClock
+from videoqueue.clock import Clock, SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.jobs.process import Supervisor
@@ -123,7 +123,7 @@ class Env:
         return self.client.post(f"/api/v1{path}", json=body, headers=all_headers)
 
 
-def build_env(settings: Settings) -> Iterator[Env]:
+def build_env(settings: Settings, clock: Clock | None = None) -> Iterator[Env]:
     from videoqueue.auth.bootstrap import ensure_operator
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def build_env(settings: Settings) -> Iterator[Env]:
     with db.transaction() as session:
         secret = ensure_operator(session, SystemClock())
     assert secret is not None
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as client:
         yield Env(settings=settings, db=db, client=client, admin_key=secret)
     db.dispose()
 

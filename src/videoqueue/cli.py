@@ -1,4 +1,4 @@
-"""The `videoqueue` command: serve, run workers, manage keys."""
+"""The `videoqueue` command: serve, run workers, manage keys, credit accounts, check the books."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
 from rich.console import Console
 
+from videoqueue.billing.models import MICROS_PER_USD, LimitPeriod
 from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
@@ -49,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     supervisor.start()
     console.print(f"videoqueue: API on http://{settings.host}:{settings.port}/api/v1, "
                   f"{settings.workers} worker(s), data in {settings.data_dir.resolve()}")
+    if settings.public_base_url is None and settings.host in ("0.0.0.0", "::", ""):
+        console.print("[yellow]Private models' download links will point at "
+                      f"{settings.resolved_public_base_url}; set VIDEOQUEUE_PUBLIC_BASE_URL to "
+                      "the address clients use.[/]")
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                     log_level="info")
@@ -86,10 +93,90 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                                         name=args.name or "").id
         kind = KeyKind.ADMIN if args.admin else KeyKind.INFERENCE
         key, secret = create_key(session, account_id=account_id, kind=kind, clock=clock,
-                                 name=args.name or "")
+                                 name=args.name or "", expires_at=args.expires,
+                                 usd_limit_micros=args.limit_usd,
+                                 limit_period=LIMIT_PERIODS[args.limit_period])
     console.print(f"{kind} key {key.id} for account {account_id} (shown only once):")
     print(secret, flush=True)
     return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from videoqueue.auth.keys import list_keys
+
+    db = _prepare(_settings(args))
+    with db.transaction() as session:
+        keys = list_keys(session, account_id=args.account, include_revoked=args.all)
+    # Tab-separated, whole ids: meant to be read, copied and piped.
+    print("id\taccount\ttype\tname\tends with\tcreated\texpires\tUSD limit\trevoked")
+    for key in keys:
+        limit = "" if key.usd_limit_micros is None else (
+            f"{_usd(key.usd_limit_micros)}/{key.limit_period.value}")
+        print("\t".join((key.id, key.account_id, key.kind.value, key.name, key.last_chars,
+                         _when(key.created_at), _when(key.expires_at), limit,
+                         _when(key.revoked_at))))
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from videoqueue.auth.keys import revoke_key
+
+    db = _prepare(_settings(args))
+    with db.transaction() as session:
+        revoked = revoke_key(session, args.key_id, SystemClock())
+    if not revoked:
+        console.print(f"[red]No live key {args.key_id}[/]")
+        return 1
+    console.print(f"key {args.key_id} revoked")
+    return 0
+
+
+def cmd_credit(args: argparse.Namespace) -> int:
+    from videoqueue.auth.keys import find_key
+    from videoqueue.billing.ledger import InsufficientBalance, adjust, lock_account, top_up
+    from videoqueue.billing.models import Account
+
+    db = _prepare(_settings(args))
+    clock = SystemClock()
+    with db.transaction() as session:
+        account_id = args.account
+        if args.key:
+            key = find_key(session, args.key)
+            account_id = key.account_id if key else None
+        if account_id is None or session.get(Account, account_id) is None:
+            console.print(f"[red]No account for {args.key or args.account}[/]")
+            return 1
+        note = args.note or "credited by the operator"
+        try:
+            if args.amount > 0:
+                top_up(session, account_id=account_id, micros=args.amount, clock=clock, note=note)
+            else:
+                adjust(session, account_id=account_id, micros=args.amount, clock=clock,
+                       note=note)
+        except InsufficientBalance:
+            console.print("[red]That would take the balance below zero[/]")
+            return 1
+        balance = lock_account(session, account_id).balance_micros
+    console.print(f"account {account_id}: {_usd(args.amount)} USD, balance now {_usd(balance)} USD",
+                  soft_wrap=True)
+    return 0
+
+
+def cmd_ledger_verify(args: argparse.Namespace) -> int:
+    from videoqueue.billing.ledger import verify_ledger
+
+    db = _prepare(_settings(args))
+    with db.transaction() as session:
+        report = verify_ledger(session)
+    for m in report.mismatches:
+        console.print(f"[red]account {m.account_id}: balance {_usd(m.balance_micros, 6)} USD, "
+                      f"ledger sums to {_usd(m.ledger_micros, 6)} USD[/]", soft_wrap=True)
+    for entry_id in report.bad_refunds:
+        console.print(f"[red]refund {entry_id} does not return exactly one charge[/]",
+                      soft_wrap=True)
+    verdict = "consistent" if report.consistent else "[red]INCONSISTENT[/]"
+    console.print(f"{report.accounts} accounts, {report.entries} ledger entries: {verdict}")
+    return 0 if report.consistent else 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -97,6 +184,37 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     _prepare(settings)
     console.print(f"database at {settings.resolved_database_url} is up to date")
     return 0
+
+
+LIMIT_PERIODS = {"daily": LimitPeriod.EPOCH, "monthly": LimitPeriod.MONTH,
+                 "lifetime": LimitPeriod.LIFETIME}
+
+
+def _micros(text: str) -> int:
+    """A USD amount given on the command line, in micro-USD."""
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}") from None
+    if not amount.is_finite() or amount == 0:
+        raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}")
+    return int((amount * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP))
+
+
+def _usd(micros: int, places: int = 2) -> str:
+    return f"{Decimal(micros) / MICROS_PER_USD:.{places}f}"
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +250,38 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="an ADMIN key (default INFERENCE)")
     create.add_argument("--account", default=None,
                         help="an existing account id (default: a new account)")
+    create.add_argument("--expires", type=_moment, default=None,
+                        help="expiry, YYYY-MM-DD or an ISO 8601 time (default: never)")
+    create.add_argument("--limit-usd", type=_micros, default=None,
+                        help="most the key may spend per period (default: no limit)")
+    create.add_argument("--limit-period", choices=sorted(LIMIT_PERIODS), default="daily",
+                        help="the period --limit-usd counts over (default daily, UTC)")
     create.set_defaults(func=cmd_keys_create)
+    listing = keys_commands.add_parser("list", help="list keys (never their secrets)")
+    _common(listing)
+    listing.add_argument("--account", default=None, help="only this account's keys")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys_commands.add_parser("revoke", help="revoke a key at once")
+    _common(revoke)
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    credit = commands.add_parser("credit", help="add USD to an account (negative: deduct)")
+    _common(credit)
+    payer = credit.add_mutually_exclusive_group(required=True)
+    payer.add_argument("--key", help="the account of this key (its id or its secret)")
+    payer.add_argument("--account", help="an account id")
+    credit.add_argument("amount", type=_micros, metavar="AMOUNT_USD")
+    credit.add_argument("--note", default=None, help="written on the ledger row")
+    credit.set_defaults(func=cmd_credit)
+
+    ledger = commands.add_parser("ledger", help="check the books")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    verify = ledger_commands.add_parser(
+        "verify", help="check every balance against its ledger (exit status 1 if any differs)")
+    _common(verify)
+    verify.set_defaults(func=cmd_ledger_verify)
     return parser
 
 

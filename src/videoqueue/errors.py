@@ -30,3 +30,7 @@ class VideoqueueError(Exception):
         if self.code:
             body["code"] = self.code
         return body
+
+    def headers(self) -> dict[str, str]:
+        """Response headers this error adds (e.g. `PAYMENT-REQUIRED` on a 402)."""
+        return {}

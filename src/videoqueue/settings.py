@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("videoqueue-data")
+
+
+class ContentRule(BaseModel):
+    """An operator's prompt rule: a prompt matching `pattern` (a regular expression, case
+    ignored) is refused with 422, optionally suggesting a prompt to send instead."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str
+    suggested_prompt: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -39,6 +59,99 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     default_average_execution_ms: int = 60_000
     max_body_bytes: int = 35 * 1024 * 1024
+    # Media intake (docs/media.md): where http(s) media URLs may be fetched from, and how.
+    media_allow_private_networks: bool = Field(
+        default=False, description="Also fetch media from loopback and private (RFC 1918/4193, "
+        "shared) addresses; link-local, multicast and reserved stay refused"
+    )
+    media_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="CIDR ranges media may always be fetched from "
+        "(e.g. an internal CDN), whatever range they lie in"
+    )
+    media_fetch_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    media_fetch_read_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Longest wait for the next bytes of a media URL"
+    )
+    media_fetch_total_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest time one media URL may take to fetch"
+    )
+    media_fetch_max_redirects: int = Field(default=3, ge=0)
+    media_max_video_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Largest video_url file (reference videos "
+        "have the model family's own cap)"
+    )
+    content_policy_rules: list[ContentRule] = Field(
+        default_factory=list, description="Prompt rules answered with 422 before any charge"
+    )
+    # Request limits per API key and model (spec §3.3), shared by every API process.
+    queue_requests_per_minute: int = Field(default=40, ge=1,
+                                           description="`/video/queue` requests per minute")
+    retrieve_requests_per_minute: int = Field(
+        default=120, ge=1, description="`/video/retrieve` (and `/video/complete`) per minute"
+    )
+    failed_requests_budget: int = Field(
+        default=50, ge=1, description="Failed (4xx but 429) requests allowed per window"
+    )
+    failed_requests_window_seconds: int = Field(default=30, ge=1)
+    idempotency_ttl_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long an `Idempotency-Key` answer is replayed"
+    )
+    # Private models' download links (`download_url`, spec §8).
+    link_secret: str | None = Field(
+        default=None, repr=False, min_length=32,
+        description="HMAC key that signs download links; default: generated once and kept "
+                    "in data_dir/link_secret (give every API process the same one)",
+    )
+    download_link_ttl_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long a download link stays valid"
+    )
+    download_link_max_fetches: int = Field(
+        default=5, ge=1, description="GETs that serve the video before a link answers 410"
+    )
+    download_link_burst: int = Field(
+        default=3, ge=1, description="GETs of one link allowed per burst window; more get 429"
+    )
+    download_link_burst_seconds: float = Field(
+        default=10.0, gt=0, description="Length of a download link's burst window"
+    )
+    download_link_delete_media: bool = Field(
+        default=True, description="DELETE on a download link also deletes the stored video"
+    )
+    # Wallets: Sign-In-With-X and x402 top-ups (docs/wallets.md).
+    siwx_domains: list[str] = Field(
+        default_factory=list, description="Domains a SIGN-IN-WITH-X message may name (scheme, "
+        "port and path ignored); default: the host of public_base_url"
+    )
+    siwx_evm_chain_ids: list[int] = Field(
+        default_factory=lambda: [8453], description="EVM chains wallets may sign in on (Base)"
+    )
+    wallet_minimum_balance_usd: float = Field(
+        default=0.10, ge=0, description="Credit a wallet needs to use inference routes"
+    )
+    wallet_max_concurrent_requests: int = Field(default=5, ge=1)
+    wallet_request_slot_seconds: float = Field(
+        default=600.0, gt=0, description="When a request slot of a crashed API process is freed"
+    )
+    x402_facilitator_url: str | None = Field(
+        default=None, description="x402 facilitator that verifies and settles top-ups on chain; "
+        "default: the local facilitator, which checks signatures but moves no funds"
+    )
+    x402_facilitator_timeout_seconds: float = Field(default=30.0, gt=0)
+    x402_pay_to: str | None = Field(
+        default=None, description="EVM address top-ups are paid to; top-ups are off until set"
+    )
+    x402_network: str = Field(default="eip155:8453", description="CAIP-2 network of x402_asset")
+    x402_asset: str = Field(default="0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+                            description="USDC contract (EIP-3009) top-ups are paid in")
+    x402_asset_name: str = Field(default="USD Coin", description="Its EIP-712 domain name")
+    x402_asset_version: str = Field(default="2", description="Its EIP-712 domain version")
+    x402_solana_pay_to: str | None = Field(
+        default=None, description="Solana USDC receiver (needs x402_facilitator_url)"
+    )
+    x402_solana_fee_payer: str | None = None
+    x402_minimum_top_up_usd: float = Field(default=5.0, gt=0)
+    x402_suggested_top_up_usd: float = Field(default=10.0, gt=0)
+    x402_maximum_top_up_usd: float = Field(default=10_000.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

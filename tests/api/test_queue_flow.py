@@ -1,4 +1,4 @@
-"""A prompt goes in through the real HTTP app, a real worker process renders it, an MP4 comes out."""
+"""A prompt goes in via the HTTP app, a real worker process renders it, out comes an MP4."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from av.audio.stream import AudioStream
 
+from tests.media_files import faststart_noise_mp4
 from videoqueue.engines.base import EngineError, JobInput
 from videoqueue.engines.realesrgan import RealEsrganEngine
 from videoqueue.engines.upscale import (
@@ -240,17 +241,9 @@ def test_error_in_progress_callback_stops_the_decoding_thread(tmp_path: Path) ->
 
 
 def test_truncated_input_fails_instead_of_giving_a_short_video(tmp_path: Path) -> None:
-    whole = tmp_path / "whole.mp4"
-    with av.open(str(whole), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-        rng = np.random.default_rng(0)
-        for _ in range(48):
-            pixels = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
-            container.mux(video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(video.encode())
+    whole = faststart_noise_mp4(tmp_path / "whole.mp4", 160, 120, frames=48)
     truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    truncated.write_bytes(whole[: len(whole) // 3])
     assert probe_video(truncated).frames == 48, "the header still promises every frame"
     job = JobInput(job_id="t", model="topaz-video-upscale", video_path=truncated,
                    upscale_factor=2)

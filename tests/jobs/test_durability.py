@@ -7,9 +7,8 @@ import os
 import signal
 
 import av
-from sqlalchemy import select
-
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.conftest import Env, wait_until
 from videoqueue.api.app import create_app
@@ -38,7 +37,8 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_completes(env: Env) -> No
         victim = supervisor.processes[0]
         assert victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
-        wait_until(lambda: supervisor.processes[0] is not victim and supervisor.processes[0].is_alive())
+        wait_until(lambda: supervisor.processes[0] is not victim
+                   and supervisor.processes[0].is_alive())
         wait_until(lambda: _job(env, queue_id).state == JobState.COMPLETED, timeout=120)
     finally:
         supervisor.stop()

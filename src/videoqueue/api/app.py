@@ -2,35 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from videoqueue.api.body import BodySizeLimit
 from videoqueue.api.context import AppContext
 from videoqueue.api.errors import install_error_handlers
-from videoqueue.api.routes import models, video
+from videoqueue.api.limits import RateLimitHeaders
+from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
+from videoqueue.api.wallet_auth import WalletRequests, WalletServices
+from videoqueue.billing.facilitator import facilitator_from_settings
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import Clock, SystemClock
 from videoqueue.db.session import Database
+from videoqueue.delivery.secret import load_link_secret
+from videoqueue.delivery.tokens import LinkSigner
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
-    """An app over the settings' database and storage (the schema must already be migrated)."""
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               wallets: WalletServices | None = None) -> FastAPI:
+    """An app over the settings' database and storage (the schema must already be migrated).
+
+    `wallets` replaces the x402 facilitator named by the settings (and may add an EIP-1271
+    contract-wallet verifier).
+    """
     ctx = AppContext(
         settings=settings,
         db=Database(settings.resolved_database_url),
         storage=storage_from_url(settings.resolved_storage_url),
         catalog=load_catalog(settings.catalog_path),
         clock=clock or SystemClock(),
+        link_signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),
     )
-    app = FastAPI(title="videoqueue", version="0.1.0",
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.db.dispose()  # close pooled connections rather than leave them to the GC
+
+    app = FastAPI(title="videoqueue", version="0.1.0", lifespan=lifespan,
                   description="A self-hosted server for Venice.ai's video API.")
     app.state.context = ctx
+    app.state.wallets = wallets or WalletServices(facilitator_from_settings(settings, ctx.clock))
     install_error_handlers(app)
     app.include_router(video.router, prefix=API_PREFIX)
     app.include_router(models.router, prefix=API_PREFIX)
+    app.include_router(consents.router, prefix=API_PREFIX)
+    app.include_router(x402.router, prefix=API_PREFIX)
+    app.include_router(api_keys.router, prefix=API_PREFIX)
+    app.include_router(billing.router, prefix=API_PREFIX)
+    app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
+    app.add_middleware(RateLimitHeaders)  # `x-ratelimit-*` headers; counts failed requests
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WalletRequests, context=ctx)
     return app

@@ -1,22 +1,29 @@
-"""Who is calling: the account behind a Bearer key."""
+"""Who is calling: the account behind a Bearer key, or a wallet signed in with SIGN-IN-WITH-X."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from videoqueue.api.context import AppContext, context
+from videoqueue.api.payment_required import authentication_required
+from videoqueue.api.wallet_auth import admit_wallet, refuse_payment_header, sign_in_header
 from videoqueue.auth.keys import AuthenticationFailed, find_active_key
 from videoqueue.auth.models import KeyKind
 
 
 @dataclass(frozen=True)
 class Caller:
+    """An authenticated account: through an API key (`key_id`) or a wallet (`wallet_address`)."""
+
     account_id: str
-    key_id: str
-    key_kind: KeyKind
+    key_id: str | None = None
+    key_kind: KeyKind | None = None
+    wallet_address: str | None = None
 
 
 def bearer_secret(request: Request) -> str | None:
@@ -34,8 +41,41 @@ def _lookup(ctx: AppContext, secret: str) -> Caller:
 
 
 async def require_caller(request: Request) -> Caller:
-    """The authenticated caller, or 401 `{"error": "Authentication failed"}`."""
+    """The caller of an inference route: a wallet (`SIGN-IN-WITH-X`, which wins over a key) or
+    a Bearer key. No credentials at all: 402 with the x402 discovery body; a bad key: 401."""
+    refuse_payment_header(request)
+    header = sign_in_header(request)
+    if header is not None:
+        wallet = await admit_wallet(request, header)
+        return Caller(account_id=wallet.account_id, wallet_address=wallet.address)
+    if "authorization" not in request.headers:
+        raise authentication_required(context(request), request.url.path)
+    return await require_api_key(request)
+
+
+class AdminKeyRequired(AuthenticationFailed):
+    """Admin API key required"""
+
+
+async def require_api_key(request: Request) -> Caller:
+    """The caller behind a Bearer API key (account routes take keys, never wallets). No
+    credentials at all: 402 with the x402 discovery body; a bad key or a wallet alone: 401."""
+    if "authorization" not in request.headers and sign_in_header(request) is None:
+        raise authentication_required(context(request), request.url.path)
     secret = bearer_secret(request)
     if secret is None:
         raise AuthenticationFailed()
     return await run_in_threadpool(_lookup, context(request), secret)
+
+
+KeyCaller = Annotated[Caller, Depends(require_api_key)]
+
+
+async def require_admin(caller: KeyCaller) -> Caller:
+    """The caller behind an ADMIN key, or 401 `{"error": "Admin API key required"}`."""
+    if caller.key_kind != KeyKind.ADMIN:
+        raise AdminKeyRequired()
+    return caller
+
+
+AdminCaller = Annotated[Caller, Depends(require_admin)]

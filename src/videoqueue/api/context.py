@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from videoqueue.catalog.catalog import Catalog
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
+from videoqueue.delivery.tokens import LinkSigner
 from videoqueue.settings import Settings
 from videoqueue.storage.base import Storage
 
@@ -20,6 +21,7 @@ class AppContext:
     storage: Storage
     catalog: Catalog
     clock: Clock
+    link_signer: LinkSigner = field(kw_only=True)
 
 
 def context(request: Request) -> AppContext:

@@ -20,7 +20,7 @@ HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed"}
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VideoqueueError)
     async def _ours(_request: Request, exc: VideoqueueError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers() or None)
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:

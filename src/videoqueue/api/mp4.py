@@ -12,7 +12,7 @@ from videoqueue.storage.base import Storage
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def _range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(start, end) inclusive; None for the whole file; "unsatisfiable" for a bad range."""
     if not header:
         return None

@@ -23,6 +23,17 @@ class EngineError(VideoqueueError):
         self.refundable = refundable
 
 
+class ProviderContentPolicy(EngineError):
+    """The selected model provider rejected this request due to its content policies."""
+
+    status = 422
+
+    def __init__(self, message: str | None = None, *, recommended_model: str | None = None,
+                 refundable: bool = True) -> None:
+        super().__init__(message, refundable=refundable)
+        self.recommended_model = recommended_model
+
+
 @dataclass(frozen=True)
 class JobInput:
     """Everything an engine needs for one generation, with media as local files."""

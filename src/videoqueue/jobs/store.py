@@ -151,7 +151,7 @@ def average_execution_ms(session: Session, model: str, default_ms: int) -> int:
     )
     if not durations:
         return default_ms
-    index = min(len(durations) - 1, max(0, int(round(0.8 * len(durations))) - 1))
+    index = min(len(durations) - 1, max(0, round(0.8 * len(durations)) - 1))
     return int(durations[index])
 
 

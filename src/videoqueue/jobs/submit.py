@@ -14,16 +14,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from videoqueue.billing.ledger import charge
+from videoqueue.billing.ledger import KeyBudget, charge
 from videoqueue.catalog.entry import ModelEntry
 from videoqueue.catalog.geometry import DEFAULT_ASPECT, aspect_value, frame_size
 from videoqueue.catalog.pricing import SourceVideo, price_micros
 from videoqueue.catalog.request import VideoRequest
 from videoqueue.clock import Clock
 from videoqueue.db.base import new_id
+from videoqueue.engines.upscale import DEFAULT_MAX_OUTPUT_PIXELS, ensure_within_cap
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.store import create_job
-from videoqueue.media.intake import IMAGE_FIELDS, MediaBlob, image_size
+from videoqueue.media.checks import MediaFacts, MediaInspector
+from videoqueue.media.intake import MediaBlob
 from videoqueue.storage.base import Storage
 
 FPS = 24
@@ -42,6 +44,8 @@ class PreparedJob:
     params: dict[str, Any]
     inputs: dict[str, Any]
     price_micros: int
+    media: tuple[MediaFacts, ...] = ()
+    """What decoding each media file found (for the face-consent decision)."""
 
 
 def input_prefix(job_id: str) -> str:
@@ -57,22 +61,26 @@ def job_prefix(job_id: str) -> str:
 
 
 class _Intake:
-    def __init__(self, job_id: str, storage: Storage, load: LoadMedia) -> None:
+    def __init__(self, job_id: str, storage: Storage, load: LoadMedia,
+                 inspector: MediaInspector) -> None:
         self.job_id = job_id
         self.storage = storage
         self.load = load
+        self.inspector = inspector
         self.first_image: tuple[int, int] | None = None
+        self.media: list[MediaFacts] = []
 
-    def store(self, field: str, value: Any, kind: str) -> InputKeys:
+    def store(self, field: str, value: Any) -> InputKeys:
+        """Load, check and store the media at `field` (a path: `elements[0].video_url`)."""
         if isinstance(value, list):
-            return [self.store(field, item, kind) for item in value]
+            return [self.store(f"{field}[{i}]", item) for i, item in enumerate(value)]
         if isinstance(value, dict):
-            return {k: self.store(k, v, k) for k, v in value.items()}
+            return {k: self.store(f"{field}.{k}", v) for k, v in value.items()}
         blob = MediaBlob(field=field, data=self.load(value, field))
-        if kind in IMAGE_FIELDS:
-            size = image_size(blob)
-            if kind == "image_url":
-                self.first_image = size
+        facts = self.inspector.inspect(blob)
+        self.media.append(facts)
+        if field == "image_url" and facts.width and facts.height:
+            self.first_image = (facts.width, facts.height)
         key = input_prefix(self.job_id) + blob.sha256
         if not self.storage.exists(key):
             self.storage.put_bytes(key, blob.data)
@@ -91,13 +99,37 @@ def _geometry(request: VideoRequest, first_image: tuple[int, int] | None) -> tup
     return frame_size(request.resolution, aspect or aspect_value(DEFAULT_ASPECT) or 16 / 9)
 
 
+def source_video(facts: MediaFacts) -> SourceVideo:
+    """The probed `video_url` as pricing sees it."""
+    return SourceVideo(duration_s=facts.duration_s or 0.0, height=facts.height or 0,
+                       fps=facts.fps or 0.0)
+
+
+def check_upscale_input(entry: ModelEntry, request: VideoRequest, facts: MediaFacts) -> None:
+    """Refuse (400) an upscale whose output would exceed the maximum size, before any charge."""
+    if entry.upscale is None or not (facts.width and facts.height):
+        return
+    factor = request.upscale_factor or entry.upscale.default_factor
+    ensure_within_cap(facts.width, facts.height, factor, DEFAULT_MAX_OUTPUT_PIXELS)
+
+
 def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
-                load: LoadMedia, source: SourceVideo | None = None) -> PreparedJob:
-    """Store the request's media under a new job id and work out its frame size and price."""
+                load: LoadMedia, inspector: MediaInspector) -> PreparedJob:
+    """Store the request's media under a new job id and work out its frame size and price.
+
+    Each file is decoded and checked by `inspector` (format, size, length, faces) first; an
+    input video is priced (and, for upscales, size-capped) from what its probe found.
+    """
     job_id = new_id()
-    intake = _Intake(job_id, storage, load)
+    intake = _Intake(job_id, storage, load, inspector)
+    source: SourceVideo | None = None
     try:
-        inputs = {field: intake.store(field, value, field) for field, value in request.media.items()}
+        inputs = {field: intake.store(field, value) for field, value in request.media.items()}
+        inspector.check_all(intake.media)
+        for facts in intake.media:
+            if facts.field == "video_url":
+                check_upscale_input(entry, request, facts)
+                source = source_video(facts)
     except BaseException:
         storage.delete_prefix(job_prefix(job_id))
         raise
@@ -111,18 +143,24 @@ def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
         "seed": _seed(request),
         "duration_s": request.duration_seconds or (source.duration_s if source else None),
     }
+    # Reference videos are billed on their probed length, as the quote's declared total is.
+    reference_seconds = sum(f.duration_s or 0.0 for f in intake.media
+                            if f.kind == "reference_video_urls")
     return PreparedJob(job_id=job_id, entry=entry, params=params, inputs=inputs,
-                       price_micros=price_micros(entry, request, source))
+                       price_micros=price_micros(entry, request, source, reference_seconds),
+                       media=tuple(intake.media))
 
 
 def enqueue(session: Session, prepared: PreparedJob, *, account_id: str, clock: Clock,
-            max_attempts: int) -> Job:
-    """Create the job and charge its price in the caller's transaction."""
-    job = create_job(
+            max_attempts: int, key: KeyBudget | None = None) -> Job:
+    """Charge the job's price (to `key`'s spend, when given) and create it, in the caller's
+    transaction."""
+    # Charge first: it locks the account row before the job's foreign key takes a share lock
+    # on it, so two queue requests of one account cannot deadlock on PostgreSQL.
+    charge(session, account_id=account_id, job_id=prepared.job_id, model=prepared.entry.id,
+           micros=prepared.price_micros, clock=clock, key=key)
+    return create_job(
         session, job_id=prepared.job_id, account_id=account_id, model=prepared.entry.id,
         engine=prepared.entry.engine, params=prepared.params, inputs=prepared.inputs,
         price_micros=prepared.price_micros, max_attempts=max_attempts, clock=clock,
     )
-    charge(session, account_id=account_id, job_id=job.id, model=job.model,
-           micros=prepared.price_micros, clock=clock)
-    return job

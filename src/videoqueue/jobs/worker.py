@@ -20,7 +20,7 @@ from typing import Any
 from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
-from videoqueue.engines.base import Engine, EngineError, JobInput
+from videoqueue.engines.base import Engine, EngineError, JobInput, ProviderContentPolicy
 from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.submit import output_key
@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 INFERENCE_FAILED = {"error": "Inference processing failed"}
 PATH_FIELDS = {"image_url": "image_path", "end_image_url": "end_image_path",
                "audio_url": "audio_path", "video_url": "video_path"}
+
+
+def failure_body(error: EngineError) -> dict[str, Any]:
+    """What retrieve answers for a job that failed with `error`, saying if it was refunded."""
+    if isinstance(error, ProviderContentPolicy):
+        # Venice's ProviderContentPolicyError (spec §6).
+        message = error.message
+        if error.refundable:
+            message += " Credits have been refunded."
+        if error.recommended_model:
+            message += f" Try using {error.recommended_model} instead."
+        body: dict[str, Any] = {"message": message, "type": "provider_content_policy",
+                                "credits_refunded": error.refundable}
+        if error.recommended_model:
+            body["recommended_model"] = error.recommended_model
+        return {"error": body}
+    return {**INFERENCE_FAILED, "details": error.message, "credits_refunded": error.refundable}
 
 
 def new_worker_id() -> str:
@@ -158,9 +175,7 @@ class Worker:
                 store.complete_job(job, output_key=output_key(job_id), output_bytes=output_bytes,
                                    clock=self.clock)
                 return
-            body = {**INFERENCE_FAILED, "details": error.message,
-                    "credits_refunded": error.refundable}
-            store.fail_job(job, status=error.status, body=body, clock=self.clock)
+            store.fail_job(job, status=error.status, body=failure_body(error), clock=self.clock)
             if error.refundable:
                 refund(session, job_id=job_id, clock=self.clock, note=error.message[:500])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -13,6 +15,19 @@ class ObjectNotFound(VideoqueueError):
     """Media could not be found. Request may be invalid, expired, or deleted."""
 
     status = 404
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    """A delivery link videoqueue issued for one stored object.
+
+    `url` is where videoqueue itself serves it (`{public_base_url}/v1/share/read/<token>`),
+    counting fetches and honouring revocation; `token` is the signed part of that URL.
+    """
+
+    token: str
+    url: str
+    expires_at: datetime
 
 
 class Storage(Protocol):
@@ -34,8 +49,10 @@ class Storage(Protocol):
         """The object's size in bytes. Raises `ObjectNotFound`."""
         ...
 
-    def read_range(self, key: str, start: int, end: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Yield bytes `start` … `end` (inclusive). Raises `ObjectNotFound` before the first chunk."""
+    def read_range(self, key: str, start: int, end: int,
+                   chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield bytes `start` … `end` (inclusive). Raises `ObjectNotFound` before the first
+        chunk."""
         ...
 
     def delete_prefix(self, prefix: str) -> None:
@@ -43,4 +60,14 @@ class Storage(Protocol):
         ...
 
     def exists(self, key: str) -> bool:
+        ...
+
+    def delivery_url(self, key: str, link: ShareLink) -> str:
+        """The pre-signed `download_url` a client GETs `key` from, without credentials.
+
+        Returning `link.url` keeps videoqueue serving the object (through `read_range`) and
+        so enforcing the fetch cap, the burst limit and `DELETE` revocation. A backend may
+        instead return its own presigned GET URL valid no later than `link.expires_at`; such
+        a URL can then only be revoked by deleting the object.
+        """
         ...

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from videoqueue.storage.base import ObjectNotFound
+from videoqueue.storage.base import ObjectNotFound, ShareLink
 
 
 class LocalStorage:
@@ -60,7 +60,8 @@ class LocalStorage:
         except FileNotFoundError:
             raise ObjectNotFound() from None
 
-    def read_range(self, key: str, start: int, end: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def read_range(self, key: str, start: int, end: int,
+                   chunk_size: int = 1 << 20) -> Iterator[bytes]:
         try:
             f = self._path(key).open("rb")
         except FileNotFoundError:
@@ -88,3 +89,7 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delivery_url(self, key: str, link: ShareLink) -> str:
+        # A directory cannot presign: videoqueue serves the file at its own share route.
+        return link.url

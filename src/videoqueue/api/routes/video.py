@@ -6,26 +6,33 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from videoqueue.api.auth import Caller, require_caller
+from videoqueue.api.auth import Caller, bearer_secret, require_api_key
 from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
+from videoqueue.api.limits import CompleteCaller, QueueCaller, RetrieveCaller
+from videoqueue.api.links import completed_by_link, issue_download_url
 from videoqueue.api.mp4 import mp4_response
-from videoqueue.billing.ledger import refund
+from videoqueue.auth.keys import AuthenticationFailed, key_budget
+from videoqueue.billing.ledger import lock_account, refund
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd, price_micros
-from videoqueue.catalog.validation import validate_queue, validate_quote
+from videoqueue.catalog.validation import requested_model, validate_queue, validate_quote
+from videoqueue.consent.flow import require_consent
+from videoqueue.delivery.store import revoke_job_links
 from videoqueue.jobs import store
+from videoqueue.jobs.content_policy import check_prompt
+from videoqueue.jobs.idempotency import IdempotencyKeyTaken, IdempotentRequest
+from videoqueue.jobs.media_intake import media_intake, probe_source
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 from videoqueue.jobs.submit import enqueue, job_prefix, prepare_job
-from videoqueue.media.intake import load_media
 from videoqueue.storage.base import ObjectNotFound
 
 router = APIRouter(tags=["Video"])
@@ -35,34 +42,84 @@ COMPLETE_KEYS = ("model", "queue_id")
 
 
 @router.post("/video/queue")
-async def queue_video(request: Request, caller: Caller = Depends(require_caller)) -> JSONResponse:
-    """Queue a video generation. Answers `{model, queue_id}`; poll `/video/retrieve` with both."""
+async def queue_video(request: Request, caller: QueueCaller) -> JSONResponse:
+    """Queue a video generation. Answers `{model, queue_id}`; poll `/video/retrieve` with both.
+
+    Private models also answer a `download_url`, given only here: a pre-signed link (no API
+    key) from which the finished MP4 is fetched, and which `DELETE` revokes.
+
+    An optional `Idempotency-Key` header makes retrying safe: the same key with the same body
+    within 24 h answers the first request's `queue_id` and is charged once; the same key
+    with another body is answered 409.
+    """
     body = await json_object(request)
-    result = await run_in_threadpool(_queue, context(request), caller, body)
+    ctx = context(request)
+    idempotency = IdempotentRequest.from_header(
+        request.headers.get("idempotency-key"), account_id=caller.account_id, body=body,
+        ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+    result = await run_in_threadpool(_queue, ctx, caller, body, idempotency)
     return JSONResponse(result)
 
 
-def _queue(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+def _queue(ctx: AppContext, caller: Caller, body: dict[str, Any],
+           idempotency: IdempotentRequest | None = None) -> dict[str, Any]:
+    if idempotency is not None and (replay := idempotency.replay(ctx.db, ctx.clock)):
+        return replay
     video = validate_queue(ctx.catalog, body)
     entry = ctx.catalog.get(video.model)
-    prepared = prepare_job(video, entry, storage=ctx.storage, load=load_media)
+    check_prompt(video.prompt, ctx.settings.content_policy_rules)
+    load, inspector = media_intake(ctx.settings, entry, ctx.catalog.family(entry))
+    prepared = prepare_job(video, entry, storage=ctx.storage, load=load, inspector=inspector)
+    download_url = None
     try:
         with ctx.db.transaction() as session:
+            # The payer's row is locked before any row referencing it is written (deadlock-free).
+            lock_account(session, caller.account_id)
+            claim = idempotency.claim(session, ctx.clock) if idempotency else None
+            # The consent decision comes before the charge: a 409 costs nothing (spec §11.2).
+            require_consent(session, account_id=caller.account_id, model=entry.id,
+                            facts=prepared.media, consents=video.options.get("consents"),
+                            clock=ctx.clock)
             job = enqueue(session, prepared, account_id=caller.account_id, clock=ctx.clock,
-                          max_attempts=ctx.settings.max_attempts)
+                          max_attempts=ctx.settings.max_attempts,
+                          key=key_budget(session, caller.key_id))
+            if entry.delivery == "download_url":
+                download_url = issue_download_url(ctx, session, job.id)
+            result = {"model": entry.id, "queue_id": job.id}
+            if download_url is not None:
+                result["download_url"] = download_url
+            if claim is not None:
+                IdempotentRequest.remember(claim, result)
+    except IdempotencyKeyTaken:
+        ctx.storage.delete_prefix(job_prefix(prepared.job_id))
+        assert idempotency is not None
+        return idempotency.replay_after_race(ctx.db, ctx.clock)
     except BaseException:
         ctx.storage.delete_prefix(job_prefix(prepared.job_id))
         raise
-    return {"model": entry.id, "queue_id": job.id}
+    return result
 
 
 @router.post("/video/quote")
 async def quote_video(request: Request) -> JSONResponse:
-    """The USD price `/video/queue` would charge for this request shape: `{quote}`."""
+    """The USD price `/video/queue` would charge for this request shape: `{quote}`.
+
+    No key is needed, except for upscale models (Bearer key; price from `input_height` or
+    `video_url`, and the duration in seconds).
+    """
     body = await json_object(request)
     ctx = context(request)
+    if requested_model(ctx.catalog, body).upscale is not None:
+        if bearer_secret(request) is None:  # Venice's auth skill: 401, no x402 discovery here
+            raise AuthenticationFailed()
+        await require_api_key(request)
     video = validate_quote(ctx.catalog, body)
-    micros = price_micros(ctx.catalog.get(video.model), video)
+    entry = ctx.catalog.get(video.model)
+    source = None
+    if entry.upscale is not None and isinstance(body.get("video_url"), str):
+        source = await run_in_threadpool(probe_source, ctx.settings, entry,
+                                         ctx.catalog.family(entry), video, body["video_url"])
+    micros = price_micros(entry, video, source)
     return JSONResponse({"quote": micros_to_usd(micros)})
 
 
@@ -111,17 +168,22 @@ def _processing(ctx: AppContext, job: Job) -> dict[str, Any]:
 
 
 def delete_job_media(ctx: AppContext, job_id: str) -> None:
-    """Remove a finished job's stored files and mark it DELETED (idempotent)."""
+    """Remove a finished job's stored files, mark it DELETED and revoke its links (idempotent)."""
     ctx.storage.delete_prefix(job_prefix(job_id))
     with ctx.db.transaction() as session:
         job = store.get_job_for_update(session, job_id)
         if job is not None and job.state not in (JobState.DELETED, JobState.EXPIRED):
             store.mark_media_deleted(job, clock=ctx.clock)
+        revoke_job_links(session, job_id, now=ctx.clock.now())
 
 
 @router.post("/video/retrieve", response_model=None)
-async def retrieve_video(request: Request, caller: Caller = Depends(require_caller)) -> Response:
-    """Poll a job: JSON `{status: "PROCESSING", …}` while it runs, then the `video/mp4` bytes."""
+async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
+    """Poll a job: JSON `{status: "PROCESSING", …}` while it runs, then the `video/mp4` bytes.
+
+    A job queued with a `download_url` answers JSON `{status: "COMPLETED", …}` instead of
+    the bytes: fetch them from the link.
+    """
     body = await json_object(request)
     model, queue_id = _job_reference(body, RETRIEVE_KEYS)
     ctx = context(request)
@@ -132,8 +194,12 @@ async def retrieve_video(request: Request, caller: Caller = Depends(require_call
         return JSONResponse(job.error_body or {}, status_code=job.error_status or 500)
     if job.state != JobState.COMPLETED or job.output_key is None:
         raise MediaNotFound()
+    delete_media = body.get("delete_media_on_completion") is True
+    linked = await run_in_threadpool(completed_by_link, ctx, job, delete_media=delete_media)
+    if linked is not None:
+        return JSONResponse(linked)
     cleanup = None
-    if body.get("delete_media_on_completion") is True:
+    if delete_media:
         cleanup = BackgroundTask(run_in_threadpool, delete_job_media, ctx, job.id)
     try:
         return mp4_response(ctx.storage, job.output_key, request.headers.get("range"), cleanup)
@@ -141,23 +207,25 @@ async def retrieve_video(request: Request, caller: Caller = Depends(require_call
         raise MediaNotFound() from None
 
 
+def discard_job(ctx: AppContext, job_id: str) -> None:
+    """Cancel the job if still pending (refunded if it never started), then delete its media."""
+    with ctx.db.transaction() as session:
+        locked_job = store.get_job_for_update(session, job_id)
+        if locked_job is not None and store.is_pending(locked_job):
+            was_queued = locked_job.state == JobState.QUEUED
+            store.cancel_job(locked_job, clock=ctx.clock)
+            if was_queued:
+                refund(session, job_id=job_id, clock=ctx.clock,
+                       note="cancelled before it started")
+    delete_job_media(ctx, job_id)
+
+
 def _complete(ctx: AppContext, caller: Caller, model: str, queue_id: str) -> None:
-    job = _find_job(ctx, caller, model, queue_id)
-    if store.is_pending(job):
-        with ctx.db.transaction() as session:
-            locked_job = store.get_job_for_update(session, job.id)
-            if locked_job is not None and store.is_pending(locked_job):
-                was_queued = locked_job.state == JobState.QUEUED
-                store.cancel_job(locked_job, clock=ctx.clock)
-                if was_queued:
-                    refund(session, job_id=job.id, clock=ctx.clock,
-                           note="cancelled before it started")
-    delete_job_media(ctx, job.id)
+    discard_job(ctx, _find_job(ctx, caller, model, queue_id).id)
 
 
 @router.post("/video/complete")
-async def complete_video(request: Request,
-                         caller: Caller = Depends(require_caller)) -> JSONResponse:
+async def complete_video(request: Request, caller: CompleteCaller) -> JSONResponse:
     """Delete a job's stored media (cancelling it if still queued). Answers `{success: true}`."""
     body = await json_object(request)
     model, queue_id = _job_reference(body, COMPLETE_KEYS)
