@@ -18,9 +18,9 @@ from x402.schemas import PaymentRequirements, ResourceInfo
 
 from videoqueue.api.context import AppContext
 from videoqueue.auth.siwx import SOLANA_MAINNET_REFERENCE, domain_host, sign_in_domains
-from videoqueue.auth.siwx_message import format_time
 from videoqueue.billing.models import MICROS_PER_USD
 from videoqueue.billing.x402 import SOLANA_MAINNET, USDC_DECIMALS, Rail, TopUpTerms
+from videoqueue.clock import iso_z
 from videoqueue.errors import VideoqueueError
 
 DESCRIPTION = "videoqueue API"
@@ -67,8 +67,8 @@ def siwx_challenge(ctx: AppContext, path: str) -> dict[str, Any]:
             "uri": ctx.settings.resolved_public_base_url + path,
             "version": "1",
             "nonce": secrets.token_hex(8),
-            "issuedAt": format_time(now),
-            "expirationTime": format_time(now + CHALLENGE_LIFETIME),
+            "issuedAt": iso_z(now),
+            "expirationTime": iso_z(now + CHALLENGE_LIFETIME),
             "statement": STATEMENT,
         },
         "supportedChains": chains,

@@ -143,6 +143,3 @@ def parse_time(stamp: str) -> datetime:
     return value
 
 
-def format_time(moment: datetime) -> str:
-    """`2026-08-22T10:00:00.000Z`, the form the messages and Venice's challenges use."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

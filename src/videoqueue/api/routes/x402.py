@@ -15,7 +15,6 @@ from x402.schemas import SettleResponse
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.payment_required import top_up_requirements
 from videoqueue.api.wallet_auth import Wallet, payment_header, require_wallet, wallet_services
-from videoqueue.auth.siwx_message import format_time
 from videoqueue.billing.facilitator import Facilitator
 from videoqueue.billing.models import MICROS_PER_USD
 from videoqueue.billing.payments import Credit, record_failure, record_settlement, reserve_payment
@@ -23,6 +22,7 @@ from videoqueue.billing.wallets import ledger_page, normalize_wallet
 from videoqueue.billing.x402 import Payment, TopUpFailed, TopUpTerms, read_payment, usd_to_micros
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
+from videoqueue.clock import iso_z
 from videoqueue.errors import VideoqueueError
 
 router = APIRouter(tags=["x402"])
@@ -197,7 +197,7 @@ def _transactions(ctx: AppContext, wallet: Wallet, limit: int, offset: int) -> d
         "transactions": [{
             "id": entry.id, "amount": _usd(entry.amount_micros),
             "balanceAfter": _usd(entry.balance_after_micros), "type": entry.kind.value,
-            "createdAt": format_time(entry.created_at),
+            "createdAt": iso_z(entry.created_at),
             "requestId": entry.job_id, "modelId": entry.model,
         } for entry in entries],
         "pagination": {"limit": limit, "offset": offset, "hasMore": more},
