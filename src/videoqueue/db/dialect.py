@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, Table, create_engine, event
+from sqlalchemy import Engine, Select, Table, create_engine, event, text
 from sqlalchemy.orm import Session
 
 T = TypeVar("T", bound=Select[Any])
@@ -68,3 +69,41 @@ def increment(session: Session, table: Table, key: dict[str, Any], column: str) 
             index_elements=list(key), set_={column: table.c[column] + 1}
         ).returning(table.c[column])
     return int(session.execute(stmt).scalar_one())
+
+
+JOBS_CHANNEL = "videoqueue_jobs"
+
+
+def notify_job_queued(session: Session) -> None:
+    """Wake workers waiting on PostgreSQL (delivered when the transaction commits)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
+
+
+class JobWaiter:
+    """Sleeps until a job may be waiting: a NOTIFY on PostgreSQL, else the poll interval.
+
+    Polling stays as the fallback everywhere, so a lost notification only delays a job.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._connection: Any = None
+        if engine.dialect.name == "postgresql":
+            import psycopg
+
+            url = engine.url.set(drivername="postgresql")
+            self._connection = psycopg.connect(
+                url.render_as_string(hide_password=False), autocommit=True)
+            self._connection.execute(f"LISTEN {JOBS_CHANNEL}")
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """Return after `timeout` seconds, on a notification, or once `stop` is set."""
+        if self._connection is None:
+            stop.wait(timeout)
+            return
+        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()

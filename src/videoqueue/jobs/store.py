@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.clock import Clock
-from videoqueue.db.dialect import locked
+from videoqueue.db.dialect import locked, notify_job_queued
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import PENDING, JobState, check_transition
 
@@ -30,6 +30,7 @@ def create_job(session: Session, *, account_id: str, model: str, engine: str,
         job.id = job_id
     session.add(job)
     session.flush()
+    notify_job_queued(session)
     return job
 
 

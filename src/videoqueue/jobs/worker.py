@@ -19,6 +19,7 @@ from typing import Any
 
 from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
+from videoqueue.db.dialect import JobWaiter
 from videoqueue.db.session import Database
 from videoqueue.engines.base import Engine, EngineError, JobInput, ProviderContentPolicy
 from videoqueue.jobs import store
@@ -100,15 +101,19 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        while not stop.is_set():
-            try:
-                self.fail_exhausted()
-                worked = self.run_once()
-            except Exception:
-                log.exception("worker loop error")
-                worked = False
-            if not worked:
-                stop.wait(poll_seconds)
+        waiter = JobWaiter(self.db.engine)
+        try:
+            while not stop.is_set():
+                try:
+                    self.fail_exhausted()
+                    worked = self.run_once()
+                except Exception:
+                    log.exception("worker loop error")
+                    worked = False
+                if not worked:
+                    waiter.wait(poll_seconds, stop)
+        finally:
+            waiter.close()
 
     def fail_exhausted(self) -> int:
         """Fail and refund jobs whose last attempt's lease lapsed; returns how many."""
