@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.conftest import Env, wait_until
 from videoqueue.api.app import create_app
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.process import Supervisor
+from videoqueue.jobs.process import Supervisor, restart_pause
 from videoqueue.jobs.states import JobState
 
 MODEL = "wan-2.5-preview-text-to-video"
@@ -70,3 +70,7 @@ def test_restarting_the_app_keeps_queued_and_finished_jobs(env: Env) -> None:
         waiting = client.post("/api/v1/video/retrieve", headers=headers,
                               json={"model": MODEL, "queue_id": queued})
         assert waiting.json()["status"] == "PROCESSING"
+
+
+def test_a_worker_that_keeps_dying_at_start_is_restarted_ever_more_slowly() -> None:
+    assert [restart_pause(n) for n in (0, 1, 2, 3, 6, 7, 100)] == [0, 1, 3, 7, 60, 60, 60]

@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -18,6 +19,9 @@ from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
 log = logging.getLogger(__name__)
+
+QUICK_EXIT_S = 10.0
+MAX_RESTART_PAUSE_S = 60
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -44,6 +48,12 @@ def worker_main(settings_json: dict[str, Any]) -> None:
     worker.run_forever(stop, settings.poll_seconds)
 
 
+def restart_pause(quick_exits: int) -> int:
+    """Seconds to wait before restarting a worker that died `quick_exits` times running,
+    each soon after it started: 0, 1, 3, 7 … up to a minute."""
+    return int(min(MAX_RESTART_PAUSE_S, 2 ** min(quick_exits, 16) - 1))
+
+
 class Supervisor:
     """Keeps `count` worker processes running, replacing any that dies."""
 
@@ -51,6 +61,8 @@ class Supervisor:
         self.settings_json = settings.model_dump(mode="json")
         self.count = count
         self.processes: list[BaseProcess] = []
+        self._started: list[float] = []
+        self._quick_exits: list[int] = []
         self._stop = threading.Event()
         self._context = multiprocessing.get_context("spawn")
         self._thread = threading.Thread(target=self._watch, daemon=True, name="supervisor")
@@ -63,15 +75,26 @@ class Supervisor:
 
     def start(self) -> None:
         self.processes = [self._spawn() for _ in range(self.count)]
+        self._started = [time.monotonic()] * self.count
+        self._quick_exits = [0] * self.count
         self._thread.start()
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
             for i, process in enumerate(self.processes):
-                if not process.is_alive() and not self._stop.is_set():
-                    log.warning("worker pid %s exited (%s); starting a new one",
-                                process.pid, process.exitcode)
-                    self.processes[i] = self._spawn()
+                if process.is_alive() or self._stop.is_set():
+                    continue
+                # A worker that dies right after starting (an engine that cannot load, say)
+                # is restarted after a growing pause instead of in a tight loop.
+                lived = time.monotonic() - self._started[i]
+                self._quick_exits[i] = self._quick_exits[i] + 1 if lived < QUICK_EXIT_S else 0
+                pause = restart_pause(self._quick_exits[i])
+                log.warning("worker pid %s exited (%s); starting a new one in %d s",
+                            process.pid, process.exitcode, pause)
+                if self._stop.wait(pause):
+                    return
+                self.processes[i] = self._spawn()
+                self._started[i] = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
