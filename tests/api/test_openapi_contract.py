@@ -8,7 +8,6 @@ The spec is `tests/data/venice-openapi-video.json`, the needed part of Venice's 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,10 @@ from schemathesis.specs.openapi.checks import (
 from tests.catalog.cases import (
     entry_and_family,
     model_ids,
-    table_settings,
     valid_queue_body,
     valid_quote_body,
 )
-from tests.conftest import Env, build_env
+from tests.conftest import Env
 
 OPENAPI = Path(__file__).parents[1] / "data" / "venice-openapi-video.json"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -70,16 +68,10 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
 
 
 @pytest.fixture(scope="module")
-def contract_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    data_dir: Path = tmp_path_factory.mktemp("contract") / "data"
-    yield from build_env(table_settings(data_dir))
-
-
-@pytest.fixture(scope="module")
-def key(contract_env: Env) -> str:
-    secret = contract_env.make_key(balance_usd=1_000_000)
+def key(table_env: Env) -> str:
+    secret = table_env.make_key(balance_usd=1_000_000)
     job = valid_queue_body(entry_and_family("wan-2-7-text-to-video")[0])
-    response = contract_env.post("/video/queue", job, secret)
+    response = table_env.post("/video/queue", job, secret)
     QUEUED_JOB.update(model=job["model"], queue_id=response.json()["queue_id"])
     return secret
 
@@ -98,6 +90,6 @@ def _send(env: Env, case: Any, key: str) -> Any:
 @schema.parametrize()
 @settings(max_examples=100, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-def test_video_routes_keep_venices_contract(case: Any, contract_env: Env, key: str) -> None:
-    response = _send(contract_env, case, key)
+def test_video_routes_keep_venices_contract(case: Any, table_env: Env, key: str) -> None:
+    response = _send(table_env, case, key)
     case.validate_response(response, checks=CHECKS)

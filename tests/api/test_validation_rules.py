@@ -7,8 +7,6 @@ that need several fields at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,12 +22,11 @@ from tests.catalog.cases import (
     mp4_data_url,
     plain,
     required_issue,
-    table_settings,
     too_big_issue,
     type_issue,
     wav_data_url,
 )
-from tests.conftest import Env, build_env
+from tests.conftest import Env
 from videoqueue.billing.models import Account, LedgerEntry, LedgerKind
 
 KLING = "kling-o3-pro-reference-to-video"
@@ -44,17 +41,6 @@ UPSCALE = "topaz-video-upscale"
 CONSENTS = {"confirmed_terms_and_privacy": True, "confirmed_legal_right": True,
             "confirmed_screening_acknowledged": True}
 OK: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="module")
-def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    data_dir: Path = tmp_path_factory.mktemp("rules") / "data"
-    yield from build_env(table_settings(data_dir))
-
-
-@pytest.fixture(scope="module")
-def key(shared_env: Env) -> str:
-    return shared_env.make_key(balance_usd=100_000)
 
 
 def images(n: int) -> list[str]:
@@ -294,21 +280,22 @@ CASES = [
 
 @pytest.mark.parametrize(("body", "status", "expected"),
                          [pytest.param(b, s, e, id=name) for name, b, s, e in CASES])
-def test_queue_answers_like_venice(shared_env: Env, key: str, body: dict[str, Any], status: int,
+def test_queue_answers_like_venice(table_env: Env, table_key: str, body: dict[str, Any],
+                                   status: int,
                                    expected: dict[str, Any]) -> None:
-    response = shared_env.post("/video/queue", body, key)
+    response = table_env.post("/video/queue", body, table_key)
     assert response.status_code == status, response.text
     if status != 200:
         assert response.json() == expected
 
 
-def test_rejected_requests_charge_nothing(shared_env: Env) -> None:
-    account_id = shared_env.make_account(balance_usd=5)
-    key = shared_env.make_key(account_id)
+def test_rejected_requests_charge_nothing(table_env: Env) -> None:
+    account_id = table_env.make_account(balance_usd=5)
+    key = table_env.make_key(account_id)
     for name, body, status, _ in CASES:
         if status == 400 and "model" in body and body["model"] != "sora-9":
-            assert shared_env.post("/video/queue", body, key).status_code == 400, name
-    with shared_env.db.transaction() as session:
+            assert table_env.post("/video/queue", body, key).status_code == 400, name
+    with table_env.db.transaction() as session:
         kinds = session.scalars(select(LedgerEntry.kind).where(
             LedgerEntry.account_id == account_id)).all()
         balance = session.scalars(select(Account.balance_micros).where(
