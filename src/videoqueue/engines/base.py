@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from videoqueue.errors import VideoqueueError
+from videoqueue.media.probe import VideoInfo
+
+__all__ = ["Engine", "EngineError", "JobInput", "ProgressCallback", "ProviderContentPolicy",
+           "VideoInfo"]
 
 ProgressCallback = Callable[[float], None]
 """Called by an engine with the fraction of the work done, 0.0 … 1.0."""
@@ -55,18 +59,6 @@ class JobInput:
     reference_image_paths: tuple[Path, ...] = ()
     upscale_factor: int = 2
     params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What an engine reports about the MP4 it wrote."""
-
-    width: int
-    height: int
-    fps: float
-    duration_s: float
-    frames: int
-    has_audio: bool
 
 
 class Engine(Protocol):

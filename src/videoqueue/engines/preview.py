@@ -22,6 +22,7 @@ from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTr
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
+from videoqueue.media.probe import LOCAL_FILES_ONLY
 
 SAMPLE_RATE = 48_000
 AAC_FRAME_SAMPLES = 1024
@@ -208,7 +209,7 @@ def _read_audio(path: Path, n_samples: int) -> Audio:
     chunks: list[Audio] = []
     have = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=LOCAL_FILES_ONLY) as container:
             if not container.streams.audio:
                 raise EngineError(f"audio_path: {path.name} has no audio stream", refundable=False)
             resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)

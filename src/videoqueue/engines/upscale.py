@@ -27,6 +27,7 @@ from av.video.stream import VideoStream
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
 from videoqueue.errors import VideoqueueError
+from videoqueue.media.probe import LOCAL_FILES_ONLY
 
 UPSCALE_FACTORS = (1, 2, 4)
 
@@ -225,7 +226,7 @@ class _Progress:
 @contextlib.contextmanager
 def _open_input(path: Path) -> Iterator[InputContainer]:
     try:
-        source = av.open(str(path), "r")
+        source = av.open(str(path), "r", options=LOCAL_FILES_ONLY)
     except av.FFmpegError as exc:
         raise EngineError(f"upscale failed: the input is not a readable video ({exc})") from exc
     with source:

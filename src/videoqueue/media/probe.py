@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from videoqueue.engines.base import VideoInfo
 from videoqueue.media.errors import MediaError
+
+LOCAL_FILES_ONLY = {"protocol_whitelist": "file"}
+"""Demuxer options for the files workers read: whatever a file holds (a playlist, a reference
+to another file), FFmpeg may open nothing but local files for it. FFmpeg's own default already
+limits nested opens to the parent's protocol; this states it where the files are opened."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, as probed or as an engine reports the MP4 it wrote."""
+
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frames: int
+    has_audio: bool
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -19,7 +36,7 @@ def probe_video(path: Path) -> VideoInfo:
     too; decodes every frame only when the container does not state the frame count.
     """
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=LOCAL_FILES_ONLY) as container:
             if not container.streams.video:
                 raise MediaError(f"{path.name} has no video stream")
             stream = container.streams.video[0]
