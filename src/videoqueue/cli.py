@@ -186,6 +186,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from videoqueue.settings import settings_markdown
+
+    if args.markdown:
+        print(settings_markdown(), end="")
+        return 0
+    settings = Settings.load(args.config)
+    for name, value in settings.model_dump(mode="json").items():
+        shown = "(set, hidden)" if name == "link_secret" and value else value
+        print(f"{name} = {shown!r}" if isinstance(shown, str) else f"{name} = {shown}")
+    return 0
+
+
 LIMIT_PERIODS = {"daily": LimitPeriod.EPOCH, "monthly": LimitPeriod.MONTH,
                  "lifetime": LimitPeriod.LIFETIME}
 
@@ -241,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
     migrate.set_defaults(func=cmd_migrate)
+
+    settings = commands.add_parser(
+        "settings", help="print the settings in effect (environment and --config)")
+    settings.add_argument("--config", type=Path, default=None, help="a settings TOML file")
+    settings.add_argument("--markdown", action="store_true",
+                          help="print the reference of every setting instead")
+    settings.set_defaults(func=cmd_settings)
 
     keys = commands.add_parser("keys", help="manage API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

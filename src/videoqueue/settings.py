@@ -37,28 +37,38 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIDEOQUEUE_", extra="forbid")
 
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR,
+                           description="Where the SQLite database, media and link secret live")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
     )
     storage_url: str | None = Field(
-        default=None, description="file:///path or s3://bucket/prefix; default: data_dir/media"
+        default=None, description="file:///path (local directory); default: data_dir/media"
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(default="127.0.0.1", description="Address `serve` listens on")
+    port: int = Field(default=8000, description="Port `serve` listens on")
     public_base_url: str | None = Field(
         default=None, description="Base URL clients reach; default: http://host:port"
     )
     catalog_path: Path | None = Field(
         default=None, description="Operator catalogue TOML that adds or overrides models"
     )
-    workers: int = 1
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 5.0
-    poll_seconds: float = 0.5
-    max_attempts: int = 3
-    default_average_execution_ms: int = 60_000
-    max_body_bytes: int = 35 * 1024 * 1024
+    workers: int = Field(default=1, ge=1, description="Worker processes `serve` supervises")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a job stays a worker's without a heartbeat")
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a working worker renews its lease")
+    poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often an idle worker looks for jobs (PostgreSQL "
+        "also wakes it on LISTEN/NOTIFY)")
+    max_attempts: int = Field(
+        default=3, ge=1, description="Attempts a job gets when its worker dies; then it fails "
+        "and is refunded")
+    default_average_execution_ms: int = Field(
+        default=60_000, ge=0, description="`average_execution_time` before a model has any "
+        "finished job")
+    max_body_bytes: int = Field(default=35 * 1024 * 1024, gt=0,
+                                description="Largest request body; more is refused with 413")
     # Media intake (docs/media.md): where http(s) media URLs may be fetched from, and how.
     media_allow_private_networks: bool = Field(
         default=False, description="Also fetch media from loopback and private (RFC 1918/4193, "
@@ -68,14 +78,16 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDR ranges media may always be fetched from "
         "(e.g. an internal CDN), whatever range they lie in"
     )
-    media_fetch_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    media_fetch_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait to connect to a media URL's host")
     media_fetch_read_timeout_seconds: float = Field(
         default=15.0, gt=0, description="Longest wait for the next bytes of a media URL"
     )
     media_fetch_total_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Longest time one media URL may take to fetch"
     )
-    media_fetch_max_redirects: int = Field(default=3, ge=0)
+    media_fetch_max_redirects: int = Field(
+        default=3, ge=0, description="Redirects a media URL may take (each one re-checked)")
     media_max_video_bytes: int = Field(
         default=256 * 1024 * 1024, gt=0, description="Largest video_url file (reference videos "
         "have the model family's own cap)"
@@ -92,7 +104,8 @@ class Settings(BaseSettings):
     failed_requests_budget: int = Field(
         default=50, ge=1, description="Failed (4xx but 429) requests allowed per window"
     )
-    failed_requests_window_seconds: int = Field(default=30, ge=1)
+    failed_requests_window_seconds: int = Field(
+        default=30, ge=1, description="Window of the failed-request budget")
     idempotency_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="How long an `Idempotency-Key` answer is replayed"
     )
@@ -128,7 +141,8 @@ class Settings(BaseSettings):
     wallet_minimum_balance_usd: float = Field(
         default=0.10, ge=0, description="Credit a wallet needs to use inference routes"
     )
-    wallet_max_concurrent_requests: int = Field(default=5, ge=1)
+    wallet_max_concurrent_requests: int = Field(
+        default=5, ge=1, description="Requests one wallet may have in flight; more get 429")
     wallet_request_slot_seconds: float = Field(
         default=600.0, gt=0, description="When a request slot of a crashed API process is freed"
     )
@@ -136,7 +150,8 @@ class Settings(BaseSettings):
         default=None, description="x402 facilitator that verifies and settles top-ups on chain; "
         "default: the local facilitator, which checks signatures but moves no funds"
     )
-    x402_facilitator_timeout_seconds: float = Field(default=30.0, gt=0)
+    x402_facilitator_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait for the facilitator to verify or settle")
     x402_pay_to: str | None = Field(
         default=None, description="EVM address top-ups are paid to; top-ups are off until set"
     )
@@ -148,10 +163,14 @@ class Settings(BaseSettings):
     x402_solana_pay_to: str | None = Field(
         default=None, description="Solana USDC receiver (needs x402_facilitator_url)"
     )
-    x402_solana_fee_payer: str | None = None
-    x402_minimum_top_up_usd: float = Field(default=5.0, gt=0)
-    x402_suggested_top_up_usd: float = Field(default=10.0, gt=0)
-    x402_maximum_top_up_usd: float = Field(default=10_000.0, gt=0)
+    x402_solana_fee_payer: str | None = Field(
+        default=None, description="Solana account that pays the fee of Solana top-ups")
+    x402_minimum_top_up_usd: float = Field(default=5.0, gt=0,
+                                           description="Smallest top-up accepted")
+    x402_suggested_top_up_usd: float = Field(
+        default=10.0, gt=0, description="Top-up the 402 answers suggest and price their rails at")
+    x402_maximum_top_up_usd: float = Field(default=10_000.0, gt=0,
+                                           description="Largest top-up accepted")
 
     @property
     def resolved_database_url(self) -> str:
@@ -174,3 +193,14 @@ class Settings(BaseSettings):
                 values.update(tomllib.load(f))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def settings_markdown() -> str:
+    """Every setting as a Markdown table: its environment variable, default and meaning."""
+    rows = ["| environment variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "(unset)" if default is None or default == [] else f"`{default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `VIDEOQUEUE_{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(rows) + "\n"
