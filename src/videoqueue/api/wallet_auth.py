@@ -7,6 +7,7 @@ own committed transaction, before anything else can fail: a header is never usab
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import anyio
@@ -33,6 +34,8 @@ from videoqueue.errors import VideoqueueError
 
 ACCOUNT_STATE = "wallet_account_id"
 SLOT_STATE = "wallet_slot_id"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,15 @@ class WalletRequests:
         async def send_with_balance(message: Message) -> None:
             account_id = state.get(ACCOUNT_STATE)
             if message["type"] == "http.response.start" and account_id:
-                micros = await run_in_threadpool(_balance, self.context, account_id)
-                MutableHeaders(scope=message).append("X-Balance-Remaining",
-                                                     f"{micros / MICROS_PER_USD:.6f}")
+                try:
+                    micros = await run_in_threadpool(_balance, self.context, account_id)
+                except Exception:
+                    # The answer is already decided (perhaps a job was created): a header
+                    # must never turn it into an error.
+                    log.exception("X-Balance-Remaining left out for account %s", account_id)
+                else:
+                    MutableHeaders(scope=message).append("X-Balance-Remaining",
+                                                         f"{micros / MICROS_PER_USD:.6f}")
             await send(message)
 
         try:
