@@ -6,7 +6,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
+from tests.conftest import wait_until
 from videoqueue.billing.ledger import create_account
 from videoqueue.billing.models import AccountKind
 from videoqueue.clock import SystemClock
@@ -64,3 +66,30 @@ def test_a_stop_request_ends_the_wait_on_sqlite(db: Database) -> None:
     assert not woke.wait(0.3)
     stop.set()
     assert woke.wait(30.0)
+
+
+def test_a_lost_listen_connection_is_opened_again(db: Database) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    waiter = JobWaiter(db.engine)
+    try:
+        waiter.wait(0.01, threading.Event())
+        with db.engine.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid() "
+                "AND datname = current_database()"))
+        waiter.wait(0.01, threading.Event())  # finds the connection dead, polls instead
+        woke = _wait_in_thread(waiter, 120.0, threading.Event())
+        wait_until(lambda: _listeners(db) >= 1)
+        _queue_a_job(db)
+        assert woke.wait(30.0), "the re-opened LISTEN connection missed the NOTIFY"
+    finally:
+        waiter.close()
+
+
+def _listeners(db: Database) -> int:
+    with db.engine.connect() as connection:
+        return int(connection.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' "
+            "AND datname = current_database()")).scalar() or 0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, Table, create_engine, event, text
 from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Select[Any])
 
@@ -83,27 +86,41 @@ def notify_job_queued(session: Session) -> None:
 class JobWaiter:
     """Sleeps until a job may be waiting: a NOTIFY on PostgreSQL, else the poll interval.
 
-    Polling stays as the fallback everywhere, so a lost notification only delays a job.
+    Polling stays as the fallback everywhere, so a lost notification (or a lost LISTEN
+    connection, which is opened again on the next wait) only delays a job.
     """
 
     def __init__(self, engine: Engine) -> None:
+        self._url: str | None = None
         self._connection: Any = None
         if engine.dialect.name == "postgresql":
+            url = engine.url.set(drivername="postgresql")
+            self._url = url.render_as_string(hide_password=False)
+
+    def _listening(self) -> Any:
+        if self._connection is None and self._url is not None:
             import psycopg
 
-            url = engine.url.set(drivername="postgresql")
-            self._connection = psycopg.connect(
-                url.render_as_string(hide_password=False), autocommit=True)
+            self._connection = psycopg.connect(self._url, autocommit=True)
             self._connection.execute(f"LISTEN {JOBS_CHANNEL}")
+        return self._connection
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         """Return after `timeout` seconds, on a notification, or once `stop` is set."""
-        if self._connection is None:
-            stop.wait(timeout)
-            return
-        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-            pass
+        try:
+            connection = self._listening()
+            if connection is not None:
+                for _ in connection.notifies(timeout=timeout, stop_after=1):
+                    pass
+                return
+        except Exception:
+            log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+            self.close()
+        stop.wait(timeout)
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
