@@ -53,10 +53,11 @@ def solid_png(width: int, height: int, color: tuple[int, int, int] = (40, 120, 2
     return buffer.getvalue()
 
 
-def encode_video(frames: Sequence[RGB], fps: int, *, fmt: str = "mp4") -> bytes:
-    """Frames as an H.264 MP4/MOV, or VP9 WebM (`fmt="webm"`)."""
+def encode_video(frames: Sequence[RGB], fps: int, *, fmt: str = "mp4",
+                 codec: str | None = None) -> bytes:
+    """Frames as an H.264 MP4/MOV, or VP9 WebM (`fmt="webm"`), or in another `codec`."""
     buffer = io.BytesIO()
-    codec = "libvpx-vp9" if fmt == "webm" else "libx264"
+    codec = codec or ("libvpx-vp9" if fmt == "webm" else "libx264")
     with av.open(buffer, mode="w", format=fmt) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]

@@ -234,6 +234,10 @@ class MediaInspector:
                 if not container.streams.video:
                     raise InvalidVideoFormat(f"{field}: the file has no video stream")
                 stream = container.streams.video[0]
+                codec = stream.codec_context.name
+                if rule.video_codecs and codec not in rule.video_codecs:
+                    raise InvalidVideoFormat(
+                        f"{field}: the video is {codec}; it must be H.264 or H.265")
                 stream.thread_type = "AUTO"
                 stated = _stated_seconds(container, stream)
                 if stated > rule.max_seconds + DURATION_SLACK_S:

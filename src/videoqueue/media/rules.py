@@ -80,6 +80,8 @@ class ClipRule:
     max_seconds: float
     min_seconds: float = 0.0
     total_seconds: float | None = None
+    video_codecs: tuple[str, ...] = ()
+    """FFmpeg decoder names the video stream must use (empty: any)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ class MediaRules:
     video: ClipRule = ClipRule(formats=(MP4_MOV, MATROSKA_WEBM), max_bytes=256 * MB,
                                max_seconds=300.0)
     reference_video: ClipRule = ClipRule(formats=(MP4_MOV,), max_bytes=50 * MB, min_seconds=2.0,
-                                         max_seconds=15.0, total_seconds=15.0)
+                                         max_seconds=15.0, total_seconds=15.0,
+                                         video_codecs=("h264", "hevc"))
     audio_url_is_reference: bool = False
     """Seedance R2V: `audio_url` counts as one more reference audio (spec §4.1)."""
     detect_faces: bool = False
