@@ -217,7 +217,7 @@ CASES = [
      seedance_r2v(reference_image_urls=images(1), omni_reference_task_type="edit"), 400,
      plain("This model does not support omni_reference_task_type")),
     ("seedance-2-5-source-matched-duration",
-     seedance_r2v(SEEDANCE_25_R2V, duration="-1", reference_video_urls=[mp4_data_url()]),
+     seedance_r2v(SEEDANCE_25_R2V, duration="-1", reference_video_urls=[mp4_data_url(5.0)]),
      200, OK),
     ("seedance-2-5-auto-duration-needs-a-video",
      seedance_r2v(SEEDANCE_25_R2V, duration="auto", reference_image_urls=images(1)), 400,

@@ -260,8 +260,10 @@ def family_rules(family: Family) -> str:
         rules.append(f"elements ≤ {family.elements_max_with_frame} with a start or end frame")
     rules.extend(f"`{tag}N` → `{field}`[N-1]" for tag, field in family.prompt_references.items())
     if family.source_matched_durations:
+        clip = family.source_clip_seconds
         rules.append("duration " + ", ".join(f"`{d}`" for d in family.source_matched_durations)
-                     + " = source length")
+                     + " = source length"
+                     + (f" (source clip {clip[0]:g}–{clip[1]:g} s)" if clip else ""))
     if family.source_matched_aspect_ratios:
         rules.append("aspect_ratio " + ", ".join(
             f"`{a}`" for a in family.source_matched_aspect_ratios) + " = source ratio")

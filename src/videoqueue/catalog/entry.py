@@ -94,6 +94,9 @@ class Family(_Data):
     omni_reference_task_type: bool = False
     source_matched_durations: tuple[str, ...] = ()
     source_matched_aspect_ratios: tuple[str, ...] = ()
+    source_clip_seconds: tuple[float, float] | None = None
+    """With a source-matched duration: the (min, max) length of the source clip (the first
+    reference video)."""
     face_consent: bool = False
 
 

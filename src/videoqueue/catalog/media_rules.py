@@ -31,4 +31,5 @@ def media_rules(entry: ModelEntry, family: Family, *, max_video_bytes: int) -> M
         reference_video=_clip(defaults.reference_video, family.reference_videos),
         audio_url_is_reference=family.audio_url_is_reference,
         detect_faces=family.face_consent,
+        source_clip_seconds=family.source_clip_seconds,
     )

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from videoqueue.billing.ledger import KeyBudget, charge
 from videoqueue.catalog.entry import ModelEntry
 from videoqueue.catalog.geometry import DEFAULT_ASPECT, aspect_value, frame_size
-from videoqueue.catalog.pricing import SourceVideo, price_micros
+from videoqueue.catalog.pricing import SourceVideo, output_seconds, price_micros
 from videoqueue.catalog.request import VideoRequest
 from videoqueue.clock import Clock
 from videoqueue.db.base import new_id
@@ -67,7 +67,6 @@ class _Intake:
         self.storage = storage
         self.load = load
         self.inspector = inspector
-        self.first_image: tuple[int, int] | None = None
         self.media: list[MediaFacts] = []
 
     def store(self, field: str, value: Any) -> InputKeys:
@@ -79,8 +78,6 @@ class _Intake:
         blob = MediaBlob(field=field, data=self.load(value, field))
         facts = self.inspector.inspect(blob)
         self.media.append(facts)
-        if field == "image_url" and facts.width and facts.height:
-            self.first_image = (facts.width, facts.height)
         key = input_prefix(self.job_id) + blob.sha256
         if not self.storage.exists(key):
             self.storage.put_bytes(key, blob.data)
@@ -92,10 +89,16 @@ def _seed(request: VideoRequest) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
-def _geometry(request: VideoRequest, first_image: tuple[int, int] | None) -> tuple[int, int]:
+# Without an aspect_ratio (or with `auto`/`adaptive`), the output takes the shape of the first
+# of these inputs that the request has: the first frame, the input video, the source clip.
+SHAPE_SOURCES = ("image_url", "video_url", "reference_video_urls[0]")
+
+
+def _geometry(request: VideoRequest, media: list[MediaFacts]) -> tuple[int, int]:
     aspect = aspect_value(request.aspect_ratio or "")
-    if aspect is None and first_image is not None:
-        aspect = first_image[0] / first_image[1]
+    if aspect is None:
+        shapes = {f.field: f.width / f.height for f in media if f.width and f.height}
+        aspect = next((shapes[field] for field in SHAPE_SOURCES if field in shapes), None)
     return frame_size(request.resolution, aspect or aspect_value(DEFAULT_ASPECT) or 16 / 9)
 
 
@@ -125,7 +128,7 @@ def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
     source: SourceVideo | None = None
     try:
         inputs = {field: intake.store(field, value) for field, value in request.media.items()}
-        inspector.check_all(intake.media)
+        inspector.check_all(intake.media, source_matched=request.duration_seconds is None)
         for facts in intake.media:
             if facts.field == "video_url":
                 check_upscale_input(entry, request, facts)
@@ -133,7 +136,11 @@ def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
     except BaseException:
         storage.delete_prefix(job_prefix(job_id))
         raise
-    width, height = _geometry(request, intake.first_image)
+    width, height = _geometry(request, intake.media)
+    # Reference videos are billed on their probed length, as the quote's declared total is;
+    # a source-matched duration renders (and bills) as long as they are.
+    reference_seconds = sum(f.duration_s or 0.0 for f in intake.media
+                            if f.kind == "reference_video_urls")
     params = {
         **request.as_json(),
         "media": {},
@@ -141,11 +148,8 @@ def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
         "height": height,
         "fps": FPS,
         "seed": _seed(request),
-        "duration_s": request.duration_seconds or (source.duration_s if source else None),
+        "duration_s": output_seconds(request, source, reference_seconds),
     }
-    # Reference videos are billed on their probed length, as the quote's declared total is.
-    reference_seconds = sum(f.duration_s or 0.0 for f in intake.media
-                            if f.kind == "reference_video_urls")
     return PreparedJob(job_id=job_id, entry=entry, params=params, inputs=inputs,
                        price_micros=price_micros(entry, request, source, reference_seconds),
                        media=tuple(intake.media))

@@ -118,8 +118,22 @@ class MediaInspector:
             return self._audio(blob, kind)
         return self._video(blob, kind, screen)
 
-    def check_all(self, facts: Sequence[MediaFacts]) -> None:
-        """Limits over several files: the combined length of reference clips."""
+    def check_all(self, facts: Sequence[MediaFacts], *, source_matched: bool = False) -> None:
+        """Limits over several files: the combined length of reference clips, and the source
+        clip's length when the output's duration is matched to it (`source_matched`)."""
+        sources = [f for f in facts if f.kind == "reference_video_urls"]
+        if source_matched and self.rules.source_clip_seconds and sources:
+            shortest, longest = self.rules.source_clip_seconds
+            source = sources[0]
+            length = source.duration_s or 0.0
+            if length < shortest - DURATION_SLACK_S or length > longest + DURATION_SLACK_S:
+                error = DurationTooShort if length < shortest else DurationTooLong
+                raise error(
+                    f"{source.field}: a duration matched to the source needs a source clip of "
+                    f"{seconds(shortest)} to {seconds(longest)}; this one lasts {length:.1f} s",
+                    code="VIDEO_DURATION_TOO_SHORT" if length < shortest
+                    else "VIDEO_DURATION_TOO_LONG",
+                )
         audio_kinds = {"reference_audio_urls"}
         if self.rules.audio_url_is_reference:
             audio_kinds.add("audio_url")

@@ -100,6 +100,8 @@ class MediaRules:
     audio_url_is_reference: bool = False
     """Seedance R2V: `audio_url` counts as one more reference audio (spec §4.1)."""
     detect_faces: bool = False
+    source_clip_seconds: tuple[float, float] | None = None
+    """A source-matched duration's source clip (the first reference video): (min, max) s."""
 
     def clip_rule(self, kind: str) -> ClipRule:
         if kind == "reference_video_urls":
