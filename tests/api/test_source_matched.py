@@ -1,5 +1,5 @@
 """Seedance 2.5 R2V with `duration: "auto"` / `aspect_ratio: "auto"`: the output follows the
-source clip, which must last 4–30 s; it renders and bills as long as the source."""
+source clip, which must last 4-30 s; it renders and bills as long as the source."""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ def family_rules(family: Family) -> str:
         clip = family.source_clip_seconds
         rules.append("duration " + ", ".join(f"`{d}`" for d in family.source_matched_durations)
                      + " = source length"
-                     + (f" (source clip {clip[0]:g}–{clip[1]:g} s)" if clip else ""))
+                     + (f" (source clip {clip[0]:g}-{clip[1]:g} s)" if clip else ""))
     if family.source_matched_aspect_ratios:
         rules.append("aspect_ratio " + ", ".join(
             f"`{a}`" for a in family.source_matched_aspect_ratios) + " = source ratio")
