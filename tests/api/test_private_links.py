@@ -344,3 +344,22 @@ def test_api_processes_sharing_a_data_dir_honour_each_others_links(
         assert second_process.get(path).status_code == 200
         assert second_process.delete(path).status_code == 200
     _error(env.client.get(path), 410, "LINK_REVOKED")
+
+
+def test_head_describes_the_video_without_using_up_a_fetch(
+        env: Env, workers: Supervisor, clock: ManualClock) -> None:
+    _, path = _done_link(env)
+    size = len(env.client.get(path).content)
+    for _ in range(8):
+        head = env.client.head(path)
+        assert head.status_code == 200
+        assert head.headers["content-type"] == "video/mp4"
+        assert int(head.headers["content-length"]) == size
+        assert head.headers["accept-ranges"] == "bytes"
+        assert head.content == b""
+        clock.advance(10)  # outside the burst window
+    for _ in range(4):
+        assert env.client.get(path).status_code == 200
+        clock.advance(10)
+    _error(env.client.get(path), 410, "LINK_USED_UP")
+    assert env.client.head(path).status_code == 410

@@ -142,10 +142,11 @@ def _count_in_window(link: DeliveryLink, policy: LinkPolicy, now: datetime) -> N
 
 
 def admit_fetch(session: Session, claims: LinkClaims, policy: LinkPolicy, *,
-                now: datetime) -> Fetch:
-    """Count one GET of a verified link, or raise why it is refused.
+                now: datetime, serves_bytes: bool = True) -> Fetch:
+    """Count one GET (or HEAD, `serves_bytes=False`) of a verified link, or raise why it is
+    refused.
 
-    Every admitted GET counts in the burst window; only one that serves the video counts
+    Every admitted request counts in the burst window; only a GET that serves the video counts
     against `max_fetches`, so a client polling too early is throttled but not used up.
     """
     if now >= claims.expires_at:
@@ -165,8 +166,9 @@ def admit_fetch(session: Session, claims: LinkClaims, policy: LinkPolicy, *,
         return Fetch(job_id=job.id, output_key=None, delete_after_download=False)
     if job.state != JobState.COMPLETED or job.output_key is None:
         raise MediaUnavailable()
-    link.fetch_count += 1
-    link.last_fetch_at = now
+    if serves_bytes:
+        link.fetch_count += 1
+        link.last_fetch_at = now
     return Fetch(job_id=job.id, output_key=job.output_key,
                  delete_after_download=link.delete_after_download)
 

@@ -46,9 +46,10 @@ def _refusal(error: LinkError) -> JSONResponse:
                         headers={**PRIVATE_HEADERS, **error.headers()})
 
 
-def _admit(ctx: AppContext, claims: LinkClaims) -> Fetch:
+def _admit(ctx: AppContext, claims: LinkClaims, serves_bytes: bool = True) -> Fetch:
     with ctx.db.transaction() as session:
-        return admit_fetch(session, claims, link_policy(ctx.settings), now=ctx.clock.now())
+        return admit_fetch(session, claims, link_policy(ctx.settings), now=ctx.clock.now(),
+                           serves_bytes=serves_bytes)
 
 
 def _serves_last_byte(response: Response) -> bool:
@@ -104,6 +105,24 @@ async def read_share(token: str, request: Request) -> Response:
         if fetch.delete_after_download and _serves_last_byte(response):
             _delete_once_sent(ctx, response, fetch.job_id)
     return response
+
+
+@router.head(SHARE_READ_PATH + "/{token}", response_model=None)
+async def inspect_share(token: str, request: Request) -> Response:
+    """What a GET of the link would answer (status, size, type), without using up a fetch."""
+    ctx = context(request)
+    try:
+        claims = verify_token(ctx.link_signer, token)
+        fetch = await run_in_threadpool(_admit, ctx, claims, False)
+        if fetch.output_key is None:
+            raise MediaNotReady()
+        size = await run_in_threadpool(ctx.storage.size, fetch.output_key)
+    except LinkError as error:
+        return _refusal(error)
+    except ObjectNotFound:
+        return _refusal(MediaUnavailable())
+    return Response(status_code=200, media_type="video/mp4", headers={
+        **PRIVATE_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)})
 
 
 def _revoke(ctx: AppContext, claims: LinkClaims) -> str:
