@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import threading
 
 import av
 from fastapi.testclient import TestClient
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from tests.conftest import Env, wait_until
 from videoqueue.api.app import create_app
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.process import Supervisor, restart_pause
+from videoqueue.jobs.process import Supervisor, restart_pause, stop_when_orphaned
 from videoqueue.jobs.states import JobState
 
 MODEL = "wan-2.5-preview-text-to-video"
@@ -74,3 +75,15 @@ def test_restarting_the_app_keeps_queued_and_finished_jobs(env: Env) -> None:
 
 def test_a_worker_that_keeps_dying_at_start_is_restarted_ever_more_slowly() -> None:
     assert [restart_pause(n) for n in (0, 1, 2, 3, 6, 7, 100)] == [0, 1, 3, 7, 60, 60, 60]
+
+
+def test_a_worker_whose_supervisor_is_gone_stops() -> None:
+    stop = threading.Event()
+    watcher = threading.Thread(target=stop_when_orphaned, args=(os.getppid(), stop))
+    watcher.start()
+    assert not stop.wait(1.5), "the supervisor (our parent) is alive"
+    stop.set()
+    watcher.join()
+    orphaned = threading.Event()
+    threading.Thread(target=stop_when_orphaned, args=(-1, orphaned), daemon=True).start()
+    assert orphaned.wait(10), "a different parent means the supervisor died"

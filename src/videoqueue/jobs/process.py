@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -36,13 +37,24 @@ def build_worker(settings: Settings) -> Worker:
     )
 
 
-def worker_main(settings_json: dict[str, Any]) -> None:
-    """Run one worker until SIGTERM or SIGINT."""
+def stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
+    """Set `stop` once the supervising process is gone (killed before it could stop us)."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:
+            log.warning("supervisor %d is gone; stopping", parent_pid)
+            stop.set()
+
+
+def worker_main(settings_json: dict[str, Any], parent_pid: int | None = None) -> None:
+    """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     settings = Settings.model_validate(settings_json)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if parent_pid is not None:
+        threading.Thread(target=stop_when_orphaned, args=(parent_pid, stop), daemon=True,
+                         name="orphan-watch").start()
     worker = build_worker(settings)
     log.info("worker %s ready (engines: %s)", worker.worker_id, ", ".join(worker.engines))
     worker.run_forever(stop, settings.poll_seconds)
@@ -68,8 +80,11 @@ class Supervisor:
         self._thread = threading.Thread(target=self._watch, daemon=True, name="supervisor")
 
     def _spawn(self) -> BaseProcess:
-        process = self._context.Process(target=worker_main, args=(self.settings_json,),
-                                        name="videoqueue-worker", daemon=True)
+        # Not a daemon: a worker starts its engines' child processes, which daemons may not.
+        # stop() ends it, and it stops by itself if this process dies.
+        process = self._context.Process(target=worker_main,
+                                        args=(self.settings_json, os.getpid()),
+                                        name="videoqueue-worker")
         process.start()
         return process
 

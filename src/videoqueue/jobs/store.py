@@ -167,3 +167,11 @@ def cancel_job(job: Job, *, clock: Clock) -> None:
     job.finished_at = clock.now()
     job.lease_owner = None
     job.lease_expires_at = None
+
+
+def release_job(job: Job) -> None:
+    """Hand a running job back to the queue for another attempt (its engine died)."""
+    check_transition(job.state, JobState.QUEUED)
+    job.state = JobState.QUEUED
+    job.lease_owner = None
+    job.lease_expires_at = None

@@ -22,6 +22,7 @@ from videoqueue.clock import Clock
 from videoqueue.db.dialect import JobWaiter
 from videoqueue.db.session import Database
 from videoqueue.engines.base import Engine, EngineError, JobInput, ProviderContentPolicy
+from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
 from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.submit import output_key
@@ -114,6 +115,7 @@ class Worker:
                     waiter.wait(poll_seconds, stop)
         finally:
             waiter.close()
+            self.close()
 
     def fail_exhausted(self) -> int:
         """Fail and refund jobs whose last attempt's lease lapsed; returns how many."""
@@ -159,6 +161,10 @@ class Worker:
                     return
                 size = self.storage.put_file(output_key(job.id), output)
                 self._settle(job.id, output_bytes=size)
+        except EngineCrashed as exc:
+            heartbeat.stop()
+            log.warning("job %s: %s", job.id, exc.message)
+            self._retry_or_fail(job.id, exc)
         except EngineError as exc:
             heartbeat.stop()
             log.warning("job %s failed: %s", job.id, exc.message)
@@ -167,6 +173,24 @@ class Worker:
             heartbeat.stop()
             log.exception("job %s crashed", job.id)
             self._settle(job.id, error=EngineError(f"{type(exc).__name__}: {exc}"))
+
+    def _retry_or_fail(self, job_id: str, crash: EngineCrashed) -> None:
+        """After the engine's process died: another attempt if any is left, else fail (refunded)."""
+        with self.db.transaction() as session:
+            job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
+            if job is None or job.attempts >= job.max_attempts:
+                attempts_left = False
+            else:
+                store.release_job(job)
+                attempts_left = True
+        if not attempts_left:
+            self._settle(job_id, error=crash)
+
+    def close(self) -> None:
+        """Stop the engines' child processes."""
+        for engine in self.engines.values():
+            if isinstance(engine, IsolatedEngine):
+                engine.close()
 
     def _settle(self, job_id: str, *, output_bytes: int | None = None,
                 error: EngineError | None = None) -> None:

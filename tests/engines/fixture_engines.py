@@ -1,0 +1,47 @@
+"""Tiny engines that misbehave on purpose, for the isolation tests (built in child processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from videoqueue.engines.base import (
+    EngineError,
+    JobInput,
+    ProgressCallback,
+    ProviderContentPolicy,
+    VideoInfo,
+)
+
+INFO = VideoInfo(width=2, height=2, fps=24.0, duration_s=1.0, frames=24, has_audio=False)
+
+
+class Scripted:
+    """Does what the job's prompt says: `crash`, `refuse`, `policy`, `fail`, or writes its pid."""
+
+    name = "scripted"
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        if job.prompt == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if job.prompt == "refuse":
+            raise EngineError("the input image is unreadable", refundable=False)
+        if job.prompt == "policy":
+            raise ProviderContentPolicy("blocked upstream",
+                                        recommended_model="wan-2-7-text-to-video")
+        if job.prompt == "fail":
+            raise RuntimeError("a bug")
+        for fraction in (0.25, 0.5, 1.0):
+            progress(fraction)
+        output_path.write_text(str(os.getpid()))
+        return INFO
+
+
+class Unloadable:
+    """An engine whose weights (say) cannot load."""
+
+    name = "unloadable"
+
+    def __init__(self) -> None:
+        raise OSError("libvulkan.so.1: cannot open shared object file")

@@ -1,0 +1,83 @@
+"""Engines run in a warm child process: crashes take only the child; errors cross intact."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from videoqueue.engines.base import EngineError, JobInput, ProviderContentPolicy
+from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
+from videoqueue.engines.registry import UnknownEngine, build_engines
+
+SCRIPTED = "tests.engines.fixture_engines:Scripted"
+
+
+@pytest.fixture
+def engine() -> Iterator[IsolatedEngine]:
+    isolated = IsolatedEngine("scripted", SCRIPTED)
+    yield isolated
+    isolated.close()
+
+
+def _run(engine: IsolatedEngine, prompt: str, output: Path) -> tuple[int, list[float]]:
+    seen: list[float] = []
+    engine.generate(JobInput(job_id="j", model="m", prompt=prompt), output, seen.append)
+    return int(output.read_text()), seen
+
+
+def test_progress_crosses_in_order_and_the_child_stays_warm(engine: IsolatedEngine,
+                                                           tmp_path: Path) -> None:
+    first_pid, progress = _run(engine, "ok", tmp_path / "a")
+    second_pid, _ = _run(engine, "ok", tmp_path / "b")
+    assert progress == [0.25, 0.5, 1.0]
+    assert first_pid == second_pid != os.getpid()
+
+
+def test_a_crashing_engine_takes_only_its_child_down(engine: IsolatedEngine,
+                                                    tmp_path: Path) -> None:
+    before, _ = _run(engine, "ok", tmp_path / "a")
+    with pytest.raises(EngineCrashed, match=r"process died \(exit code -9\)") as crashed:
+        engine.generate(JobInput(job_id="j", model="m", prompt="crash"), tmp_path / "b",
+                        lambda _: None)
+    assert crashed.value.refundable
+    after, _ = _run(engine, "ok", tmp_path / "c")
+    assert after != before, "a fresh child serves the next job"
+
+
+@pytest.mark.parametrize(("prompt", "kind", "refundable"), [
+    ("refuse", EngineError, False), ("policy", ProviderContentPolicy, True),
+    ("fail", EngineError, True)])
+def test_engine_errors_cross_with_their_kind_and_refund_flag(
+        engine: IsolatedEngine, tmp_path: Path, prompt: str, kind: type[EngineError],
+        refundable: bool) -> None:
+    with pytest.raises(kind) as raised:
+        engine.generate(JobInput(job_id="j", model="m", prompt=prompt), tmp_path / "x",
+                        lambda _: None)
+    assert type(raised.value) is kind
+    assert raised.value.refundable is refundable
+    if prompt == "policy":
+        assert isinstance(raised.value, ProviderContentPolicy)
+        assert raised.value.recommended_model == "wan-2-7-text-to-video"
+    if prompt == "fail":
+        assert raised.value.message == "RuntimeError: a bug"
+    pid, _ = _run(engine, "ok", tmp_path / "after")
+    assert pid != os.getpid()
+
+
+def test_an_engine_that_cannot_load_fails_each_job_saying_why(tmp_path: Path) -> None:
+    engine = IsolatedEngine("unloadable", "tests.engines.fixture_engines:Unloadable")
+    try:
+        for _ in range(2):
+            with pytest.raises(EngineError, match="could not start: OSError: libvulkan") as err:
+                engine.generate(JobInput(job_id="j", model="m"), tmp_path / "x", lambda _: None)
+            assert not isinstance(err.value, EngineCrashed)
+    finally:
+        engine.close()
+
+
+def test_unknown_engine_names_are_refused() -> None:
+    with pytest.raises(UnknownEngine, match="no engine named 'diffusers'"):
+        build_engines(["preview", "diffusers"])

@@ -1,0 +1,90 @@
+"""A job whose engine process dies is handed back for another attempt, then failed and
+refunded once attempts run out; the worker itself carries on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from videoqueue.billing.ledger import charge, create_account, top_up
+from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
+from videoqueue.clock import SystemClock
+from videoqueue.db.session import Database
+from videoqueue.engines.isolation import IsolatedEngine
+from videoqueue.jobs import store
+from videoqueue.jobs.models import Job
+from videoqueue.jobs.states import JobState
+from videoqueue.jobs.worker import Worker
+from videoqueue.storage.local import LocalStorage
+
+CLOCK = SystemClock()
+
+
+@pytest.fixture
+def worker(database_url: str, tmp_path: Path) -> Iterator[Worker]:
+    db = Database(database_url)
+    worker = Worker(db=db, storage=LocalStorage(tmp_path / "media"),
+                    engines={"scripted": IsolatedEngine(
+                        "scripted", "tests.engines.fixture_engines:Scripted")},
+                    clock=CLOCK, lease_seconds=30, heartbeat_seconds=5)
+    yield worker
+    worker.close()
+    db.dispose()
+
+
+def _queue(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
+    with db.transaction() as session:
+        account = create_account(session, kind=AccountKind.STANDARD, clock=CLOCK)
+        top_up(session, account_id=account.id, micros=1_000_000, clock=CLOCK)
+        job = store.create_job(session, account_id=account.id, model="m", engine="scripted",
+                               params={"prompt": prompt, "width": 2, "height": 2, "fps": 24,
+                                       "seed": 1}, inputs={}, price_micros=400_000,
+                               max_attempts=max_attempts, clock=CLOCK)
+        charge(session, account_id=account.id, job_id=job.id, model="m", micros=400_000,
+               clock=CLOCK)
+        return account.id, job.id
+
+
+def _job(db: Database, job_id: str) -> Job:
+    with db.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_a_crashed_attempt_is_retried_then_failed_and_refunded_once(worker: Worker) -> None:
+    account_id, job_id = _queue(worker.db, "crash", max_attempts=2)
+    assert worker.run_once()
+    job = _job(worker.db, job_id)
+    assert (job.state, job.attempts, job.lease_owner) == (JobState.QUEUED, 1, None)
+    assert worker.run_once()
+    job = _job(worker.db, job_id)
+    assert job.state == JobState.FAILED and job.error_status == 500
+    assert job.error_body is not None and job.error_body["credits_refunded"] is True
+    assert "process died" in job.error_body["details"]
+    with worker.db.transaction() as session:
+        refunds = session.scalars(select(LedgerEntry).where(
+            LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.REFUND)).all()
+        account = session.get(Account, account_id)
+        assert len(refunds) == 1 and account is not None
+        assert account.balance_micros == 1_000_000
+    assert not worker.run_once(), "nothing left to run"
+
+
+def test_the_worker_runs_the_next_job_after_a_crash(worker: Worker) -> None:
+    _, crashing = _queue(worker.db, "crash", max_attempts=1)
+    _, fine = _queue(worker.db, "ok", max_attempts=1)
+    assert worker.run_once() and worker.run_once()
+    assert _job(worker.db, crashing).state == JobState.FAILED
+    assert _job(worker.db, fine).state == JobState.COMPLETED
+
+
+def test_an_input_error_is_not_retried_and_not_refunded(worker: Worker) -> None:
+    _, job_id = _queue(worker.db, "refuse", max_attempts=3)
+    assert worker.run_once()
+    job = _job(worker.db, job_id)
+    assert (job.state, job.attempts) == (JobState.FAILED, 1)
+    assert job.error_body is not None and job.error_body["credits_refunded"] is False
