@@ -34,3 +34,14 @@ class VideoqueueError(Exception):
     def headers(self) -> dict[str, str]:
         """Response headers this error adds (e.g. `PAYMENT-REQUIRED` on a 402)."""
         return {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crossing a process boundary keeps the message, status, code and any other fields.
+        return (_restore, (type(self), self.__dict__))
+
+
+def _restore(cls: type[VideoqueueError], state: dict[str, Any]) -> VideoqueueError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message"))
+    error.__dict__.update(state)
+    return error

@@ -45,6 +45,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         ctx.db.dispose()  # close pooled connections rather than leave them to the GC
+        ctx.sandbox.close()
 
     app = FastAPI(title="videoqueue", version="0.1.0", lifespan=lifespan,
                   description="A self-hosted server for Venice.ai's video API.")

@@ -10,6 +10,7 @@ from videoqueue.catalog.catalog import Catalog
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
 from videoqueue.delivery.tokens import LinkSigner
+from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
 from videoqueue.storage.base import Storage
 
@@ -22,6 +23,8 @@ class AppContext:
     catalog: Catalog
     clock: Clock
     link_signer: LinkSigner = field(kw_only=True)
+    sandbox: DecodeSandbox = field(kw_only=True, default_factory=DecodeSandbox)
+    """Where clients' media files are decoded (never in the API process itself)."""
 
 
 def context(request: Request) -> AppContext:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import av
 import numpy as np
@@ -101,15 +102,27 @@ def _stated_seconds(container: InputContainer, stream: av.stream.Stream) -> floa
     return 0.0
 
 
+class Sandbox(Protocol):
+    def inspect(self, rules: MediaRules, blob: MediaBlob) -> MediaFacts:
+        """Inspect `blob` under `rules` somewhere a crash cannot reach the caller."""
+        ...
+
+
 class MediaInspector:
     """Checks each media file of one request against one model's `MediaRules`."""
 
-    def __init__(self, rules: MediaRules) -> None:
+    def __init__(self, rules: MediaRules, sandbox: Sandbox | None = None) -> None:
         self.rules = rules
+        self.sandbox = sandbox
 
     def inspect(self, blob: MediaBlob) -> MediaFacts:
-        """Decode `blob` and check it; raises a `MediaError` naming the field and the limit."""
+        """Decode `blob` and check it; raises a `MediaError` naming the field and the limit.
+
+        With a sandbox, the decoding happens in one of its processes.
+        """
         kind = media_kind(blob.field)
+        if self.sandbox is not None:
+            return self.sandbox.inspect(self.rules, blob)
         screen = self.rules.detect_faces and kind in FACE_ROLES
         media = KIND_CLASS[kind]
         if media is MediaClass.IMAGE:

@@ -68,7 +68,7 @@ def _queue(ctx: AppContext, caller: Caller, body: dict[str, Any],
     video = validate_queue(ctx.catalog, body)
     entry = ctx.catalog.get(video.model)
     check_prompt(video.prompt, ctx.settings.content_policy_rules)
-    load, inspector = media_intake(ctx.settings, entry, ctx.catalog.family(entry))
+    load, inspector = media_intake(ctx.settings, entry, ctx.catalog.family(entry), ctx.sandbox)
     prepared = prepare_job(video, entry, storage=ctx.storage, load=load, inspector=inspector)
     download_url = None
     try:
@@ -118,7 +118,8 @@ async def quote_video(request: Request) -> JSONResponse:
     source = None
     if entry.upscale is not None and isinstance(body.get("video_url"), str):
         source = await run_in_threadpool(probe_source, ctx.settings, entry,
-                                         ctx.catalog.family(entry), video, body["video_url"])
+                                         ctx.catalog.family(entry), video, body["video_url"],
+                                         ctx.sandbox)
     micros = price_micros(entry, video, source)
     return JSONResponse({"quote": micros_to_usd(micros)})
 

@@ -1,0 +1,72 @@
+"""Decoding clients' media in separate processes, so a decoder crash cannot take the API down.
+
+FFmpeg, Pillow and OpenCV are native code fed with bytes from the internet. The API process
+hands each file to a small pool of decoder processes; if one dies (a segfault, the OOM
+killer), the request is answered 400 and the pool is started afresh.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from videoqueue.media.checks import MediaFacts, MediaInspector
+from videoqueue.media.errors import MediaError
+from videoqueue.media.intake import MediaBlob
+from videoqueue.media.rules import MediaRules
+
+# Decoder processes fork from a server that has these imported: each starts in milliseconds.
+PRELOAD = ["videoqueue.media.checks"]
+
+
+class DecoderCrashed(MediaError):
+    """The media file could not be decoded"""
+
+    code = "CORRUPTED_MEDIA"
+
+
+def inspect_in_child(rules: MediaRules, blob: MediaBlob) -> MediaFacts:
+    """What a decoder process runs: the ordinary in-process inspection."""
+    return MediaInspector(rules).inspect(blob)
+
+
+Inspect = Callable[[MediaRules, MediaBlob], MediaFacts]
+
+
+class DecodeSandbox:
+    """A lazily started pool of decoder processes, replaced whenever one of them dies."""
+
+    def __init__(self, processes: int = 2, target: Inspect = inspect_in_child) -> None:
+        self.processes = processes
+        self.target = target
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _current_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(PRELOAD)
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            return self._pool
+
+    def inspect(self, rules: MediaRules, blob: MediaBlob) -> MediaFacts:
+        """`MediaInspector(rules).inspect(blob)`, run in a decoder process."""
+        pool = self._current_pool()
+        try:
+            return pool.submit(self.target, rules, blob).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise DecoderCrashed(f"{blob.field}: the file could not be decoded") from None
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
