@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from videoqueue.billing.models import MICROS_PER_USD, LimitPeriod
+from videoqueue.billing.models import MICROS_PER_USD, LimitPeriod, usd_text
 from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
@@ -111,7 +111,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     print("id\taccount\ttype\tname\tends with\tcreated\texpires\tUSD limit\trevoked")
     for key in keys:
         limit = "" if key.usd_limit_micros is None else (
-            f"{_usd(key.usd_limit_micros)}/{key.limit_period.value}")
+            f"{usd_text(key.usd_limit_micros, 2)}/{key.limit_period.value}")
         print("\t".join((key.id, key.account_id, key.kind.value, key.name, key.last_chars,
                          _when(key.created_at), _when(key.expires_at), limit,
                          _when(key.revoked_at))))
@@ -157,8 +157,8 @@ def cmd_credit(args: argparse.Namespace) -> int:
             console.print("[red]That would take the balance below zero[/]")
             return 1
         balance = lock_account(session, account_id).balance_micros
-    console.print(f"account {account_id}: {_usd(args.amount)} USD, balance now {_usd(balance)} USD",
-                  soft_wrap=True)
+    console.print(f"account {account_id}: {usd_text(args.amount, 2)} USD, "
+                  f"balance now {usd_text(balance, 2)} USD", soft_wrap=True)
     return 0
 
 
@@ -169,8 +169,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     with db.transaction() as session:
         report = verify_ledger(session)
     for m in report.mismatches:
-        console.print(f"[red]account {m.account_id}: balance {_usd(m.balance_micros, 6)} USD, "
-                      f"ledger sums to {_usd(m.ledger_micros, 6)} USD[/]", soft_wrap=True)
+        console.print(f"[red]account {m.account_id}: balance {usd_text(m.balance_micros, 6)} USD, "
+                      f"ledger sums to {usd_text(m.ledger_micros, 6)} USD[/]", soft_wrap=True)
     for entry_id in report.bad_refunds:
         console.print(f"[red]refund {entry_id} does not return exactly one charge[/]",
                       soft_wrap=True)
@@ -212,10 +212,6 @@ def _micros(text: str) -> int:
     if not amount.is_finite() or amount == 0:
         raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}")
     return int((amount * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP))
-
-
-def _usd(micros: int, places: int = 2) -> str:
-    return f"{Decimal(micros) / MICROS_PER_USD:.{places}f}"
 
 
 def _moment(text: str) -> datetime:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from videoqueue.auth.models import KeyKind
-from videoqueue.billing.models import MICROS_PER_USD, LimitPeriod
+from videoqueue.billing.models import LimitPeriod, usd_to_micros
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters, Issue
 
@@ -66,7 +65,7 @@ def _usd_limit(body: dict[str, Any], found: list[Issue]) -> int | None:
             found.append(iss.custom(path, f"Number must be between 0 and {MAX_LIMIT_USD}"))
     usd = limits.get("usd")
     if isinstance(usd, int | float) and not isinstance(usd, bool) and 0 <= usd <= MAX_LIMIT_USD:
-        return int(Decimal(str(usd)) * MICROS_PER_USD)
+        return usd_to_micros(usd)
     return None
 
 

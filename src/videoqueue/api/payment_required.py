@@ -18,8 +18,8 @@ from x402.schemas import PaymentRequirements, ResourceInfo
 
 from videoqueue.api.context import AppContext
 from videoqueue.auth.siwx import SOLANA_MAINNET_REFERENCE, domain_host, sign_in_domains
-from videoqueue.billing.models import MICROS_PER_USD
 from videoqueue.billing.x402 import SOLANA_MAINNET, USDC_DECIMALS, Rail, TopUpTerms
+from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.clock import iso_z
 from videoqueue.errors import VideoqueueError
 
@@ -45,9 +45,6 @@ class PaymentRequired(VideoqueueError):
     def headers(self) -> dict[str, str]:
         return {"PAYMENT-REQUIRED": self._header}
 
-
-def _usd(micros: int) -> float:
-    return micros / MICROS_PER_USD
 
 
 def _resource(ctx: AppContext, path: str) -> ResourceInfo:
@@ -114,16 +111,16 @@ def insufficient_credit(ctx: AppContext, path: str, balance_micros: int) -> Paym
     """(b): a signed-in wallet holds less than the minimum balance; how to top it up."""
     terms = TopUpTerms.from_settings(ctx.settings)
     evm = next((rail for rail in terms.rails if rail.is_evm), None)
-    minimum_top_up = _usd(terms.minimum_micros)
+    minimum_top_up = micros_to_usd(terms.minimum_micros)
     body: dict[str, Any] = {
         "error": "Payment required",
         "code": "PAYMENT_REQUIRED",
         "reason": "insufficient_balance",
         "message": "Insufficient x402 balance",
-        "currentBalanceUsd": _usd(balance_micros),
+        "currentBalanceUsd": micros_to_usd(balance_micros),
         "minimumBalanceUsd": ctx.settings.wallet_minimum_balance_usd,
         "description": DESCRIPTION,
-        "suggestedTopUpUsd": _usd(terms.suggested_micros),
+        "suggestedTopUpUsd": micros_to_usd(terms.suggested_micros),
         "minimumTopUpUsd": minimum_top_up,
         "supportedTokens": ["USDC"],
         "supportedChains": [rail.name for rail in terms.rails],

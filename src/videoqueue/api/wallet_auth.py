@@ -27,9 +27,9 @@ from videoqueue.auth.siwx import (
     verify_sign_in,
 )
 from videoqueue.billing.facilitator import Facilitator
-from videoqueue.billing.models import MICROS_PER_USD, Account
+from videoqueue.billing.models import Account, usd_text, usd_to_micros
 from videoqueue.billing.wallets import acquire_request_slot, release_request_slot, wallet_account
-from videoqueue.billing.x402 import PAYMENT_HEADERS, usd_to_micros
+from videoqueue.billing.x402 import PAYMENT_HEADERS
 from videoqueue.errors import VideoqueueError
 
 ACCOUNT_STATE = "wallet_account_id"
@@ -172,7 +172,7 @@ class WalletRequests:
                     log.exception("X-Balance-Remaining left out for account %s", account_id)
                 else:
                     MutableHeaders(scope=message).append("X-Balance-Remaining",
-                                                         f"{micros / MICROS_PER_USD:.6f}")
+                                                         usd_text(micros, 6))
             await send(message)
 
         try:

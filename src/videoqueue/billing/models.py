@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +12,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from videoqueue.db.base import Base, UTCDateTime, new_id
 
 MICROS_PER_USD = 1_000_000
+
+
+def usd_to_micros(usd: float | str) -> int:
+    """USD (as a client or operator wrote it) in micro-USD, truncating below a micro."""
+    return int(Decimal(str(usd)) * MICROS_PER_USD)
+
+
+def usd_text(micros: int, places: int) -> str:
+    """Micro-USD as an exact decimal string with `places` decimals (`"4.230000"`)."""
+    return f"{Decimal(micros) / MICROS_PER_USD:.{places}f}"
 
 
 class AccountKind(enum.StrEnum):

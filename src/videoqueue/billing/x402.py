@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from x402.mechanisms.evm.types import ExactEIP3009Payload
 from x402.schemas import PaymentPayload, PaymentRequirements
 
-from videoqueue.billing.models import MICROS_PER_USD
+from videoqueue.billing.models import MICROS_PER_USD, usd_to_micros
 from videoqueue.billing.wallets import EVM_ADDRESS, normalize_wallet
 from videoqueue.errors import VideoqueueError
 from videoqueue.settings import Settings
@@ -51,10 +51,6 @@ class TopUpFailed(VideoqueueError):
         if self.reason:
             body["details"] = {"reason": self.reason}
         return body
-
-
-def usd_to_micros(usd: float | str) -> int:
-    return int(Decimal(str(usd)) * MICROS_PER_USD)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,7 +18,7 @@ from videoqueue.api.key_request import NewKey, parse_new_key
 from videoqueue.auth.keys import create_key, list_keys, revoke_key
 from videoqueue.auth.models import ApiKey
 from videoqueue.billing.ledger import key_spend_micros, period_start
-from videoqueue.billing.models import Account
+from videoqueue.billing.models import Account, usd_text
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
@@ -35,11 +34,6 @@ class ApiKeyNotFound(VideoqueueError):
     """API key not found"""
 
     status = 404
-
-
-def _usd_text(micros: int) -> str:
-    """Venice's usage strings: USD with four decimals (`"10.2424"`)."""
-    return f"{Decimal(micros) / 1_000_000:.4f}"
 
 
 def _optional_time(moment: datetime | None) -> str | None:
@@ -63,12 +57,12 @@ def _key_details(session: Session, key: ApiKey, now: datetime) -> dict[str, Any]
         "id": key.id,
         "last6Chars": key.last_chars,
         "lastUsedAt": _optional_time(key.last_used_at),
-        "usage": {"trailingSevenDays": {"usd": _usd_text(trailing), "vcu": "0.0000",
+        "usage": {"trailingSevenDays": {"usd": usd_text(trailing, 4), "vcu": "0.0000",
                                         "diem": "0.0000"}},
     }
     if key.usd_limit_micros is not None:
         spent = key_spend_micros(session, key.id, period_start(key.limit_period, now))
-        details["currentPeriodUsage"] = {"usd": _usd_text(spent), "diem": "0.0000"}
+        details["currentPeriodUsage"] = {"usd": usd_text(spent, 4), "diem": "0.0000"}
     return details
 
 

@@ -16,12 +16,13 @@ from videoqueue.api.context import AppContext, context
 from videoqueue.api.payment_required import top_up_requirements
 from videoqueue.api.wallet_auth import Wallet, payment_header, require_wallet, wallet_services
 from videoqueue.billing.facilitator import Facilitator
-from videoqueue.billing.models import MICROS_PER_USD
+from videoqueue.billing.models import usd_to_micros
 from videoqueue.billing.payments import Credit, record_failure, record_settlement, reserve_payment
 from videoqueue.billing.wallets import ledger_page, normalize_wallet
-from videoqueue.billing.x402 import Payment, TopUpFailed, TopUpTerms, read_payment, usd_to_micros
+from videoqueue.billing.x402 import Payment, TopUpFailed, TopUpTerms, read_payment
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
+from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.clock import iso_z
 from videoqueue.errors import VideoqueueError
 
@@ -37,9 +38,6 @@ class WalletMismatch(VideoqueueError):
     status = 403
     code = "X402_WALLET_MISMATCH"
 
-
-def _usd(micros: int) -> float:
-    return micros / MICROS_PER_USD
 
 
 @router.post("/x402/top-up")
@@ -65,8 +63,9 @@ async def top_up(request: Request) -> JSONResponse:
                                 transaction=credit.transaction)
     return JSONResponse(
         {"success": True, "data": {
-            "walletAddress": credit.wallet_address, "amountCredited": _usd(credit.amount_micros),
-            "newBalance": _usd(credit.new_balance_micros), "paymentId": credit.payment_id,
+            "walletAddress": credit.wallet_address,
+            "amountCredited": micros_to_usd(credit.amount_micros),
+            "newBalance": micros_to_usd(credit.new_balance_micros), "paymentId": credit.payment_id,
         }},
         headers={"PAYMENT-RESPONSE": encode_payment_response_header(settlement)},
     )
@@ -144,10 +143,10 @@ async def balance(wallet_address: str, request: Request,
     minimum = usd_to_micros(settings.wallet_minimum_balance_usd)
     terms = TopUpTerms.from_settings(settings)
     return JSONResponse({"success": True, "data": {
-        "walletAddress": wallet.address, "balanceUsd": _usd(wallet.balance_micros),
+        "walletAddress": wallet.address, "balanceUsd": micros_to_usd(wallet.balance_micros),
         "canConsume": wallet.balance_micros >= minimum,
-        "minimumTopUpUsd": _usd(terms.minimum_micros),
-        "suggestedTopUpUsd": _usd(terms.suggested_micros),
+        "minimumTopUpUsd": micros_to_usd(terms.minimum_micros),
+        "suggestedTopUpUsd": micros_to_usd(terms.suggested_micros),
     }})
 
 
@@ -193,10 +192,10 @@ def _transactions(ctx: AppContext, wallet: Wallet, limit: int, offset: int) -> d
                                     offset=offset)
     return {
         "walletAddress": wallet.address,
-        "currentBalance": _usd(wallet.balance_micros),
+        "currentBalance": micros_to_usd(wallet.balance_micros),
         "transactions": [{
-            "id": entry.id, "amount": _usd(entry.amount_micros),
-            "balanceAfter": _usd(entry.balance_after_micros), "type": entry.kind.value,
+            "id": entry.id, "amount": micros_to_usd(entry.amount_micros),
+            "balanceAfter": micros_to_usd(entry.balance_after_micros), "type": entry.kind.value,
             "createdAt": iso_z(entry.created_at),
             "requestId": entry.job_id, "modelId": entry.model,
         } for entry in entries],
