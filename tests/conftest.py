@@ -27,6 +27,7 @@ from videoqueue.billing.models import AccountKind
 from videoqueue.clock import Clock, SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
+from videoqueue.jobs.models import Job
 from videoqueue.jobs.process import Supervisor
 from videoqueue.settings import Settings
 
@@ -149,6 +150,14 @@ def workers(env: Env) -> Iterator[Supervisor]:
     supervisor.start()
     yield supervisor
     supervisor.stop()
+
+
+def load_job(db: Database, job_id: str) -> Job:
+    """The job row as it stands now (detached from its session)."""
+    with db.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None, f"no job {job_id}"
+        return job
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0,

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Env, build_env, wait_until
+from tests.conftest import Env, build_env, load_job, wait_until
 from tests.media_files import (
     clip,
     coffee_png,
@@ -265,10 +265,8 @@ def test_remote_media_is_fetched_and_stored_with_the_job(local_env: Env, server:
     assert response.status_code == 200, response.text
     queue_id = response.json()["queue_id"]
     digest = hashlib.sha256(image).hexdigest()
-    with local_env.db.transaction() as session:
-        job = session.get(Job, queue_id)
-        assert job is not None
-        assert job.inputs == {"image_url": f"jobs/{queue_id}/inputs/{digest}"}
+    assert load_job(local_env.db, queue_id).inputs == {
+        "image_url": f"jobs/{queue_id}/inputs/{digest}"}
     stored = local_env.settings.data_dir / "media" / "jobs" / queue_id / "inputs" / digest
     assert stored.read_bytes() == image
 

@@ -4,11 +4,9 @@ source clip, which must last 4-30 s; it renders and bills as long as the source.
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select
 
-from tests.conftest import Env
+from tests.conftest import Env, load_job
 from tests.media_files import data_url, encode_video
-from videoqueue.jobs.models import Job
 
 MODEL = "seedance-2-5-reference-to-video-basic"
 
@@ -35,10 +33,8 @@ def test_a_source_clip_shorter_than_4_s_is_refused(env: Env) -> None:
 def test_the_output_takes_the_source_clips_length_and_shape(env: Env) -> None:
     response = env.post("/video/queue", _body(5.0), env.make_key())
     assert response.status_code == 200, response.text
-    with env.db.transaction() as session:
-        job = session.scalar(select(Job).where(Job.id == response.json()["queue_id"]))
-        assert job is not None
-        params, price = job.params, job.price_micros
+    job = load_job(env.db, response.json()["queue_id"])
+    params, price = job.params, job.price_micros
     assert params["duration_s"] == 5.0
     assert (params["width"], params["height"]) == (854, 480), "16:9 like the source clip"
     # (5 s of source + 5 s of output) x the 480p reference-video rate, $0.1685/s

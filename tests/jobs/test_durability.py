@@ -9,22 +9,13 @@ import threading
 
 import av
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from tests.conftest import Env, wait_until
+from tests.conftest import Env, load_job, wait_until
 from videoqueue.api.app import create_app
-from videoqueue.jobs.models import Job
 from videoqueue.jobs.process import Supervisor, restart_pause, stop_when_orphaned
 from videoqueue.jobs.states import JobState
 
 MODEL = "wan-2.5-preview-text-to-video"
-
-
-def _job(env: Env, queue_id: str) -> Job:
-    with env.db.transaction() as session:
-        job = session.scalar(select(Job).where(Job.id == queue_id))
-        assert job is not None
-        return job
 
 
 def test_worker_killed_mid_job_is_replaced_and_the_job_completes(env: Env) -> None:
@@ -34,16 +25,16 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_completes(env: Env) -> No
     supervisor = Supervisor(env.settings, 1)
     supervisor.start()
     try:
-        wait_until(lambda: _job(env, queue_id).state == JobState.RUNNING)
+        wait_until(lambda: load_job(env.db, queue_id).state == JobState.RUNNING)
         victim = supervisor.processes[0]
         assert victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
         wait_until(lambda: supervisor.processes[0] is not victim
                    and supervisor.processes[0].is_alive())
-        wait_until(lambda: _job(env, queue_id).state == JobState.COMPLETED, timeout=120)
+        wait_until(lambda: load_job(env.db, queue_id).state == JobState.COMPLETED, timeout=120)
     finally:
         supervisor.stop()
-    job = _job(env, queue_id)
+    job = load_job(env.db, queue_id)
     assert job.attempts == 2
     response = env.post("/video/retrieve", {"model": MODEL, "queue_id": queue_id}, key)
     assert response.headers["content-type"] == "video/mp4"
@@ -57,7 +48,7 @@ def test_restarting_the_app_keeps_queued_and_finished_jobs(env: Env) -> None:
     finished = env.post("/video/queue", body, key).json()["queue_id"]
     supervisor = Supervisor(env.settings, 1)
     supervisor.start()
-    wait_until(lambda: _job(env, finished).state == JobState.COMPLETED)
+    wait_until(lambda: load_job(env.db, finished).state == JobState.COMPLETED)
     supervisor.stop()
     queued = env.post("/video/queue", body, key).json()["queue_id"]
     env.client.close()

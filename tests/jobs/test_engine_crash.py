@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import load_job
 from videoqueue.billing.ledger import charge, create_account, top_up
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.isolation import IsolatedEngine
 from videoqueue.jobs import store
-from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 from videoqueue.jobs.worker import Worker
 from videoqueue.storage.local import LocalStorage
@@ -48,20 +48,13 @@ def _queue(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
         return account.id, job.id
 
 
-def _job(db: Database, job_id: str) -> Job:
-    with db.transaction() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        return job
-
-
 def test_a_crashed_attempt_is_retried_then_failed_and_refunded_once(worker: Worker) -> None:
     account_id, job_id = _queue(worker.db, "crash", max_attempts=2)
     assert worker.run_once()
-    job = _job(worker.db, job_id)
+    job = load_job(worker.db, job_id)
     assert (job.state, job.attempts, job.lease_owner) == (JobState.QUEUED, 1, None)
     assert worker.run_once()
-    job = _job(worker.db, job_id)
+    job = load_job(worker.db, job_id)
     assert job.state == JobState.FAILED and job.error_status == 500
     assert job.error_body is not None and job.error_body["credits_refunded"] is True
     assert "process died" in job.error_body["details"]
@@ -78,13 +71,13 @@ def test_the_worker_runs_the_next_job_after_a_crash(worker: Worker) -> None:
     _, crashing = _queue(worker.db, "crash", max_attempts=1)
     _, fine = _queue(worker.db, "ok", max_attempts=1)
     assert worker.run_once() and worker.run_once()
-    assert _job(worker.db, crashing).state == JobState.FAILED
-    assert _job(worker.db, fine).state == JobState.COMPLETED
+    assert load_job(worker.db, crashing).state == JobState.FAILED
+    assert load_job(worker.db, fine).state == JobState.COMPLETED
 
 
 def test_an_input_error_is_not_retried_and_not_refunded(worker: Worker) -> None:
     _, job_id = _queue(worker.db, "refuse", max_attempts=3)
     assert worker.run_once()
-    job = _job(worker.db, job_id)
+    job = load_job(worker.db, job_id)
     assert (job.state, job.attempts) == (JobState.FAILED, 1)
     assert job.error_body is not None and job.error_body["credits_refunded"] is False

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, select
 
+from tests.conftest import load_job
 from videoqueue.billing.ledger import charge, create_account, refund, top_up
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
 from videoqueue.clock import ManualClock
@@ -58,13 +59,6 @@ def _claim(db: Database, clock: ManualClock, worker: str, engines: tuple[str, ..
         return job.id if job else None
 
 
-def _state(db: Database, job_id: str) -> Job:
-    with db.transaction() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        return job
-
-
 def test_claims_oldest_first_and_only_for_served_engines(db: Database) -> None:
     clock = ManualClock()
     account = _account(db, clock)
@@ -87,14 +81,14 @@ def test_a_lapsed_lease_is_claimed_again_and_the_old_owner_loses_it(db: Database
     assert _claim(db, clock, "w2") is None, "lease still held"
     clock.advance(2)
     assert _claim(db, clock, "w2") == job_id
-    assert _state(db, job_id).attempts == 2
+    assert load_job(db, job_id).attempts == 2
     with db.transaction() as session:
         assert not store.renew_lease(session, job_id=job_id, worker_id="w1", clock=clock,
                                      lease_seconds=LEASE)
         assert store.owned_running_job(session, job_id=job_id, worker_id="w1") is None
         assert store.renew_lease(session, job_id=job_id, worker_id="w2", clock=clock,
                                  lease_seconds=LEASE, progress=0.5)
-    assert _state(db, job_id).progress == 0.5
+    assert load_job(db, job_id).progress == 0.5
 
 
 def test_renewing_keeps_the_lease(db: Database) -> None:
@@ -122,7 +116,7 @@ def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database) -> No
                     lease_seconds=LEASE, heartbeat_seconds=1)
     assert worker.fail_exhausted() == 1
     assert worker.fail_exhausted() == 0
-    job = _state(db, job_id)
+    job = load_job(db, job_id)
     assert job.state == JobState.FAILED and job.error_status == 500
     assert job.error_body is not None and job.error_body["credits_refunded"] is True
     with db.transaction() as session:
