@@ -24,7 +24,7 @@ from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
 from videoqueue.billing.ledger import create_account, top_up
 from videoqueue.billing.models import AccountKind
-from videoqueue.clock import Clock, SystemClock
+from videoqueue.clock import Clock, ManualClock, SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.jobs.models import Job
@@ -79,6 +79,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     upgrade(url)
     yield url
     drop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves by hand (give it to `build_env` for the app to use)."""
+    return ManualClock()
 
 
 @pytest.fixture

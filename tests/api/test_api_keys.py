@@ -33,11 +33,6 @@ KEY_FIELDS = {"apiKeyType", "consumptionLimits", "limitPeriod", "modelPrivacy", 
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
     yield from build_env(money_settings(tmp_path), clock=clock)
 

@@ -16,11 +16,6 @@ from videoqueue.clock import ManualClock
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
     settings = money_settings(tmp_path, queue_requests_per_minute=1000)
     yield from build_env(settings, clock=clock)

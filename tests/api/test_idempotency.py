@@ -18,11 +18,6 @@ from videoqueue.clock import ManualClock
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
     yield from build_env(money_settings(tmp_path), clock=clock)
 

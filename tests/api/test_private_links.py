@@ -41,11 +41,6 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def env(settings: Settings, clock: ManualClock) -> Iterator[Env]:
     """The app on a clock the test moves (the worker process keeps real time)."""
     yield from build_env(settings, clock)

@@ -51,11 +51,6 @@ class FailingEngine:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def env(tmp_path: Path, database_url: str, clock: ManualClock) -> Iterator[Env]:
     settings = money_settings(tmp_path, database_url, max_attempts=1, lease_seconds=LEASE)
     yield from build_env(settings, clock=clock)
