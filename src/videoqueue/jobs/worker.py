@@ -209,11 +209,11 @@ class Worker:
                 refund(session, job_id=job_id, clock=self.clock, note=error.message[:500])
 
     def _job_input(self, job: Job, work: Path) -> JobInput:
-        counter = iter(range(1_000_000))
-
         def fetch(key: str) -> Path:
-            path = work / f"input-{next(counter)}"
-            self.storage.fetch_to(key, path)
+            # Input keys end in the file's SHA-256: one local copy serves every field using it.
+            path = work / key.rsplit("/", 1)[-1]
+            if not path.exists():
+                self.storage.fetch_to(key, path)
             return path
 
         paths: dict[str, Any] = {}
