@@ -43,10 +43,14 @@ def requested_model(catalog: Catalog, body: Mapping[str, Any]) -> ModelEntry:
     return catalog.get(body["model"])
 
 
-def _refuse_unsupported(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> None:
-    c = entry.constraints
+def _refuse_resolution_on_upscale(body: Mapping[str, Any], entry: ModelEntry) -> None:
     if "resolution" in body and entry.upscale is not None:
         raise BadRequest("Use upscale_factor instead of resolution")
+
+
+def _refuse_unsupported(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> None:
+    c = entry.constraints
+    _refuse_resolution_on_upscale(body, entry)
     checks = (
         ("aspect_ratio", bool(schema.aspect_ratios(entry, family))),
         ("omni_reference_task_type", family.omni_reference_task_type),
@@ -183,8 +187,7 @@ def validate_quote(catalog: Catalog, body: Mapping[str, Any]) -> VideoRequest:
     """The `/video/quote` body as a `VideoRequest` holding only what prices it."""
     entry = requested_model(catalog, body)
     family = catalog.family(entry)
-    if "resolution" in body and entry.upscale is not None:
-        raise BadRequest("Use upscale_factor instead of resolution")
+    _refuse_resolution_on_upscale(body, entry)
     issues = schema.quote_issues(body, entry, family)
     if issues:
         raise InvalidParameters(issues)
