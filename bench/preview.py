@@ -84,14 +84,19 @@ def main() -> None:
         seconds = {name: best_of(args.repeat, run, path) for name, (run, path) in cases.items()}
         sizes = {name: path.stat().st_size for name, (_, path) in cases.items()}
 
-    print(f"{JOB.width}x{JOB.height} {JOB.fps} fps, {JOB.duration_s:g} s = {n_frames} frames, "
-          f"x264 {X264_OPTIONS} {X264_THREADS} {X264_THREAD_TYPE} threads, best of {args.repeat}")
+    print(
+        f"{JOB.width}x{JOB.height} {JOB.fps} fps, {JOB.duration_s:g} s = {n_frames} frames, "
+        f"x264 {X264_OPTIONS} {X264_THREADS} {X264_THREAD_TYPE} threads, best of {args.repeat}"
+    )
     print(f"{'case':<30} {'seconds':>8} {'CPU s':>6} {'frames/s':>9} {'realtime x':>11} {'MiB':>6}")
     for name, (wall, cpu) in seconds.items():
-        print(f"{name:<30} {wall:>8.2f} {cpu:>6.2f} {n_frames / wall:>9.1f} "
-              f"{JOB.duration_s / wall:>11.2f} {sizes[name] / 2**20:>6.2f}")
+        print(
+            f"{name:<30} {wall:>8.2f} {cpu:>6.2f} {n_frames / wall:>9.1f} "
+            f"{JOB.duration_s / wall:>11.2f} {sizes[name] / 2**20:>6.2f}"
+        )
     (engine, engine_cpu), (baseline, baseline_cpu) = seconds.values()
     print(f"engine / baseline: {engine / baseline:.2f}x wall, {engine_cpu / baseline_cpu:.2f}x CPU")
+
 
 if __name__ == "__main__":
     main()

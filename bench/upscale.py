@@ -52,13 +52,13 @@ def make_clip(path: Path) -> None:
         for i in range(FRAMES):
             rgb = np.stack([(xs + 4 * i) % 256, (ys + 2 * i) % 256, (xs + ys) // 6 % 256], -1)
             x, y = (13 * i) % (WIDTH - 160), int(abs(np.sin(i / 9)) * (HEIGHT - 160))
-            rgb[y:y + 160, x:x + 160] = texture[:160, :160, None]
+            rgb[y : y + 160, x : x + 160] = texture[:160, :160, None]
             frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         tone = np.sin(np.arange(48000 * SECONDS) * 2 * np.pi * 440 / 48000).astype(np.float32)
         for start in range(0, tone.size, 1024):
-            chunk = np.repeat(tone[None, start:start + 1024], 2, axis=0)
+            chunk = np.repeat(tone[None, start : start + 1024], 2, axis=0)
             samples = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
             samples.sample_rate, samples.pts = 48000, start
             container.mux(audio.encode(samples))
@@ -66,8 +66,19 @@ def make_clip(path: Path) -> None:
 
 
 def run_engine(clip: Path, out: Path, args: argparse.Namespace) -> Run:
-    command = [sys.executable, __file__, "--child", str(clip), str(out), "--preset", args.preset,
-               "--crf", str(args.crf), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(clip),
+        str(out),
+        "--preset",
+        args.preset,
+        "--crf",
+        str(args.crf),
+        "--threads",
+        str(args.threads),
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert proc.stdout is not None
@@ -78,10 +89,30 @@ def run_engine(clip: Path, out: Path, args: argparse.Namespace) -> Run:
 
 def run_ffmpeg(clip: Path, out: Path, args: argparse.Namespace) -> Run:
     width, height = output_size(WIDTH, HEIGHT, FACTOR)
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-               "-i", str(clip), "-vf", f"scale=w={width}:h={height}:flags=lanczos,format=yuv420p",
-               "-c:v", "libx264", "-preset", args.preset, "-crf", str(args.crf),
-               "-threads", str(args.threads), "-c:a", "copy", "-movflags", "+faststart", str(out)]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(clip),
+        "-vf",
+        f"scale=w={width}:h={height}:flags=lanczos,format=yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        args.preset,
+        "-crf",
+        str(args.crf),
+        "-threads",
+        str(args.threads),
+        "-c:a",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(out),
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(command)
     peak_mb, cpu_seconds = _reap(proc)
@@ -104,8 +135,9 @@ def _reap(proc: subprocess.Popen[bytes]) -> tuple[float, float]:
 
 def child(clip: Path, out: Path, args: argparse.Namespace) -> None:
     engine = UpscaleEngine(preset=args.preset, crf=args.crf, threads=args.threads)
-    job = JobInput(job_id="bench", model="topaz-video-upscale", video_path=clip,
-                   upscale_factor=FACTOR)
+    job = JobInput(
+        job_id="bench", model="topaz-video-upscale", video_path=clip, upscale_factor=FACTOR
+    )
     start = time.perf_counter()
     engine.generate(job, out, lambda _fraction: None)
     seconds = time.perf_counter() - start
@@ -136,20 +168,33 @@ def main() -> None:
         sizes = {name: (Path(tmp) / f"{name}.mp4").stat().st_size for name in ("engine", "ffmpeg")}
 
     width, height = output_size(WIDTH, HEIGHT, FACTOR)
-    print(f"{WIDTH}x{HEIGHT} {FPS} fps {SECONDS} s x{FACTOR} -> {width}x{height}, "
-          f"libx264 preset={args.preset} crf={args.crf} threads={args.threads}, "
-          f"best of {args.runs}, {os.cpu_count()} CPUs")
-    print(f"{'tool':<26}{'seconds':>9}{'frames/s':>10}{'CPU s':>7}{'peak MB':>9}"
-          f"{'output KB':>11}")
-    rows = (("UpscaleEngine.generate()", min(run.seconds for run in engine_runs), engine_runs,
-             "engine"),
-            ("UpscaleEngine, process", min(run.process_seconds for run in engine_runs),
-             engine_runs, "engine"),
-            ("ffmpeg binary", min(run.seconds for run in ffmpeg_runs), ffmpeg_runs, "ffmpeg"))
+    print(
+        f"{WIDTH}x{HEIGHT} {FPS} fps {SECONDS} s x{FACTOR} -> {width}x{height}, "
+        f"libx264 preset={args.preset} crf={args.crf} threads={args.threads}, "
+        f"best of {args.runs}, {os.cpu_count()} CPUs"
+    )
+    print(f"{'tool':<26}{'seconds':>9}{'frames/s':>10}{'CPU s':>7}{'peak MB':>9}{'output KB':>11}")
+    rows = (
+        (
+            "UpscaleEngine.generate()",
+            min(run.seconds for run in engine_runs),
+            engine_runs,
+            "engine",
+        ),
+        (
+            "UpscaleEngine, process",
+            min(run.process_seconds for run in engine_runs),
+            engine_runs,
+            "engine",
+        ),
+        ("ffmpeg binary", min(run.seconds for run in ffmpeg_runs), ffmpeg_runs, "ffmpeg"),
+    )
     for label, seconds, runs, output in rows:
-        print(f"{label:<26}{seconds:>9.2f}{FRAMES / seconds:>10.1f}"
-              f"{min(run.cpu_seconds for run in runs):>7.2f}"
-              f"{max(run.peak_mb for run in runs):>9.0f}{sizes[output] / 1024:>11.0f}")
+        print(
+            f"{label:<26}{seconds:>9.2f}{FRAMES / seconds:>10.1f}"
+            f"{min(run.cpu_seconds for run in runs):>7.2f}"
+            f"{max(run.peak_mb for run in runs):>9.0f}{sizes[output] / 1024:>11.0f}"
+        )
     ratio = min(run.seconds for run in ffmpeg_runs) / min(run.seconds for run in engine_runs)
     print(f"ratio engine fps / ffmpeg fps: {ratio:.2f}")
 

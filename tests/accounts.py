@@ -24,15 +24,24 @@ from videoqueue.jobs.models import Job
 from videoqueue.settings import Settings
 
 T2V = "wan-2.5-preview-text-to-video"
-BODY: dict[str, Any] = {"model": T2V, "prompt": "a kite over dunes", "duration": "5s",
-                        "resolution": "480p"}
+BODY: dict[str, Any] = {
+    "model": T2V,
+    "prompt": "a kite over dunes",
+    "duration": "5s",
+    "resolution": "480p",
+}
 
 
 def money_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
     """Settings for a fresh data dir (SQLite unless `database_url`), short leases."""
-    values: dict[str, Any] = {"data_dir": tmp_path / "d", "database_url": database_url,
-                              "lease_seconds": 2.0, "heartbeat_seconds": 0.3,
-                              "poll_seconds": 0.05, "default_average_execution_ms": 5_000}
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "d",
+        "database_url": database_url,
+        "lease_seconds": 2.0,
+        "heartbeat_seconds": 0.3,
+        "poll_seconds": 0.05,
+        "default_average_execution_ms": 5_000,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -61,8 +70,12 @@ def rows(env: Env, account_id: str, kind: LedgerKind | None = None) -> list[Ledg
 
 def job_count(env: Env, account_id: str) -> int:
     with env.db.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(Job)
-                                  .where(Job.account_id == account_id)) or 0)
+        return int(
+            session.scalar(
+                select(func.count()).select_from(Job).where(Job.account_id == account_id)
+            )
+            or 0
+        )
 
 
 def assert_books_balance(env: Env) -> None:
@@ -81,25 +94,44 @@ def account_of(env: Env, secret: str) -> str:
         return key.account_id
 
 
-def make_key(env: Env, account_id: str, *, admin: bool = False, limit_usd: str | None = None,
-             period: LimitPeriod = LimitPeriod.EPOCH,
-             expires_at: datetime | None = None,
-             clock: Clock | None = None) -> tuple[str, str]:
+def make_key(
+    env: Env,
+    account_id: str,
+    *,
+    admin: bool = False,
+    limit_usd: str | None = None,
+    period: LimitPeriod = LimitPeriod.EPOCH,
+    expires_at: datetime | None = None,
+    clock: Clock | None = None,
+) -> tuple[str, str]:
     """A key for the account with an optional spend limit and expiry: (id, secret)."""
     limit = None if limit_usd is None else round(float(limit_usd) * 1_000_000)
     with env.db.transaction() as session:
-        key, secret = create_key(session, account_id=account_id, clock=clock or SystemClock(),
-                                 kind=KeyKind.ADMIN if admin else KeyKind.INFERENCE,
-                                 usd_limit_micros=limit, limit_period=period,
-                                 expires_at=expires_at)
+        key, secret = create_key(
+            session,
+            account_id=account_id,
+            clock=clock or SystemClock(),
+            kind=KeyKind.ADMIN if admin else KeyKind.INFERENCE,
+            usd_limit_micros=limit,
+            limit_period=period,
+            expires_at=expires_at,
+        )
         return key.id, secret
 
 
 @contextmanager
 def live_server(app: FastAPI) -> Iterator[str]:
     """The app served by a real uvicorn on 127.0.0.1 (a free port); yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none",
-                            lifespan="off", limit_concurrency=1000, backlog=1024)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        ws="none",
+        lifespan="off",
+        limit_concurrency=1000,
+        backlog=1024,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
     thread.start()

@@ -90,8 +90,13 @@ def clock() -> ManualClock:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for a fresh SQLite data dir, with short leases so lapses are quick."""
-    return Settings(data_dir=tmp_path / "data", lease_seconds=2.0, heartbeat_seconds=0.3,
-                    poll_seconds=0.05, default_average_execution_ms=5_000)
+    return Settings(
+        data_dir=tmp_path / "data",
+        lease_seconds=2.0,
+        heartbeat_seconds=0.3,
+        poll_seconds=0.05,
+        default_average_execution_ms=5_000,
+    )
 
 
 @dataclass
@@ -109,22 +114,29 @@ class Env:
             account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
             micros = int(Decimal(str(balance_usd)) * 1_000_000)
             if micros:
-                top_up(session, account_id=account.id, micros=micros, clock=clock,
-                       note="test grant")
+                top_up(
+                    session, account_id=account.id, micros=micros, clock=clock, note="test grant"
+                )
             return account.id
 
-    def make_key(self, account_id: str | None = None, *, admin: bool = False,
-                 balance_usd: float | str = 1000) -> str:
+    def make_key(
+        self, account_id: str | None = None, *, admin: bool = False, balance_usd: float | str = 1000
+    ) -> str:
         """A key for `account_id`, or for a new account holding `balance_usd`."""
         if account_id is None:
             account_id = self.make_account(balance_usd)
         with self.db.transaction() as session:
-            _, secret = create_key(session, account_id=account_id, clock=SystemClock(),
-                                   kind=KeyKind.ADMIN if admin else KeyKind.INFERENCE)
+            _, secret = create_key(
+                session,
+                account_id=account_id,
+                clock=SystemClock(),
+                kind=KeyKind.ADMIN if admin else KeyKind.INFERENCE,
+            )
         return secret
 
-    def post(self, path: str, body: Any, key: str | None = None,
-             headers: dict[str, str] | None = None) -> Any:
+    def post(
+        self, path: str, body: Any, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         all_headers = {"Authorization": f"Bearer {key}"} if key else {}
         all_headers.update(headers or {})
         return self.client.post(f"/api/v1{path}", json=body, headers=all_headers)
@@ -166,8 +178,7 @@ def load_job(db: Database, job_id: str) -> Job:
         return job
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0,
-               interval: float = 0.1) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,8 +189,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0,
     pytest.fail(f"condition not met within {timeout} s")
 
 
-def png_data_url(width: int = 640, height: int = 360, color: tuple[int, int, int] = (200, 60, 40),
-                 *, noise_seed: int | None = None) -> str:
+def png_data_url(
+    width: int = 640,
+    height: int = 360,
+    color: tuple[int, int, int] = (200, 60, 40),
+    *,
+    noise_seed: int | None = None,
+) -> str:
     """A PNG image as a data URL (solid, or seeded noise)."""
     if noise_seed is None:
         image = Image.new("RGB", (width, height), color)

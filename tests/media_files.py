@@ -53,8 +53,9 @@ def solid_png(width: int, height: int, color: tuple[int, int, int] = (40, 120, 2
     return buffer.getvalue()
 
 
-def encode_video(frames: Sequence[RGB], fps: int, *, fmt: str = "mp4",
-                 codec: str | None = None) -> bytes:
+def encode_video(
+    frames: Sequence[RGB], fps: int, *, fmt: str = "mp4", codec: str | None = None
+) -> bytes:
     """Frames as an H.264 MP4/MOV, or VP9 WebM (`fmt="webm"`), or in another `codec`."""
     buffer = io.BytesIO()
     codec = codec or ("libvpx-vp9" if fmt == "webm" else "libx264")

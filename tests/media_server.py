@@ -71,7 +71,7 @@ class MediaServer:
                         self.wfile.flush()
                 elif route.chunked:
                     for start in range(0, len(route.body), 1 << 20):
-                        part = route.body[start:start + (1 << 20)]
+                        part = route.body[start : start + (1 << 20)]
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                     self.wfile.write(b"0\r\n\r\n")
                 else:
@@ -90,13 +90,28 @@ class MediaServer:
     def url(self, path: str, host: str | None = None) -> str:
         return f"http://{host or self.host}:{self.port}{path}"
 
-    def serve(self, path: str, body: bytes = b"", *, status: int = 200,
-              headers: dict[str, str] | None = None, chunked: bool = False,
-              stall_s: float = 0.0, drip_s: float = 0.0, endless_limit: int = 0) -> str:
+    def serve(
+        self,
+        path: str,
+        body: bytes = b"",
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        chunked: bool = False,
+        stall_s: float = 0.0,
+        drip_s: float = 0.0,
+        endless_limit: int = 0,
+    ) -> str:
         """Serve `body` (or the described stream) at `path`; return its URL."""
-        self.routes[path] = Route(body=body, status=status, headers=headers or {},
-                                  chunked=chunked, stall_s=stall_s, drip_s=drip_s,
-                                  endless_limit=endless_limit)
+        self.routes[path] = Route(
+            body=body,
+            status=status,
+            headers=headers or {},
+            chunked=chunked,
+            stall_s=stall_s,
+            drip_s=drip_s,
+            endless_limit=endless_limit,
+        )
         return self.url(path)
 
 

@@ -39,16 +39,31 @@ def _create(capsys: pytest.CaptureFixture[str], data_dir: Path, *extra: str) -> 
     return out.strip().splitlines()[-1]
 
 
-def test_keys_are_created_listed_and_revoked(capsys: pytest.CaptureFixture[str],
-                                             data_dir: Path, db: Database) -> None:
-    secret = _create(capsys, data_dir, "--name", "ci", "--limit-usd", "5",
-                     "--limit-period", "monthly", "--expires", "2999-01-01")
+def test_keys_are_created_listed_and_revoked(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, db: Database
+) -> None:
+    secret = _create(
+        capsys,
+        data_dir,
+        "--name",
+        "ci",
+        "--limit-usd",
+        "5",
+        "--limit-period",
+        "monthly",
+        "--expires",
+        "2999-01-01",
+    )
     admin = _create(capsys, data_dir, "--admin")
     with db.transaction() as session:
         key = find_key(session, secret)
         assert key is not None
         assert (key.kind, key.name, key.usd_limit_micros, key.limit_period) == (
-            KeyKind.INFERENCE, "ci", 5_000_000, LimitPeriod.MONTH)
+            KeyKind.INFERENCE,
+            "ci",
+            5_000_000,
+            LimitPeriod.MONTH,
+        )
         assert key.expires_at is not None and key.expires_at.year == 2999
         key_id = key.id
 
@@ -66,8 +81,9 @@ def test_keys_are_created_listed_and_revoked(capsys: pytest.CaptureFixture[str],
     assert key_id in out
 
 
-def test_credit_writes_top_ups_and_adjustments(capsys: pytest.CaptureFixture[str],
-                                               data_dir: Path, db: Database) -> None:
+def test_credit_writes_top_ups_and_adjustments(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, db: Database
+) -> None:
     secret = _create(capsys, data_dir)
     with db.transaction() as session:
         key = find_key(session, secret)
@@ -75,21 +91,35 @@ def test_credit_writes_top_ups_and_adjustments(capsys: pytest.CaptureFixture[str
         account_id, key_id = key.account_id, key.id
 
     assert _run(capsys, "credit", "--data-dir", str(data_dir), "--key", secret, "12.50")[0] == 0
-    assert _run(capsys, "credit", "--data-dir", str(data_dir), "--account", account_id,
-                "-2.25", "--note", "typo")[0] == 0
+    assert (
+        _run(
+            capsys,
+            "credit",
+            "--data-dir",
+            str(data_dir),
+            "--account",
+            account_id,
+            "-2.25",
+            "--note",
+            "typo",
+        )[0]
+        == 0
+    )
     code, _, err = _run(capsys, "credit", "--data-dir", str(data_dir), "--key", key_id, "-11")
     assert code == 1 and "below zero" in err
     assert _run(capsys, "credit", "--data-dir", str(data_dir), "--account", "nobody", "1")[0] == 1
     with db.transaction() as session:
         account = session.get(Account, account_id)
         assert account is not None and account.balance_micros == 10_250_000
-        kinds = sorted(session.scalars(select(LedgerEntry.kind)
-                                       .where(LedgerEntry.account_id == account_id)))
+        kinds = sorted(
+            session.scalars(select(LedgerEntry.kind).where(LedgerEntry.account_id == account_id))
+        )
     assert kinds == [LedgerKind.ADJUSTMENT, LedgerKind.TOP_UP]
 
 
-def test_ledger_verify_fails_on_a_tampered_balance(capsys: pytest.CaptureFixture[str],
-                                                   data_dir: Path, db: Database) -> None:
+def test_ledger_verify_fails_on_a_tampered_balance(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, db: Database
+) -> None:
     secret = _create(capsys, data_dir)
     _run(capsys, "credit", "--data-dir", str(data_dir), "--key", secret, "3")
     code, _, err = _run(capsys, "ledger", "verify", "--data-dir", str(data_dir))

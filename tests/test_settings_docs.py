@@ -14,7 +14,8 @@ DOC = Path(__file__).parents[1] / "docs" / "configuration.md"
 
 def test_configuration_doc_is_current() -> None:
     assert DOC.read_text().endswith(settings_markdown()), (
-        "run: videoqueue settings --markdown, and replace the table in docs/configuration.md")
+        "run: videoqueue settings --markdown, and replace the table in docs/configuration.md"
+    )
 
 
 def test_every_setting_is_described() -> None:
@@ -22,7 +23,8 @@ def test_every_setting_is_described() -> None:
 
 
 def test_settings_command_shows_values_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("VIDEOQUEUE_PORT", "9123")
     monkeypatch.setenv("VIDEOQUEUE_LINK_SECRET", "s" * 40)
     assert main(["settings"]) == 0

@@ -40,14 +40,21 @@ RECEIVER = "0x2670B922ef37C7Df47158725C0CC407b5382293F"
 
 def wallet_settings(tmp_path: Path, **extra: Any) -> Settings:
     """The test settings, with x402 top-ups paid to RECEIVER (local facilitator)."""
-    return Settings(data_dir=tmp_path / "data", lease_seconds=2.0, heartbeat_seconds=0.3,
-                    poll_seconds=0.05, default_average_execution_ms=5_000,
-                    x402_pay_to=RECEIVER, **extra)
+    return Settings(
+        data_dir=tmp_path / "data",
+        lease_seconds=2.0,
+        heartbeat_seconds=0.3,
+        poll_seconds=0.05,
+        default_average_execution_ms=5_000,
+        x402_pay_to=RECEIVER,
+        **extra,
+    )
 
 
 def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def encode(envelope: dict[str, Any]) -> str:
@@ -81,9 +88,14 @@ class EvmWallet:
 
     def message(self, fields: Fields) -> str:
         text = SiweMessage(
-            domain=fields.domain, address=self.address, uri=fields.uri, version="1",
-            chain_id=int(fields.chain_id), nonce=fields.nonce or "placeholder0",
-            issued_at=stamp(fields.issued_at), statement=fields.statement,
+            domain=fields.domain,
+            address=self.address,
+            uri=fields.uri,
+            version="1",
+            chain_id=int(fields.chain_id),
+            nonce=fields.nonce or "placeholder0",
+            issued_at=stamp(fields.issued_at),
+            statement=fields.statement,
             expiration_time=stamp(fields.expiration_time) if fields.expiration_time else None,
             not_before=stamp(fields.not_before) if fields.not_before else None,
         ).prepare_message()
@@ -98,13 +110,21 @@ class EvmWallet:
         signed = self.account.sign_message(encode_defunct(text=text))
         return "0x" + bytes(signed.signature).hex().removeprefix("0x")
 
-    def envelope(self, domain: str, *, chain_id: str = "8453", message: str | None = None,
-                 **fields: Any) -> dict[str, Any]:
+    def envelope(
+        self, domain: str, *, chain_id: str = "8453", message: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         """`{address, message, signature, chainId}` for a fresh message (or the one given)."""
-        text = message if message is not None else self.message(
-            Fields(domain=domain, chain_id=chain_id, **fields))
-        return {"address": self.address, "message": text, "signature": self.sign(text),
-                "chainId": f"eip155:{chain_id}"}
+        text = (
+            message
+            if message is not None
+            else self.message(Fields(domain=domain, chain_id=chain_id, **fields))
+        )
+        return {
+            "address": self.address,
+            "message": text,
+            "signature": self.sign(text),
+            "chainId": f"eip155:{chain_id}",
+        }
 
     def header(self, domain: str, **fields: Any) -> str:
         return encode(self.envelope(domain, **fields))
@@ -125,8 +145,9 @@ class EvmWallet:
         offer = client.post("/api/v1/x402/top-up")
         assert offer.status_code == 402, offer.text
         payment = self.top_up_header(offer.headers["PAYMENT-REQUIRED"])
-        response: httpx.Response = client.post("/api/v1/x402/top-up",
-                                               headers={header_name: payment})
+        response: httpx.Response = client.post(
+            "/api/v1/x402/top-up", headers={header_name: payment}
+        )
         return response
 
 
@@ -141,8 +162,11 @@ class SolanaWallet:
         return base58.b58encode(bytes(self.key.verify_key)).decode()
 
     def message(self, fields: Fields) -> str:
-        lines = [f"{fields.domain} wants you to sign in with your Solana account:", self.address,
-                 ""]
+        lines = [
+            f"{fields.domain} wants you to sign in with your Solana account:",
+            self.address,
+            "",
+        ]
         if fields.statement:
             lines += [fields.statement, ""]
         lines += [f"URI: {fields.uri}", "Version: 1", f"Chain ID: {fields.chain_id}"]
@@ -162,12 +186,22 @@ class SolanaWallet:
             return base64.b64encode(signature).decode()
         return base58.b58encode(signature).decode()
 
-    def envelope(self, domain: str, *, chain_id: str = SOLANA_MAINNET, encoding: str = "base58",
-                 **fields: Any) -> dict[str, Any]:
+    def envelope(
+        self,
+        domain: str,
+        *,
+        chain_id: str = SOLANA_MAINNET,
+        encoding: str = "base58",
+        **fields: Any,
+    ) -> dict[str, Any]:
         text = self.message(Fields(domain=domain, chain_id=chain_id, **fields))
-        return {"address": self.address, "message": text,
-                "signature": self.sign(text, encoding=encoding), "type": "ed25519",
-                "chainId": f"solana:{SOLANA_MAINNET}"}
+        return {
+            "address": self.address,
+            "message": text,
+            "signature": self.sign(text, encoding=encoding),
+            "type": "ed25519",
+            "chainId": f"solana:{SOLANA_MAINNET}",
+        }
 
     def header(self, domain: str, **fields: Any) -> str:
         return encode(self.envelope(domain, **fields))
@@ -182,6 +216,11 @@ def fund(env: Env, wallet: EvmWallet | SolanaWallet, usd: str) -> str:
     address = wallet.address.lower() if isinstance(wallet, EvmWallet) else wallet.address
     with env.db.transaction() as session:
         account = wallet_account(session, address, SystemClock())
-        top_up(session, account_id=account.id, micros=int(Decimal(usd) * 1_000_000),
-               clock=SystemClock(), note="test grant")
+        top_up(
+            session,
+            account_id=account.id,
+            micros=int(Decimal(usd) * 1_000_000),
+            clock=SystemClock(),
+            note="test grant",
+        )
         return account.id

@@ -50,15 +50,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(secret, flush=True)
     supervisor = Supervisor(settings, settings.workers)
     supervisor.start()
-    console.print(f"videoqueue: API on http://{settings.host}:{settings.port}/api/v1, "
-                  f"{settings.workers} worker(s), data in {settings.data_dir.resolve()}")
+    console.print(
+        f"videoqueue: API on http://{settings.host}:{settings.port}/api/v1, "
+        f"{settings.workers} worker(s), data in {settings.data_dir.resolve()}"
+    )
     if settings.public_base_url is None and settings.host in ("0.0.0.0", "::", ""):
-        console.print("[yellow]Private models' download links will point at "
-                      f"{settings.resolved_public_base_url}; set VIDEOQUEUE_PUBLIC_BASE_URL to "
-                      "the address clients use.[/]")
+        console.print(
+            "[yellow]Private models' download links will point at "
+            f"{settings.resolved_public_base_url}; set VIDEOQUEUE_PUBLIC_BASE_URL to "
+            "the address clients use.[/]"
+        )
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level="info")
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     finally:
         supervisor.stop()
     return 0
@@ -89,13 +92,20 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                 return 1
             account_id = args.account
         else:
-            account_id = create_account(session, kind=AccountKind.STANDARD, clock=clock,
-                                        name=args.name or "").id
+            account_id = create_account(
+                session, kind=AccountKind.STANDARD, clock=clock, name=args.name or ""
+            ).id
         kind = KeyKind.ADMIN if args.admin else KeyKind.INFERENCE
-        key, secret = create_key(session, account_id=account_id, kind=kind, clock=clock,
-                                 name=args.name or "", expires_at=args.expires,
-                                 usd_limit_micros=args.limit_usd,
-                                 limit_period=LIMIT_PERIODS[args.limit_period])
+        key, secret = create_key(
+            session,
+            account_id=account_id,
+            kind=kind,
+            clock=clock,
+            name=args.name or "",
+            expires_at=args.expires,
+            usd_limit_micros=args.limit_usd,
+            limit_period=LIMIT_PERIODS[args.limit_period],
+        )
     console.print(f"{kind} key {key.id} for account {account_id} (shown only once):")
     print(secret, flush=True)
     return 0
@@ -110,11 +120,26 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     # Tab-separated, whole ids: meant to be read, copied and piped.
     print("id\taccount\ttype\tname\tends with\tcreated\texpires\tUSD limit\trevoked")
     for key in keys:
-        limit = "" if key.usd_limit_micros is None else (
-            f"{usd_text(key.usd_limit_micros, 2)}/{key.limit_period.value}")
-        print("\t".join((key.id, key.account_id, key.kind.value, key.name, key.last_chars,
-                         _when(key.created_at), _when(key.expires_at), limit,
-                         _when(key.revoked_at))))
+        limit = (
+            ""
+            if key.usd_limit_micros is None
+            else (f"{usd_text(key.usd_limit_micros, 2)}/{key.limit_period.value}")
+        )
+        print(
+            "\t".join(
+                (
+                    key.id,
+                    key.account_id,
+                    key.kind.value,
+                    key.name,
+                    key.last_chars,
+                    _when(key.created_at),
+                    _when(key.expires_at),
+                    limit,
+                    _when(key.revoked_at),
+                )
+            )
+        )
     return 0
 
 
@@ -151,14 +176,16 @@ def cmd_credit(args: argparse.Namespace) -> int:
             if args.amount > 0:
                 top_up(session, account_id=account_id, micros=args.amount, clock=clock, note=note)
             else:
-                adjust(session, account_id=account_id, micros=args.amount, clock=clock,
-                       note=note)
+                adjust(session, account_id=account_id, micros=args.amount, clock=clock, note=note)
         except InsufficientBalance:
             console.print("[red]That would take the balance below zero[/]")
             return 1
         balance = lock_account(session, account_id).balance_micros
-    console.print(f"account {account_id}: {usd_text(args.amount, 2)} USD, "
-                  f"balance now {usd_text(balance, 2)} USD", soft_wrap=True)
+    console.print(
+        f"account {account_id}: {usd_text(args.amount, 2)} USD, "
+        f"balance now {usd_text(balance, 2)} USD",
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -169,11 +196,15 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     with db.transaction() as session:
         report = verify_ledger(session)
     for m in report.mismatches:
-        console.print(f"[red]account {m.account_id}: balance {usd_text(m.balance_micros, 6)} USD, "
-                      f"ledger sums to {usd_text(m.ledger_micros, 6)} USD[/]", soft_wrap=True)
+        console.print(
+            f"[red]account {m.account_id}: balance {usd_text(m.balance_micros, 6)} USD, "
+            f"ledger sums to {usd_text(m.ledger_micros, 6)} USD[/]",
+            soft_wrap=True,
+        )
     for entry_id in report.bad_refunds:
-        console.print(f"[red]refund {entry_id} does not return exactly one charge[/]",
-                      soft_wrap=True)
+        console.print(
+            f"[red]refund {entry_id} does not return exactly one charge[/]", soft_wrap=True
+        )
     verdict = "consistent" if report.consistent else "[red]INCONSISTENT[/]"
     console.print(f"{report.accounts} accounts, {report.entries} ledger entries: {verdict}")
     return 0 if report.consistent else 1
@@ -199,8 +230,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-LIMIT_PERIODS = {"daily": LimitPeriod.EPOCH, "monthly": LimitPeriod.MONTH,
-                 "lifetime": LimitPeriod.LIFETIME}
+LIMIT_PERIODS = {
+    "daily": LimitPeriod.EPOCH,
+    "monthly": LimitPeriod.MONTH,
+    "lifetime": LimitPeriod.LIFETIME,
+}
 
 
 def _micros(text: str) -> int:
@@ -227,9 +261,13 @@ def _when(moment: datetime | None) -> str:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where the database and media live (default ./videoqueue-data, "
-                             "or $VIDEOQUEUE_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the database and media live (default ./videoqueue-data, "
+        "or $VIDEOQUEUE_DATA_DIR)",
+    )
     parser.add_argument("--config", type=Path, default=None, help="a settings TOML file")
 
 
@@ -252,10 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     settings = commands.add_parser(
-        "settings", help="print the settings in effect (environment and --config)")
+        "settings", help="print the settings in effect (environment and --config)"
+    )
     settings.add_argument("--config", type=Path, default=None, help="a settings TOML file")
-    settings.add_argument("--markdown", action="store_true",
-                          help="print the reference of every setting instead")
+    settings.add_argument(
+        "--markdown", action="store_true", help="print the reference of every setting instead"
+    )
     settings.set_defaults(func=cmd_settings)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -264,14 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(create)
     create.add_argument("--name", default=None)
     create.add_argument("--admin", action="store_true", help="an ADMIN key (default INFERENCE)")
-    create.add_argument("--account", default=None,
-                        help="an existing account id (default: a new account)")
-    create.add_argument("--expires", type=_moment, default=None,
-                        help="expiry, YYYY-MM-DD or an ISO 8601 time (default: never)")
-    create.add_argument("--limit-usd", type=_micros, default=None,
-                        help="most the key may spend per period (default: no limit)")
-    create.add_argument("--limit-period", choices=sorted(LIMIT_PERIODS), default="daily",
-                        help="the period --limit-usd counts over (default daily, UTC)")
+    create.add_argument(
+        "--account", default=None, help="an existing account id (default: a new account)"
+    )
+    create.add_argument(
+        "--expires",
+        type=_moment,
+        default=None,
+        help="expiry, YYYY-MM-DD or an ISO 8601 time (default: never)",
+    )
+    create.add_argument(
+        "--limit-usd",
+        type=_micros,
+        default=None,
+        help="most the key may spend per period (default: no limit)",
+    )
+    create.add_argument(
+        "--limit-period",
+        choices=sorted(LIMIT_PERIODS),
+        default="daily",
+        help="the period --limit-usd counts over (default daily, UTC)",
+    )
     create.set_defaults(func=cmd_keys_create)
     listing = keys_commands.add_parser("list", help="list keys (never their secrets)")
     _common(listing)
@@ -295,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = commands.add_parser("ledger", help="check the books")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
     verify = ledger_commands.add_parser(
-        "verify", help="check every balance against its ledger (exit status 1 if any differs)")
+        "verify", help="check every balance against its ledger (exit status 1 if any differs)"
+    )
     _common(verify)
     verify.set_defaults(func=cmd_ledger_verify)
     return parser

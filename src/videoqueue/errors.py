@@ -15,8 +15,9 @@ class VideoqueueError(Exception):
     status: int = 500
     code: str | None = None
 
-    def __init__(self, message: str | None = None, *, status: int | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, status: int | None = None, code: str | None = None
+    ) -> None:
         self.message = message or (type(self).__doc__ or "Request failed.").strip()
         if status is not None:
             self.status = status

@@ -37,8 +37,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIDEOQUEUE_", extra="forbid")
 
-    data_dir: Path = Field(default=DEFAULT_DATA_DIR,
-                           description="Where the SQLite database, media and link secret live")
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Where the SQLite database, media and link secret live",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
     )
@@ -55,31 +57,44 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=1, ge=1, description="Worker processes `serve` supervises")
     lease_seconds: float = Field(
-        default=30.0, gt=0, description="How long a job stays a worker's without a heartbeat")
+        default=30.0, gt=0, description="How long a job stays a worker's without a heartbeat"
+    )
     heartbeat_seconds: float = Field(
-        default=5.0, gt=0, description="How often a working worker renews its lease")
+        default=5.0, gt=0, description="How often a working worker renews its lease"
+    )
     poll_seconds: float = Field(
-        default=0.5, gt=0, description="How often an idle worker looks for jobs (PostgreSQL "
-        "also wakes it on LISTEN/NOTIFY)")
+        default=0.5,
+        gt=0,
+        description="How often an idle worker looks for jobs (PostgreSQL "
+        "also wakes it on LISTEN/NOTIFY)",
+    )
     max_attempts: int = Field(
-        default=3, ge=1, description="Attempts a job gets when its worker dies; then it fails "
-        "and is refunded")
+        default=3,
+        ge=1,
+        description="Attempts a job gets when its worker dies; then it fails and is refunded",
+    )
     default_average_execution_ms: int = Field(
-        default=60_000, ge=0, description="`average_execution_time` before a model has any "
-        "finished job")
-    max_body_bytes: int = Field(default=35 * 1024 * 1024, gt=0,
-                                description="Largest request body; more is refused with 413")
+        default=60_000,
+        ge=0,
+        description="`average_execution_time` before a model has any finished job",
+    )
+    max_body_bytes: int = Field(
+        default=35 * 1024 * 1024, gt=0, description="Largest request body; more is refused with 413"
+    )
     # Media intake (docs/media.md): where http(s) media URLs may be fetched from, and how.
     media_allow_private_networks: bool = Field(
-        default=False, description="Also fetch media from loopback and private (RFC 1918/4193, "
-        "shared) addresses; link-local, multicast and reserved stay refused"
+        default=False,
+        description="Also fetch media from loopback and private (RFC 1918/4193, "
+        "shared) addresses; link-local, multicast and reserved stay refused",
     )
     media_allowed_networks: list[IPvAnyNetwork] = Field(
-        default_factory=list, description="CIDR ranges media may always be fetched from "
-        "(e.g. an internal CDN), whatever range they lie in"
+        default_factory=list,
+        description="CIDR ranges media may always be fetched from "
+        "(e.g. an internal CDN), whatever range they lie in",
     )
     media_fetch_connect_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Longest wait to connect to a media URL's host")
+        default=5.0, gt=0, description="Longest wait to connect to a media URL's host"
+    )
     media_fetch_read_timeout_seconds: float = Field(
         default=15.0, gt=0, description="Longest wait for the next bytes of a media URL"
     )
@@ -87,17 +102,20 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Longest time one media URL may take to fetch"
     )
     media_fetch_max_redirects: int = Field(
-        default=3, ge=0, description="Redirects a media URL may take (each one re-checked)")
+        default=3, ge=0, description="Redirects a media URL may take (each one re-checked)"
+    )
     media_max_video_bytes: int = Field(
-        default=256 * 1024 * 1024, gt=0, description="Largest video_url file (reference videos "
-        "have the model family's own cap)"
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="Largest video_url file (reference videos have the model family's own cap)",
     )
     content_policy_rules: list[ContentRule] = Field(
         default_factory=list, description="Prompt rules answered with 422 before any charge"
     )
     # Request limits per API key and model (spec §3.3), shared by every API process.
-    queue_requests_per_minute: int = Field(default=40, ge=1,
-                                           description="`/video/queue` requests per minute")
+    queue_requests_per_minute: int = Field(
+        default=40, ge=1, description="`/video/queue` requests per minute"
+    )
     retrieve_requests_per_minute: int = Field(
         default=120, ge=1, description="`/video/retrieve` (and `/video/complete`) per minute"
     )
@@ -105,15 +123,18 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Failed (4xx but 429) requests allowed per window"
     )
     failed_requests_window_seconds: int = Field(
-        default=30, ge=1, description="Window of the failed-request budget")
+        default=30, ge=1, description="Window of the failed-request budget"
+    )
     idempotency_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="How long an `Idempotency-Key` answer is replayed"
     )
     # Private models' download links (`download_url`, spec §8).
     link_secret: str | None = Field(
-        default=None, repr=False, min_length=32,
+        default=None,
+        repr=False,
+        min_length=32,
         description="HMAC key that signs download links; default: generated once and kept "
-                    "in data_dir/link_secret (give every API process the same one)",
+        "in data_dir/link_secret (give every API process the same one)",
     )
     download_link_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="How long a download link stays valid"
@@ -132,8 +153,9 @@ class Settings(BaseSettings):
     )
     # Wallets: Sign-In-With-X and x402 top-ups (docs/wallets.md).
     siwx_domains: list[str] = Field(
-        default_factory=list, description="Domains a SIGN-IN-WITH-X message may name (scheme, "
-        "port and path ignored); default: the host of public_base_url"
+        default_factory=list,
+        description="Domains a SIGN-IN-WITH-X message may name (scheme, "
+        "port and path ignored); default: the host of public_base_url",
     )
     siwx_evm_chain_ids: list[int] = Field(
         default_factory=lambda: [8453], description="EVM chains wallets may sign in on (Base)"
@@ -142,35 +164,44 @@ class Settings(BaseSettings):
         default=0.10, ge=0, description="Credit a wallet needs to use inference routes"
     )
     wallet_max_concurrent_requests: int = Field(
-        default=5, ge=1, description="Requests one wallet may have in flight; more get 429")
+        default=5, ge=1, description="Requests one wallet may have in flight; more get 429"
+    )
     wallet_request_slot_seconds: float = Field(
         default=600.0, gt=0, description="When a request slot of a crashed API process is freed"
     )
     x402_facilitator_url: str | None = Field(
-        default=None, description="x402 facilitator that verifies and settles top-ups on chain; "
-        "default: the local facilitator, which checks signatures but moves no funds"
+        default=None,
+        description="x402 facilitator that verifies and settles top-ups on chain; "
+        "default: the local facilitator, which checks signatures but moves no funds",
     )
     x402_facilitator_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Longest wait for the facilitator to verify or settle")
+        default=30.0, gt=0, description="Longest wait for the facilitator to verify or settle"
+    )
     x402_pay_to: str | None = Field(
         default=None, description="EVM address top-ups are paid to; top-ups are off until set"
     )
     x402_network: str = Field(default="eip155:8453", description="CAIP-2 network of x402_asset")
-    x402_asset: str = Field(default="0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
-                            description="USDC contract (EIP-3009) top-ups are paid in")
+    x402_asset: str = Field(
+        default="0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+        description="USDC contract (EIP-3009) top-ups are paid in",
+    )
     x402_asset_name: str = Field(default="USD Coin", description="Its EIP-712 domain name")
     x402_asset_version: str = Field(default="2", description="Its EIP-712 domain version")
     x402_solana_pay_to: str | None = Field(
         default=None, description="Solana USDC receiver (needs x402_facilitator_url)"
     )
     x402_solana_fee_payer: str | None = Field(
-        default=None, description="Solana account that pays the fee of Solana top-ups")
-    x402_minimum_top_up_usd: float = Field(default=5.0, gt=0,
-                                           description="Smallest top-up accepted")
+        default=None, description="Solana account that pays the fee of Solana top-ups"
+    )
+    x402_minimum_top_up_usd: float = Field(
+        default=5.0, gt=0, description="Smallest top-up accepted"
+    )
     x402_suggested_top_up_usd: float = Field(
-        default=10.0, gt=0, description="Top-up the 402 answers suggest and price their rails at")
-    x402_maximum_top_up_usd: float = Field(default=10_000.0, gt=0,
-                                           description="Largest top-up accepted")
+        default=10.0, gt=0, description="Top-up the 402 answers suggest and price their rails at"
+    )
+    x402_maximum_top_up_usd: float = Field(
+        default=10_000.0, gt=0, description="Largest top-up accepted"
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -24,12 +24,29 @@ from tests.conftest import Env, build_env
 from videoqueue.billing.models import LedgerKind, LimitPeriod
 from videoqueue.clock import ManualClock
 
-ADMIN_ROUTES = [("GET", "/api_keys"), ("POST", "/api_keys"), ("GET", "/api_keys/some-id"),
-                ("DELETE", "/api_keys?id=some-id"), ("DELETE", "/api_keys/some-id"),
-                ("GET", "/billing/balance"), ("GET", "/billing/usage"),
-                ("GET", "/billing/usage-history")]
-KEY_FIELDS = {"apiKeyType", "consumptionLimits", "limitPeriod", "modelPrivacy", "createdAt",
-              "description", "expiresAt", "id", "last6Chars", "lastUsedAt", "usage"}
+ADMIN_ROUTES = [
+    ("GET", "/api_keys"),
+    ("POST", "/api_keys"),
+    ("GET", "/api_keys/some-id"),
+    ("DELETE", "/api_keys?id=some-id"),
+    ("DELETE", "/api_keys/some-id"),
+    ("GET", "/billing/balance"),
+    ("GET", "/billing/usage"),
+    ("GET", "/billing/usage-history"),
+]
+KEY_FIELDS = {
+    "apiKeyType",
+    "consumptionLimits",
+    "limitPeriod",
+    "modelPrivacy",
+    "createdAt",
+    "description",
+    "expiresAt",
+    "id",
+    "last6Chars",
+    "lastUsedAt",
+    "usage",
+}
 
 
 @pytest.fixture
@@ -37,8 +54,9 @@ def env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
     yield from build_env(money_settings(tmp_path), clock=clock)
 
 
-def _call(env: Env, method: str, path: str, key: str | None,
-          body: dict[str, Any] | None = None) -> Any:
+def _call(
+    env: Env, method: str, path: str, key: str | None, body: dict[str, Any] | None = None
+) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return env.client.request(method, f"/api/v1{path}", headers=headers, json=body)
 
@@ -61,8 +79,9 @@ def test_account_routes_with_a_bad_key_are_401(env: Env, method: str, path: str)
 
 
 @pytest.mark.parametrize(("method", "path"), ACCOUNT_ROUTES)
-def test_account_routes_without_credentials_answer_the_x402_discovery(env: Env, method: str,
-                                                                      path: str) -> None:
+def test_account_routes_without_credentials_answer_the_x402_discovery(
+    env: Env, method: str, path: str
+) -> None:
     response = _call(env, method, path, None)
     assert response.status_code == 402
     assert response.json()["error"] == "Authentication required"
@@ -74,19 +93,40 @@ def test_an_admin_creates_a_key_that_works_and_is_listed(env: Env, clock: Manual
     admin_id, admin = make_key(env, account, admin=True, clock=clock)
     clock.advance(1)
     expires = (clock.now() + timedelta(days=30)).strftime("%Y-%m-%d")
-    created = _call(env, "POST", "/api_keys", admin, {
-        "apiKeyType": "INFERENCE", "description": "ci runner",
-        "consumptionLimit": {"usd": 2.5, "diem": None}, "limitPeriod": "MONTH",
-        "expiresAt": expires})
+    created = _call(
+        env,
+        "POST",
+        "/api_keys",
+        admin,
+        {
+            "apiKeyType": "INFERENCE",
+            "description": "ci runner",
+            "consumptionLimit": {"usd": 2.5, "diem": None},
+            "limitPeriod": "MONTH",
+            "expiresAt": expires,
+        },
+    )
     assert created.status_code == 200, created.text
     body = created.json()
     assert body["success"] is True
     data = body["data"]
-    assert set(data) == {"apiKey", "apiKeyType", "consumptionLimit", "limitPeriod",
-                         "modelPrivacy", "description", "expiresAt", "id"}
-    assert (data["apiKeyType"], data["consumptionLimit"], data["limitPeriod"],
-            data["modelPrivacy"], data["description"]) == (
-        "INFERENCE", {"usd": 2.5, "diem": None}, "MONTH", "ALL", "ci runner")
+    assert set(data) == {
+        "apiKey",
+        "apiKeyType",
+        "consumptionLimit",
+        "limitPeriod",
+        "modelPrivacy",
+        "description",
+        "expiresAt",
+        "id",
+    }
+    assert (
+        data["apiKeyType"],
+        data["consumptionLimit"],
+        data["limitPeriod"],
+        data["modelPrivacy"],
+        data["description"],
+    ) == ("INFERENCE", {"usd": 2.5, "diem": None}, "MONTH", "ALL", "ci runner")
     assert data["expiresAt"] == f"{expires}T00:00:00.000Z"
 
     new_key = data["apiKey"]
@@ -99,29 +139,36 @@ def test_an_admin_creates_a_key_that_works_and_is_listed(env: Env, clock: Manual
     spent = f"{price_micros(env) / 1_000_000:.4f}"
     assert mine["last6Chars"] == new_key[-6:]
     assert mine["consumptionLimits"] == {"usd": 2.5, "diem": None}
-    assert mine["usage"] == {"trailingSevenDays": {"usd": spent, "vcu": "0.0000",
-                                                   "diem": "0.0000"}}
+    assert mine["usage"] == {"trailingSevenDays": {"usd": spent, "vcu": "0.0000", "diem": "0.0000"}}
     assert mine["currentPeriodUsage"] == {"usd": spent, "diem": "0.0000"}
     assert mine["lastUsedAt"] is not None
     assert set(admin_entry) == KEY_FIELDS, "no currentPeriodUsage without a limit"
     assert _call(env, "GET", f"/api_keys/{data['id']}", admin).json()["data"] == mine
 
 
-@pytest.mark.parametrize(("body", "paths"), [
-    ({}, [["apiKeyType"], ["description"]]),
-    ({"apiKeyType": "ROOT", "description": "x"}, [["apiKeyType"]]),
-    ({"apiKeyType": "ADMIN", "description": "x" * 65}, [["description"]]),
-    ({"apiKeyType": "ADMIN", "description": "x", "owner": "me"}, [[]]),
-    ({"apiKeyType": "ADMIN", "description": "x", "expiresAt": "2001-01-01"}, [["expiresAt"]]),
-    ({"apiKeyType": "ADMIN", "description": "x", "expiresAt": "tomorrow"}, [["expiresAt"]]),
-    ({"apiKeyType": "ADMIN", "description": "x", "modelPrivacy": "PRIVATE_ONLY"},
-     [["modelPrivacy"]]),
-    ({"apiKeyType": "ADMIN", "description": "x", "consumptionLimit": {"usd": -1}},
-     [["consumptionLimit", "usd"]]),
-    ({"apiKeyType": "ADMIN", "description": "x", "limitPeriod": "WEEK"}, [["limitPeriod"]]),
-])
-def test_a_bad_create_body_is_a_detailed_400(env: Env, body: dict[str, Any],
-                                             paths: list[list[str]]) -> None:
+@pytest.mark.parametrize(
+    ("body", "paths"),
+    [
+        ({}, [["apiKeyType"], ["description"]]),
+        ({"apiKeyType": "ROOT", "description": "x"}, [["apiKeyType"]]),
+        ({"apiKeyType": "ADMIN", "description": "x" * 65}, [["description"]]),
+        ({"apiKeyType": "ADMIN", "description": "x", "owner": "me"}, [[]]),
+        ({"apiKeyType": "ADMIN", "description": "x", "expiresAt": "2001-01-01"}, [["expiresAt"]]),
+        ({"apiKeyType": "ADMIN", "description": "x", "expiresAt": "tomorrow"}, [["expiresAt"]]),
+        (
+            {"apiKeyType": "ADMIN", "description": "x", "modelPrivacy": "PRIVATE_ONLY"},
+            [["modelPrivacy"]],
+        ),
+        (
+            {"apiKeyType": "ADMIN", "description": "x", "consumptionLimit": {"usd": -1}},
+            [["consumptionLimit", "usd"]],
+        ),
+        ({"apiKeyType": "ADMIN", "description": "x", "limitPeriod": "WEEK"}, [["limitPeriod"]]),
+    ],
+)
+def test_a_bad_create_body_is_a_detailed_400(
+    env: Env, body: dict[str, Any], paths: list[list[str]]
+) -> None:
     response = _call(env, "POST", "/api_keys", env.admin_key, body)
     assert response.status_code == 400
     assert response.json()["error"] == "Invalid request parameters"
@@ -166,8 +213,9 @@ def test_rate_limits_describe_the_calling_key(env: Env, clock: ManualClock) -> N
     limits = {m["apiModelId"]: m["rateLimits"] for m in data["rateLimits"]}
     assert limits[BODY["model"]] == [{"amount": 40, "type": "RPM"}]
     broke = env.make_key(env.make_account(0))
-    assert _call(env, "GET", "/api_keys/rate_limits", broke).json()["data"][
-        "accessPermitted"] is False
+    assert (
+        _call(env, "GET", "/api_keys/rate_limits", broke).json()["data"]["accessPermitted"] is False
+    )
 
 
 def test_an_expired_key_is_refused(env: Env, clock: ManualClock) -> None:
@@ -184,18 +232,22 @@ def test_an_expired_key_is_refused(env: Env, clock: ManualClock) -> None:
 def test_a_key_spend_limit_refuses_the_job_it_would_pass(env: Env, clock: ManualClock) -> None:
     price = price_micros(env)
     account = env.make_account("100")
-    _, limited = make_key(env, account, limit_usd=f"{2 * price / 1_000_000}",
-                          period=LimitPeriod.EPOCH)
+    _, limited = make_key(
+        env, account, limit_usd=f"{2 * price / 1_000_000}", period=LimitPeriod.EPOCH
+    )
     for _ in range(2):
         assert env.post("/video/queue", BODY, limited).status_code == 200
     refused = env.post("/video/queue", BODY, limited)
     assert refused.status_code == 402
-    assert refused.json() == {"error": "API key USD spend limit exceeded. Raise the key's "
-                                       "consumption limit or wait for its limit period to "
-                                       "reset."}
+    assert refused.json() == {
+        "error": "API key USD spend limit exceeded. Raise the key's "
+        "consumption limit or wait for its limit period to "
+        "reset."
+    }
     assert job_count(env, account) == 2
-    assert env.post("/video/queue", BODY, env.make_key(account)).status_code == 200, \
+    assert env.post("/video/queue", BODY, env.make_key(account)).status_code == 200, (
         "the account's other keys are not held to this key's limit"
+    )
     clock.advance(24 * 3600)
     assert env.post("/video/queue", BODY, limited).status_code == 200, "a new UTC day"
     charges = rows(env, account, LedgerKind.CHARGE)
@@ -216,7 +268,9 @@ def test_a_held_account_without_money_gets_402_and_no_job(env: Env) -> None:
     account = env.make_account("0")
     response = env.post("/video/queue", BODY, env.make_key(account))
     assert response.status_code == 402
-    assert response.json() == {"error": "Insufficient USD or Diem balance to complete request. "
-                                        "Visit https://venice.ai/settings/api to add credits."}
+    assert response.json() == {
+        "error": "Insufficient USD or Diem balance to complete request. "
+        "Visit https://venice.ai/settings/api to add credits."
+    }
     assert job_count(env, account) == 0
     assert balance(env, account) == 0

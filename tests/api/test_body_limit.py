@@ -17,9 +17,9 @@ MB = 1024 * 1024
 def test_a_declared_length_over_35_mb_is_refused(env: Env) -> None:
     assert env.settings.max_body_bytes == 35 * MB
     response = env.client.post(
-        "/api/v1/video/queue", content=b" " * (35 * MB + 1),
-        headers={"Authorization": f"Bearer {env.make_key()}",
-                 "Content-Type": "application/json"},
+        "/api/v1/video/queue",
+        content=b" " * (35 * MB + 1),
+        headers={"Authorization": f"Bearer {env.make_key()}", "Content-Type": "application/json"},
     )
     assert response.status_code == 413
     assert response.json() == TOO_LARGE
@@ -32,8 +32,11 @@ def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
         assert part, "the server closed the connection without answering"
         data += part
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         part = sock.recv(65536)
         assert part
@@ -42,7 +45,8 @@ def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 def test_a_chunked_body_is_refused_once_it_passes_35_mb_without_waiting_for_its_end(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     key = env.make_key()
     with live_server(env.client.app) as base:
         url = urlsplit(base)

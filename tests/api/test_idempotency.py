@@ -47,8 +47,9 @@ def test_the_same_key_with_another_body_is_409(env: Env) -> None:
     assert response.status_code == 409
     assert response.json() == {
         "error": "This Idempotency-Key was already used with a different request body. "
-                 "Use a new key for a new request.",
-        "code": "IDEMPOTENCY_KEY_REUSED"}
+        "Use a new key for a new request.",
+        "code": "IDEMPOTENCY_KEY_REUSED",
+    }
     assert job_count(env, account) == 1
 
 

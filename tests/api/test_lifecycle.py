@@ -9,14 +9,23 @@ from videoqueue.jobs.process import Supervisor
 
 MODEL = "wan-2.5-preview-text-to-video"
 BODY = {"model": MODEL, "prompt": "lifecycle", "duration": "5s", "resolution": "480p"}
-NOT_FOUND = {"error": "Media could not be found. Request may be invalid, expired, or deleted.",
-             "code": "MEDIA_NOT_FOUND"}
+NOT_FOUND = {
+    "error": "Media could not be found. Request may be invalid, expired, or deleted.",
+    "code": "MEDIA_NOT_FOUND",
+}
 
 
 def _finished_job(env: Env, key: str) -> str:
     queue_id = str(env.post("/video/queue", BODY, key).json()["queue_id"])
-    wait_until(lambda: env.post("/video/retrieve", {"model": MODEL, "queue_id": queue_id}, key)
-               .headers["content-type"] == "video/mp4", timeout=90)
+    wait_until(
+        lambda: (
+            env.post("/video/retrieve", {"model": MODEL, "queue_id": queue_id}, key).headers[
+                "content-type"
+            ]
+            == "video/mp4"
+        ),
+        timeout=90,
+    )
     return queue_id
 
 
@@ -70,15 +79,19 @@ def test_another_accounts_job_is_not_found(env: Env, done: tuple[str, str]) -> N
 
 def test_wrong_model_for_a_queue_id_is_not_found(env: Env, done: tuple[str, str]) -> None:
     key, queue_id = done
-    response = env.post("/video/retrieve", {"model": "wan-2.6-text-to-video", "queue_id": queue_id},
-                        key)
+    response = env.post(
+        "/video/retrieve", {"model": "wan-2.6-text-to-video", "queue_id": queue_id}, key
+    )
     assert response.status_code == 404
 
 
 @pytest.mark.parametrize("header", ["Bearer nope", "Basic abc", "Bearer "])
 def test_a_bad_key_is_401(env: Env, header: str) -> None:
-    response = env.client.post("/api/v1/video/retrieve", json={"model": MODEL, "queue_id": "x"},
-                               headers={"Authorization": header})
+    response = env.client.post(
+        "/api/v1/video/retrieve",
+        json={"model": MODEL, "queue_id": "x"},
+        headers={"Authorization": header},
+    )
     assert response.status_code == 401
     assert response.json() == {"error": "Authentication failed"}
 
@@ -101,9 +114,14 @@ def test_malformed_json_is_400(env: Env) -> None:
 
 def test_wrong_content_type_is_400(env: Env) -> None:
     key = env.make_key()
-    response = env.client.post("/api/v1/video/queue", content=b"model=x",
-                               headers={"Authorization": f"Bearer {key}",
-                                        "Content-Type": "application/x-www-form-urlencoded"})
+    response = env.client.post(
+        "/api/v1/video/queue",
+        content=b"model=x",
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     assert response.status_code == 400
     assert response.json() == {"error": "'Content-Type' must be 'application/json'"}
 
@@ -115,8 +133,14 @@ def test_retrieve_rejects_unknown_keys_with_a_detailed_error(env: Env) -> None:
     assert response.json() == {
         "error": "Invalid request parameters",
         "details": {"_errors": ["Unrecognized key(s) in object: 'extra'"]},
-        "issues": [{"code": "unrecognized_keys", "keys": ["extra"], "path": [],
-                    "message": "Unrecognized key(s) in object: 'extra'"}],
+        "issues": [
+            {
+                "code": "unrecognized_keys",
+                "keys": ["extra"],
+                "path": [],
+                "message": "Unrecognized key(s) in object: 'extra'",
+            }
+        ],
     }
 
 
@@ -124,21 +148,31 @@ def test_queue_constraint_violations_use_venice_bodies(env: Env) -> None:
     key = env.make_key()
     bad_duration = env.post("/video/queue", {**BODY, "duration": "7s"}, key)
     assert bad_duration.status_code == 400
-    assert bad_duration.json()["issues"] == [{
-        "code": "invalid_enum_value", "expected": "'5s' | '10s'", "received": "7s",
-        "options": ["5s", "10s"], "path": ["duration"],
-        "message": "Invalid enum value. Expected '5s' | '10s', received '7s'",
-    }]
+    assert bad_duration.json()["issues"] == [
+        {
+            "code": "invalid_enum_value",
+            "expected": "'5s' | '10s'",
+            "received": "7s",
+            "options": ["5s", "10s"],
+            "path": ["duration"],
+            "message": "Invalid enum value. Expected '5s' | '10s', received '7s'",
+        }
+    ]
     assert bad_duration.json()["details"] == {
-        "_errors": [], "duration": {"_errors": ["Invalid enum value. Expected '5s' | '10s', "
-                                                "received '7s'"]}}
+        "_errors": [],
+        "duration": {"_errors": ["Invalid enum value. Expected '5s' | '10s', received '7s'"]},
+    }
     no_prompt = env.post("/video/queue", {k: v for k, v in BODY.items() if k != "prompt"}, key)
     assert no_prompt.json()["issues"][0]["message"] == "Required"
     long_prompt = env.post("/video/queue", {**BODY, "prompt": "x" * 2501}, key)
     assert long_prompt.json()["issues"][0]["message"] == (
-        "String must contain at most 2500 character(s)")
-    i2v_aspect = env.post("/video/queue", {**BODY, "model": "wan-2.5-preview-image-to-video",
-                                           "aspect_ratio": "16:9"}, key)
+        "String must contain at most 2500 character(s)"
+    )
+    i2v_aspect = env.post(
+        "/video/queue",
+        {**BODY, "model": "wan-2.5-preview-image-to-video", "aspect_ratio": "16:9"},
+        key,
+    )
     assert i2v_aspect.status_code == 400
     assert i2v_aspect.json() == {"error": "This model does not support aspect_ratio"}
     unknown = env.post("/video/queue", {**BODY, "model": "no-such-model"}, key)

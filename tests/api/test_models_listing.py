@@ -18,10 +18,21 @@ from videoqueue.catalog.listing import PREVIEW_NOTE
 
 OPENAPI = Path(__file__).parents[1] / "data" / "venice-openapi-video.json"
 MODEL_TYPES = ["asr", "embedding", "image", "music", "text", "tts", "upscale", "inpaint", "video"]
-CONSTRAINT_KEYS = {"model_type", "aspect_ratios", "resolutions", "durations", "audio",
-                   "audio_configurable", "audio_input", "per_reference_audio", "video_input",
-                   "prompt_character_limit", "reference_image_min_short_side_pixels",
-                   "reference_image_min_aspect_ratio", "reference_image_max_aspect_ratio"}
+CONSTRAINT_KEYS = {
+    "model_type",
+    "aspect_ratios",
+    "resolutions",
+    "durations",
+    "audio",
+    "audio_configurable",
+    "audio_input",
+    "per_reference_audio",
+    "video_input",
+    "prompt_character_limit",
+    "reference_image_min_short_side_pixels",
+    "reference_image_min_aspect_ratio",
+    "reference_image_max_aspect_ratio",
+}
 
 
 @cache
@@ -67,33 +78,54 @@ def test_entries_carry_venices_constraint_keys(video_list: dict[str, Any]) -> No
     for entry in video_list["data"]:
         constraints = entry["model_spec"]["constraints"]
         assert set(constraints) <= CONSTRAINT_KEYS, entry["id"]
-        assert {"model_type", "aspect_ratios", "resolutions", "durations", "audio",
-                "audio_configurable", "audio_input", "per_reference_audio",
-                "video_input"} <= set(constraints), entry["id"]
+        assert {
+            "model_type",
+            "aspect_ratios",
+            "resolutions",
+            "durations",
+            "audio",
+            "audio_configurable",
+            "audio_input",
+            "per_reference_audio",
+            "video_input",
+        } <= set(constraints), entry["id"]
         assert constraints.get("prompt_character_limit") != 2500, "absent means 2500"
         assert "pricing" not in entry["model_spec"], "no pricing for video models (spec §10)"
 
 
 def test_the_wire_capture_entry(video_list: dict[str, Any]) -> None:
     """Spec §10's verbatim entry, with the 2026-08-20 durations and videoqueue's additions."""
-    entry = next(e for e in video_list["data"]
-                 if e["id"] == "seedance-1-5-pro-image-to-video-basic")
+    entry = next(
+        e for e in video_list["data"] if e["id"] == "seedance-1-5-pro-image-to-video-basic"
+    )
     assert entry == {
-        "created": 1773964800, "id": "seedance-1-5-pro-image-to-video-basic",
-        "object": "model", "owned_by": "venice.ai", "type": "video",
+        "created": 1773964800,
+        "id": "seedance-1-5-pro-image-to-video-basic",
+        "object": "model",
+        "owned_by": "venice.ai",
+        "type": "video",
         "model_spec": {
             "privacy": "anonymized",
             "constraints": {
-                "model_type": "image-to-video", "aspect_ratios": [],
+                "model_type": "image-to-video",
+                "aspect_ratios": [],
                 "resolutions": ["1080p", "720p", "480p"],
-                "durations": [f"{n}s" for n in range(4, 13)], "audio": True,
-                "audio_configurable": True, "audio_input": False, "per_reference_audio": False,
-                "video_input": False, "prompt_character_limit": 3500,
+                "durations": [f"{n}s" for n in range(4, 13)],
+                "audio": True,
+                "audio_configurable": True,
+                "audio_input": False,
+                "per_reference_audio": False,
+                "video_input": False,
+                "prompt_character_limit": 3500,
                 "reference_image_min_short_side_pixels": 300,
-                "reference_image_min_aspect_ratio": 0.4, "reference_image_max_aspect_ratio": 2.5,
+                "reference_image_min_aspect_ratio": 0.4,
+                "reference_image_max_aspect_ratio": 2.5,
             },
             "model_sets": ["uncensored", "high_resolution", "audio"],
-            "name": "Seedance 1.5 Pro", "offline": False, "traits": [], "uncensored": True,
+            "name": "Seedance 1.5 Pro",
+            "offline": False,
+            "traits": [],
+            "uncensored": True,
             "description": PREVIEW_NOTE,
             "videoqueue": {"engine": "preview", "delivery": "bytes"},
         },
@@ -104,24 +136,35 @@ def test_each_entry_names_the_engine_that_serves_it(video_list: dict[str, Any]) 
     engines = {e["id"]: e["model_spec"]["videoqueue"]["engine"] for e in video_list["data"]}
     assert engines.pop("topaz-video-upscale") == "upscale"
     assert set(engines.values()) == {"preview"}
-    delivery = {e["id"] for e in video_list["data"]
-                if e["model_spec"]["videoqueue"]["delivery"] == "download_url"}
+    delivery = {
+        e["id"]
+        for e in video_list["data"]
+        if e["model_spec"]["videoqueue"]["delivery"] == "download_url"
+    }
     assert all(model_id.startswith("grok-imagine-") for model_id in delivery)
     assert len(delivery) == 7
 
 
 def test_deprecated_models_carry_venices_deprecation_block(video_list: dict[str, Any]) -> None:
-    deprecated = {e["id"]: e["model_spec"]["deprecation"] for e in video_list["data"]
-                  if "deprecation" in e["model_spec"]}
-    assert deprecated == {model_id: {"autoRemap": False, "date": "2026-09-24",
-                                     "removesAt": "2026-09-24"}
-                          for model_id in ("sora-2-image-to-video", "sora-2-text-to-video",
-                                           "sora-2-pro-image-to-video",
-                                           "sora-2-pro-text-to-video")}
+    deprecated = {
+        e["id"]: e["model_spec"]["deprecation"]
+        for e in video_list["data"]
+        if "deprecation" in e["model_spec"]
+    }
+    assert deprecated == {
+        model_id: {"autoRemap": False, "date": "2026-09-24", "removesAt": "2026-09-24"}
+        for model_id in (
+            "sora-2-image-to-video",
+            "sora-2-text-to-video",
+            "sora-2-pro-image-to-video",
+            "sora-2-pro-text-to-video",
+        )
+    }
 
 
-def test_all_lists_the_video_models_and_other_types_none(shared_env: Env,
-                                                         video_list: dict[str, Any]) -> None:
+def test_all_lists_the_video_models_and_other_types_none(
+    shared_env: Env, video_list: dict[str, Any]
+) -> None:
     everything = get_models(shared_env, type="all").json()
     assert everything == {**video_list, "type": "all"}
     for model_type in [t for t in MODEL_TYPES if t != "video"] + ["code"]:
@@ -140,17 +183,39 @@ def test_an_unknown_type_is_a_zod_union_error(shared_env: Env) -> None:
     assert response.json() == {
         "error": "Invalid request parameters",
         "details": {"_errors": [], "type": {"_errors": [first_message, second_message]}},
-        "issues": [{
-            "code": "invalid_union",
-            "unionErrors": [
-                {"issues": [{"code": "invalid_enum_value", "expected": first,
-                             "received": "videos", "options": MODEL_TYPES, "path": ["type"],
-                             "message": first_message}], "name": "ZodError"},
-                {"issues": [{"code": "invalid_enum_value", "expected": "'all' | 'code'",
-                             "received": "videos", "options": ["all", "code"], "path": ["type"],
-                             "message": second_message}], "name": "ZodError"},
-            ],
-            "path": ["type"],
-            "message": "Invalid input",
-        }],
+        "issues": [
+            {
+                "code": "invalid_union",
+                "unionErrors": [
+                    {
+                        "issues": [
+                            {
+                                "code": "invalid_enum_value",
+                                "expected": first,
+                                "received": "videos",
+                                "options": MODEL_TYPES,
+                                "path": ["type"],
+                                "message": first_message,
+                            }
+                        ],
+                        "name": "ZodError",
+                    },
+                    {
+                        "issues": [
+                            {
+                                "code": "invalid_enum_value",
+                                "expected": "'all' | 'code'",
+                                "received": "videos",
+                                "options": ["all", "code"],
+                                "path": ["type"],
+                                "message": second_message,
+                            }
+                        ],
+                        "name": "ZodError",
+                    },
+                ],
+                "path": ["type"],
+                "message": "Invalid input",
+            }
+        ],
     }

@@ -31,8 +31,12 @@ from tests.catalog.cases import (
 from tests.conftest import Env
 
 OPENAPI = Path(__file__).parents[1] / "data" / "venice-openapi-video.json"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 schema = schemathesis.openapi.from_dict(json.loads(OPENAPI.read_text())).include(
     path_regex=r"^/video/(queue|quote|retrieve)$"
@@ -42,8 +46,17 @@ schema = schemathesis.openapi.from_dict(json.loads(OPENAPI.read_text())).include
 # of them is steered to catalogue models, some of those on top of a valid request, and a share
 # of retrieve bodies to a job that exists.
 QUEUED_JOB: dict[str, str] = {}
-SHAPED_FIELDS = ("prompt", "negative_prompt", "duration", "aspect_ratio", "resolution", "audio",
-                 "upscale_factor", "consents", "reference_video_total_duration")
+SHAPED_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "duration",
+    "aspect_ratio",
+    "resolution",
+    "audio",
+    "upscale_factor",
+    "consents",
+    "reference_video_total_duration",
+)
 
 
 def _on_valid_request(path: str, model_id: str, generated: dict[str, Any]) -> dict[str, Any]:
@@ -78,18 +91,29 @@ def key(table_env: Env) -> str:
 
 def _send(env: Env, case: Any, key: str) -> Any:
     """Send the case through the app's own test client (one app, one database, for all)."""
-    sent = case.as_transport_kwargs(base_url="http://testserver/api/v1",
-                                    headers={"Authorization": f"Bearer {key}"})
+    sent = case.as_transport_kwargs(
+        base_url="http://testserver/api/v1", headers={"Authorization": f"Bearer {key}"}
+    )
     body = sent.get("data")
     if "json" in sent:
         body = json.dumps(sent["json"]).encode()
-    return env.client.request(sent["method"], sent["url"], headers=sent.get("headers"),
-                              params=sent.get("params"), content=body)
+    return env.client.request(
+        sent["method"],
+        sent["url"],
+        headers=sent.get("headers"),
+        params=sent.get("params"),
+        content=body,
+    )
 
 
 @schema.parametrize()
-@settings(max_examples=100, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_video_routes_keep_venices_contract(case: Any, table_env: Env, key: str) -> None:
     response = _send(table_env, case, key)
     case.validate_response(response, checks=CHECKS)

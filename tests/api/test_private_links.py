@@ -36,8 +36,14 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         overlay = tmp_path / "catalog.toml"
         overlay.write_text(overrides.pop("catalog_overlay"))
         overrides["catalog_path"] = overlay
-    return Settings(data_dir=tmp_path / "data", lease_seconds=2.0, heartbeat_seconds=0.3,
-                    poll_seconds=0.05, default_average_execution_ms=5_000, **overrides)
+    return Settings(
+        data_dir=tmp_path / "data",
+        lease_seconds=2.0,
+        heartbeat_seconds=0.3,
+        poll_seconds=0.05,
+        default_average_execution_ms=5_000,
+        **overrides,
+    )
 
 
 @pytest.fixture
@@ -47,8 +53,14 @@ def env(settings: Settings, clock: ManualClock) -> Iterator[Env]:
 
 
 def _queue(env: Env, key: str, model: str = PRIVATE, **extra: Any) -> dict[str, Any]:
-    body = {"model": model, "prompt": "A lantern in the snow", "duration": "1s",
-            "resolution": "480p", "aspect_ratio": "1:1", **extra}
+    body = {
+        "model": model,
+        "prompt": "A lantern in the snow",
+        "duration": "1s",
+        "resolution": "480p",
+        "aspect_ratio": "1:1",
+        **extra,
+    }
     response = env.post("/video/queue", body, key)
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -96,7 +108,8 @@ def _error(response: Any, status: int, code: str) -> None:
 
 
 def test_private_job_answers_a_download_url_and_retrieve_says_completed(
-        env: Env, workers: Supervisor) -> None:
+    env: Env, workers: Supervisor
+) -> None:
     key = env.make_key()
     queued = _queue(env, key)
     assert set(queued) == {"model", "queue_id", "download_url"}
@@ -141,14 +154,17 @@ def test_range_requests_resume_a_dropped_download(env: Env, workers: Supervisor)
 
 
 def test_another_account_cannot_reach_a_private_job_by_retrieve(
-        env: Env, workers: Supervisor) -> None:
+    env: Env, workers: Supervisor
+) -> None:
     queue_id, _ = _done_link(env)
     stranger = env.make_key()
     response = _retrieve(env, stranger, queue_id)
     assert response.status_code == 404
     assert response.json()["error"].startswith("Media could not be found")
-    assert env.post("/video/complete", {"model": PRIVATE, "queue_id": queue_id},
-                    stranger).status_code == 404
+    assert (
+        env.post("/video/complete", {"model": PRIVATE, "queue_id": queue_id}, stranger).status_code
+        == 404
+    )
 
 
 def test_delete_revokes_the_link_and_deletes_the_video(env: Env, workers: Supervisor) -> None:
@@ -163,8 +179,7 @@ def test_delete_revokes_the_link_and_deletes_the_video(env: Env, workers: Superv
 
 
 @pytest.mark.parametrize("settings", [{"download_link_delete_media": False}], indirect=True)
-def test_operator_may_keep_the_video_when_a_link_is_revoked(
-        env: Env, workers: Supervisor) -> None:
+def test_operator_may_keep_the_video_when_a_link_is_revoked(env: Env, workers: Supervisor) -> None:
     key = env.make_key()
     queue_id, path = _done_link(env, key)
     assert env.client.delete(path).status_code == 200
@@ -175,7 +190,7 @@ def test_operator_may_keep_the_video_when_a_link_is_revoked(
 
 def _swap(token: str, start: int, replacement: bytes) -> str:
     raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    raw[start:start + len(replacement)] = replacement
+    raw[start : start + len(replacement)] = replacement
     return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
 
 
@@ -196,8 +211,7 @@ def test_tampered_and_swapped_tokens_serve_nothing(env: Env, workers: Supervisor
     assert env.client.get(f"/v1/share/read/{token}").status_code == 200, "still intact"
 
 
-def test_an_expired_link_answers_410(env: Env, workers: Supervisor,
-                                     clock: ManualClock) -> None:
+def test_an_expired_link_answers_410(env: Env, workers: Supervisor, clock: ManualClock) -> None:
     _, path = _done_link(env)
     clock.advance(DAY - 60)
     assert env.client.get(path).status_code == 200
@@ -214,7 +228,8 @@ def test_a_used_up_link_answers_410(env: Env, workers: Supervisor, clock: Manual
 
 
 def test_fetching_too_fast_answers_429_with_retry_after(
-        env: Env, workers: Supervisor, clock: ManualClock) -> None:
+    env: Env, workers: Supervisor, clock: ManualClock
+) -> None:
     _, path = _done_link(env)
     for _ in range(3):
         assert env.client.get(path).status_code == 200
@@ -248,14 +263,16 @@ def test_the_link_says_not_ready_until_the_job_is_done(env: Env, clock: ManualCl
 
 
 def test_a_normal_model_has_no_link_and_retrieve_streams_bytes(
-        env: Env, workers: Supervisor) -> None:
+    env: Env, workers: Supervisor
+) -> None:
     key = env.make_key()
     queued = _queue(env, key, model=NORMAL, duration="5s")
     assert set(queued) == {"model", "queue_id"}
 
     def mp4() -> bytes | None:
-        response = env.post("/video/retrieve", {"model": NORMAL, "queue_id": queued["queue_id"]},
-                            key)
+        response = env.post(
+            "/video/retrieve", {"model": NORMAL, "queue_id": queued["queue_id"]}, key
+        )
         return response.content if response.headers["content-type"] == "video/mp4" else None
 
     assert len(_frames(wait_until(mp4, timeout=90))) == 120
@@ -264,8 +281,9 @@ def test_a_normal_model_has_no_link_and_retrieve_streams_bytes(
 def test_complete_revokes_the_link(env: Env, workers: Supervisor) -> None:
     key = env.make_key()
     queue_id, path = _done_link(env, key)
-    assert env.post("/video/complete", {"model": PRIVATE, "queue_id": queue_id},
-                    key).json() == {"success": True}
+    assert env.post("/video/complete", {"model": PRIVATE, "queue_id": queue_id}, key).json() == {
+        "success": True
+    }
     response = env.client.get(path)
     assert response.status_code == 410
     assert response.json()["code"] in ("LINK_REVOKED", "MEDIA_DELETED")
@@ -281,16 +299,19 @@ def test_delete_before_the_job_runs_revokes_the_link_and_cancels_the_job(env: En
 
 
 @pytest.mark.parametrize(
-    "settings", [{"catalog_overlay": f'[models."{NORMAL}"]\ndelivery = "download_url"\n'}],
-    indirect=True)
+    "settings",
+    [{"catalog_overlay": f'[models."{NORMAL}"]\ndelivery = "download_url"\n'}],
+    indirect=True,
+)
 def test_an_operator_can_make_any_model_deliver_by_link(env: Env, workers: Supervisor) -> None:
     key = env.make_key()
     queued = _queue(env, key, model=NORMAL, duration="5s")
     assert set(queued) == {"model", "queue_id", "download_url"}
 
     def completed() -> bool:
-        response = env.post("/video/retrieve", {"model": NORMAL, "queue_id": queued["queue_id"]},
-                            key)
+        response = env.post(
+            "/video/retrieve", {"model": NORMAL, "queue_id": queued["queue_id"]}, key
+        )
         assert response.headers["content-type"] == "application/json"
         return bool(response.json()["status"] == "COMPLETED")
 
@@ -306,13 +327,15 @@ def test_complete_before_the_job_runs_revokes_the_link(env: Env) -> None:
 
 
 def test_delete_media_on_completion_deletes_once_the_link_served_the_video(
-        env: Env, workers: Supervisor) -> None:
+    env: Env, workers: Supervisor
+) -> None:
     key = env.make_key()
     queue_id, path = _done_link(env, key)
     status = _retrieve(env, key, queue_id, delete_media_on_completion=True)
     assert status.json()["status"] == "COMPLETED"
-    assert env.client.get(path, headers={"Range": "bytes=0-99"}).status_code == 206, \
+    assert env.client.get(path, headers={"Range": "bytes=0-99"}).status_code == 206, (
         "a partial download deletes nothing"
+    )
     full = env.client.get(path)
     assert full.status_code == 200 and len(_frames(full.content)) == 24
     assert env.client.get(path).status_code == 410
@@ -320,18 +343,24 @@ def test_delete_media_on_completion_deletes_once_the_link_served_the_video(
     assert not (env.settings.data_dir / "media" / "jobs" / queue_id).exists()
 
 
-@pytest.mark.parametrize("settings", [{"public_base_url": "https://videos.example.org/"}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "settings", [{"public_base_url": "https://videos.example.org/"}], indirect=True
+)
 def test_download_url_uses_the_configured_base_url_not_the_host_header(env: Env) -> None:
     key = env.make_key()
-    response = env.post("/video/queue", {"model": PRIVATE, "prompt": "x", "duration": "1s"},
-                        key, headers={"Host": "attacker.example"})
+    response = env.post(
+        "/video/queue",
+        {"model": PRIVATE, "prompt": "x", "duration": "1s"},
+        key,
+        headers={"Host": "attacker.example"},
+    )
     url = response.json()["download_url"]
     assert url.startswith("https://videos.example.org/v1/share/read/")
 
 
 def test_api_processes_sharing_a_data_dir_honour_each_others_links(
-        env: Env, workers: Supervisor, clock: ManualClock) -> None:
+    env: Env, workers: Supervisor, clock: ManualClock
+) -> None:
     secret_file = env.settings.data_dir / "link_secret"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     _, path = _done_link(env)
@@ -342,7 +371,8 @@ def test_api_processes_sharing_a_data_dir_honour_each_others_links(
 
 
 def test_head_describes_the_video_without_using_up_a_fetch(
-        env: Env, workers: Supervisor, clock: ManualClock) -> None:
+    env: Env, workers: Supervisor, clock: ManualClock
+) -> None:
     _, path = _done_link(env)
     size = len(env.client.get(path).content)
     for _ in range(8):

@@ -34,11 +34,19 @@ def _wait_for_mp4(env: Env, key: str, model: str, queue_id: str, **extra: Any) -
     return bytes(wait_until(done, timeout=90))
 
 
-def test_text_to_video_gives_a_decodable_mp4_matching_the_request(env: Env,
-                                                                  workers: Supervisor) -> None:
+def test_text_to_video_gives_a_decodable_mp4_matching_the_request(
+    env: Env, workers: Supervisor
+) -> None:
     key = env.make_key()
-    queue_id = _queue(env, key, model=T2V, prompt="A red kite over dunes", duration="5s",
-                      resolution="480p", aspect_ratio="9:16")
+    queue_id = _queue(
+        env,
+        key,
+        model=T2V,
+        prompt="A red kite over dunes",
+        duration="5s",
+        resolution="480p",
+        aspect_ratio="9:16",
+    )
     data = _wait_for_mp4(env, key, T2V, queue_id)
     with av.open(io.BytesIO(data)) as container:
         video = container.streams.video[0]
@@ -64,8 +72,9 @@ def test_processing_status_reports_times_in_ms(env: Env) -> None:
 def test_image_to_video_starts_on_the_given_image(env: Env, workers: Supervisor) -> None:
     key = env.make_key()
     image = png_data_url(640, 480, (30, 140, 220))
-    queue_id = _queue(env, key, model=I2V, prompt="the sky", duration="5s", resolution="480p",
-                      image_url=image)
+    queue_id = _queue(
+        env, key, model=I2V, prompt="the sky", duration="5s", resolution="480p", image_url=image
+    )
     data = _wait_for_mp4(env, key, I2V, queue_id)
     with av.open(io.BytesIO(data)) as container:
         first = next(container.decode(video=0)).to_ndarray(format="rgb24")

@@ -130,28 +130,40 @@ PUBLISHED = [
 
 
 @pytest.mark.parametrize(("model", "duration", "resolution", "audio", "usd"), PUBLISHED)
-def test_quote_matches_venices_published_price(shared_env: Env, model: str, duration: str,
-                                               resolution: str | None, audio: bool,
-                                               usd: float) -> None:
-    body: dict[str, Any] = {"model": model, "duration": duration, "audio": audio,
-                            "aspect_ratio": "16:9"}
+def test_quote_matches_venices_published_price(
+    shared_env: Env, model: str, duration: str, resolution: str | None, audio: bool, usd: float
+) -> None:
+    body: dict[str, Any] = {
+        "model": model,
+        "duration": duration,
+        "audio": audio,
+        "aspect_ratio": "16:9",
+    }
     if resolution is not None:
         body["resolution"] = resolution
     response = quote(shared_env, body)
     assert (response.status_code, response.json()) == (200, {"quote": usd})
 
 
-@pytest.mark.parametrize(("input_height", "factor", "usd"), [
-    (480, 2, 0.25),   # 480p x2 -> 960 lines: $0.025/s
-    (720, 2, 1.00),   # 720p x2 -> 1440 lines: $0.10/s
-    (360, 4, 1.00),   # 360p x4 -> 1440 lines
-    (720, 1, 0.13),   # enhance only: 720 lines, $0.013/s
-    (1080, 1, 0.25),
-])
-def test_upscale_quote_prices_the_output_tier(shared_env: Env, input_height: int, factor: int,
-                                              usd: float) -> None:
-    body = {"model": UPSCALE, "duration": "10", "input_height": input_height,
-            "upscale_factor": factor}
+@pytest.mark.parametrize(
+    ("input_height", "factor", "usd"),
+    [
+        (480, 2, 0.25),  # 480p x2 -> 960 lines: $0.025/s
+        (720, 2, 1.00),  # 720p x2 -> 1440 lines: $0.10/s
+        (360, 4, 1.00),  # 360p x4 -> 1440 lines
+        (720, 1, 0.13),  # enhance only: 720 lines, $0.013/s
+        (1080, 1, 0.25),
+    ],
+)
+def test_upscale_quote_prices_the_output_tier(
+    shared_env: Env, input_height: int, factor: int, usd: float
+) -> None:
+    body = {
+        "model": UPSCALE,
+        "duration": "10",
+        "input_height": input_height,
+        "upscale_factor": factor,
+    }
     response = quote(shared_env, body, shared_env.make_key())
     assert (response.status_code, response.json()) == (200, {"quote": usd})
 
@@ -168,36 +180,72 @@ def test_upscale_quote_without_input_height_assumes_a_1080_line_source(shared_en
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-key"}])
 def test_upscale_quote_needs_a_key(shared_env: Env, headers: dict[str, str]) -> None:
-    response = shared_env.post("/video/quote", {"model": UPSCALE, "duration": "10"},
-                               headers=headers)
+    response = shared_env.post(
+        "/video/quote", {"model": UPSCALE, "duration": "10"}, headers=headers
+    )
     assert (response.status_code, response.json()) == (401, {"error": "Authentication failed"})
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({"duration": "Auto"}, plain('Quote an upscale with video_url, or give its duration in '
-                                 'seconds ("10" or "10s")')),
-    ({"duration": "10", "resolution": "2x"}, plain("Use upscale_factor instead of resolution")),
-    ({"duration": "ten"}, detailed(enum_issue(["duration"], ["Auto"], "ten"))),
-    ({}, plain('Quote an upscale with video_url, or give its duration in seconds '
-               '("10" or "10s")')),
-    ({"duration": "10", "upscale_factor": 3}, detailed(enum_issue(["upscale_factor"],
-                                                                  [1, 2, 4], 3))),
-    ({"duration": "10", "input_height": "720"},
-     detailed(type_issue(["input_height"], "number", "string"))),
-    ({"duration": "10", "input_height": 0}, detailed({
-        "code": "too_small", "minimum": 1, "type": "number", "inclusive": True, "exact": False,
-        "path": ["input_height"], "message": "Number must be greater than or equal to 1"})),
-    ({"duration": "301"}, detailed({
-        "code": "custom", "path": ["duration"],
-        "message": "Expected a number of seconds greater than 0 and at most 300"})),
-])
-def test_upscale_quote_rejects_like_venice(shared_env: Env, body: dict[str, Any],
-                                           expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"duration": "Auto"},
+            plain(
+                'Quote an upscale with video_url, or give its duration in seconds ("10" or "10s")'
+            ),
+        ),
+        ({"duration": "10", "resolution": "2x"}, plain("Use upscale_factor instead of resolution")),
+        ({"duration": "ten"}, detailed(enum_issue(["duration"], ["Auto"], "ten"))),
+        (
+            {},
+            plain(
+                'Quote an upscale with video_url, or give its duration in seconds ("10" or "10s")'
+            ),
+        ),
+        (
+            {"duration": "10", "upscale_factor": 3},
+            detailed(enum_issue(["upscale_factor"], [1, 2, 4], 3)),
+        ),
+        (
+            {"duration": "10", "input_height": "720"},
+            detailed(type_issue(["input_height"], "number", "string")),
+        ),
+        (
+            {"duration": "10", "input_height": 0},
+            detailed(
+                {
+                    "code": "too_small",
+                    "minimum": 1,
+                    "type": "number",
+                    "inclusive": True,
+                    "exact": False,
+                    "path": ["input_height"],
+                    "message": "Number must be greater than or equal to 1",
+                }
+            ),
+        ),
+        (
+            {"duration": "301"},
+            detailed(
+                {
+                    "code": "custom",
+                    "path": ["duration"],
+                    "message": "Expected a number of seconds greater than 0 and at most 300",
+                }
+            ),
+        ),
+    ],
+)
+def test_upscale_quote_rejects_like_venice(
+    shared_env: Env, body: dict[str, Any], expected: dict[str, Any]
+) -> None:
     response = quote(shared_env, {"model": UPSCALE, **body}, shared_env.make_key())
     assert (response.status_code, response.json()) == (400, expected)
 
 
 # -- every model --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model_id", model_ids())
 def test_every_model_is_quoted_by_its_price_rule(shared_env: Env, model_id: str) -> None:
@@ -226,30 +274,46 @@ def test_every_listed_value_is_quoted_and_others_refused(shared_env: Env, model_
     wrong = unlisted_value(durations, ALL_DURATIONS)
     response = quote(shared_env, {**base, "duration": wrong})
     assert (response.status_code, response.json()) == (
-        400, detailed(enum_issue(["duration"], durations, wrong)))
+        400,
+        detailed(enum_issue(["duration"], durations, wrong)),
+    )
     response = quote(shared_env, {k: v for k, v in base.items() if k != "duration"})
     assert (response.status_code, response.json()) == (
-        400, detailed(required_issue(["duration"], quoted(durations))))
+        400,
+        detailed(required_issue(["duration"], quoted(durations))),
+    )
     if entry.aspect_ratio_required:  # priced by pixels: the ratio is needed (spec §5)
         response = quote(shared_env, {k: v for k, v in base.items() if k != "aspect_ratio"})
         assert (response.status_code, response.json()) == (
-            400, detailed(required_issue(["aspect_ratio"], quoted(c.aspect_ratios))))
+            400,
+            detailed(required_issue(["aspect_ratio"], quoted(c.aspect_ratios))),
+        )
     resolutions = c.resolutions or ALL_RESOLUTIONS
     response = quote(shared_env, {**base, "resolution": "8k"})
     assert (response.status_code, response.json()) == (
-        400, detailed(enum_issue(["resolution"], resolutions, "8k")))
+        400,
+        detailed(enum_issue(["resolution"], resolutions, "8k")),
+    )
     if c.aspect_ratios:
         ratios = (*c.aspect_ratios, *family.source_matched_aspect_ratios)
         wrong_ratio = unlisted_value(ratios, ALL_ASPECT_RATIOS)
         response = quote(shared_env, {**base, "aspect_ratio": wrong_ratio})
         assert (response.status_code, response.json()) == (
-            400, detailed(enum_issue(["aspect_ratio"], ratios, wrong_ratio)))
+            400,
+            detailed(enum_issue(["aspect_ratio"], ratios, wrong_ratio)),
+        )
 
 
 def test_quote_tolerates_fields_it_does_not_price(shared_env: Env) -> None:
-    body = {"model": "wan-2.6-image-to-video", "prompt": "quote", "duration": "5s",
-            "resolution": "720p", "image_url": "https://example.org/x.png", "upscale_factor": 2,
-            "bitrate_mode": "high"}
+    body = {
+        "model": "wan-2.6-image-to-video",
+        "prompt": "quote",
+        "duration": "5s",
+        "resolution": "720p",
+        "image_url": "https://example.org/x.png",
+        "upscale_factor": 2,
+        "bitrate_mode": "high",
+    }
     assert quote(shared_env, body).json() == {"quote": 0.63}  # 0.10 x 5 x 1.25 (audio)
 
 
@@ -279,21 +343,37 @@ def test_reference_video_seconds_are_billed_with_the_output(shared_env: Env) -> 
 
 
 def test_source_matched_duration_bills_the_rounded_up_source_length(shared_env: Env) -> None:
-    body = {"model": R2V_25, "duration": "-1", "resolution": "720p", "audio": False,
-            "reference_video_total_duration": 9.2}
+    body = {
+        "model": R2V_25,
+        "duration": "-1",
+        "resolution": "720p",
+        "audio": False,
+        "reference_video_total_duration": 9.2,
+    }
     assert quote(shared_env, body).json() == {"quote": 5.57}  # 0.29 x (9.2 + 10)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"duration": "-1"}, "duration '-1' follows the source clip: quote it with "
-                         "reference_video_total_duration"),
-    ({"duration": "auto"}, "duration 'auto' follows the source clip: quote it with "
-                           "reference_video_total_duration"),
-    ({"aspect_ratio": "adaptive"}, "aspect_ratio 'adaptive' follows the source clip: quote it "
-                                   "with reference_video_total_duration"),
-])
-def test_source_matched_quote_needs_the_reference_length(shared_env: Env, change: dict[str, Any],
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"duration": "-1"},
+            "duration '-1' follows the source clip: quote it with reference_video_total_duration",
+        ),
+        (
+            {"duration": "auto"},
+            "duration 'auto' follows the source clip: quote it with reference_video_total_duration",
+        ),
+        (
+            {"aspect_ratio": "adaptive"},
+            "aspect_ratio 'adaptive' follows the source clip: quote it "
+            "with reference_video_total_duration",
+        ),
+    ],
+)
+def test_source_matched_quote_needs_the_reference_length(
+    shared_env: Env, change: dict[str, Any], message: str
+) -> None:
     body = {"model": R2V_25, "duration": "5s", **change}
     response = quote(shared_env, body)
     assert (response.status_code, response.json()) == (400, plain(message))
@@ -302,19 +382,35 @@ def test_source_matched_quote_needs_the_reference_length(shared_env: Env, change
 def test_reference_video_total_duration_must_be_a_non_negative_number(shared_env: Env) -> None:
     body = {"model": R2V_25, "duration": "5s", "reference_video_total_duration": -1}
     response = quote(shared_env, body)
-    assert (response.status_code, response.json()) == (400, detailed({
-        "code": "too_small", "minimum": 0, "type": "number", "inclusive": True, "exact": False,
-        "path": ["reference_video_total_duration"],
-        "message": "Number must be greater than or equal to 0"}))
+    assert (response.status_code, response.json()) == (
+        400,
+        detailed(
+            {
+                "code": "too_small",
+                "minimum": 0,
+                "type": "number",
+                "inclusive": True,
+                "exact": False,
+                "path": ["reference_video_total_duration"],
+                "message": "Number must be greater than or equal to 0",
+            }
+        ),
+    )
 
 
 # -- the quote is the charge --------------------------------------------------------------
 
 CHARGED_SAMPLE = [
-    "seedance-2-0-text-to-video-basic", "seedance-2-0-reference-to-video-basic",
-    "wan-2.6-image-to-video", "kling-o3-pro-reference-to-video", "ltx-2-5-pro-text-to-video",
-    "grok-imagine-reference-to-video-private", "veo3-full-image-to-video",
-    "pixverse-c1-transition", "minimax-h3-reference-to-video", "happyhorse-1-1-image-to-video",
+    "seedance-2-0-text-to-video-basic",
+    "seedance-2-0-reference-to-video-basic",
+    "wan-2.6-image-to-video",
+    "kling-o3-pro-reference-to-video",
+    "ltx-2-5-pro-text-to-video",
+    "grok-imagine-reference-to-video-private",
+    "veo3-full-image-to-video",
+    "pixverse-c1-transition",
+    "minimax-h3-reference-to-video",
+    "happyhorse-1-1-image-to-video",
 ]
 
 
@@ -326,20 +422,30 @@ def test_queue_charges_exactly_the_quote(shared_env: Env, model_id: str) -> None
     response = shared_env.post("/video/queue", body, shared_env.make_key())
     assert response.status_code == 200, response.text
     assert charged_micros(shared_env, response.json()["queue_id"]) == [
-        round(quoted_usd * 1_000_000)]
+        round(quoted_usd * 1_000_000)
+    ]
 
 
 def charged_micros(env: Env, queue_id: str) -> list[int]:
     """The CHARGE rows the ledger holds for a job."""
     with env.db.transaction() as session:
-        rows = session.scalars(select(LedgerEntry).where(
-            LedgerEntry.job_id == queue_id, LedgerEntry.kind == LedgerKind.CHARGE)).all()
+        rows = session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.job_id == queue_id, LedgerEntry.kind == LedgerKind.CHARGE
+            )
+        ).all()
         return [abs(row.amount_micros) for row in rows]
 
 
 def test_reference_videos_are_charged_as_quoted(shared_env: Env) -> None:
-    body = {"model": R2V_25, "prompt": "Extend <Video 1>", "duration": "5s", "resolution": "720p",
-            "aspect_ratio": "16:9", "reference_video_urls": [mp4_data_url(3.0)]}
+    body = {
+        "model": R2V_25,
+        "prompt": "Extend <Video 1>",
+        "duration": "5s",
+        "resolution": "720p",
+        "aspect_ratio": "16:9",
+        "reference_video_urls": [mp4_data_url(3.0)],
+    }
     quoted_usd = quote(shared_env, {**body, "reference_video_total_duration": 3}).json()["quote"]
     assert quoted_usd == 2.32  # 0.29 x (3 + 5)
     response = shared_env.post("/video/queue", body, shared_env.make_key())

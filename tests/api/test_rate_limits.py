@@ -18,9 +18,11 @@ from videoqueue.api.app import create_app
 from videoqueue.clock import ManualClock
 
 OTHER_MODEL = "wan-2.5-preview-image-to-video"
-FAILED_TOO_OFTEN = ("Too many failed attempts (> 3) resulting in a non-success status code. "
-                    "Please wait 30 seconds and try again. "
-                    "See https://docs.venice.ai/api-reference/rate-limiting for more information.")
+FAILED_TOO_OFTEN = (
+    "Too many failed attempts (> 3) resulting in a non-success status code. "
+    "Please wait 30 seconds and try again. "
+    "See https://docs.venice.ai/api-reference/rate-limiting for more information."
+)
 
 
 @pytest.fixture
@@ -31,8 +33,12 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
-    settings = money_settings(tmp_path, queue_requests_per_minute=3,
-                              retrieve_requests_per_minute=5, failed_requests_budget=3)
+    settings = money_settings(
+        tmp_path,
+        queue_requests_per_minute=3,
+        retrieve_requests_per_minute=5,
+        failed_requests_budget=3,
+    )
     yield from build_env(settings, clock=clock)
 
 
@@ -49,20 +55,23 @@ def test_every_response_carries_the_rate_limit_headers(env: Env, clock: ManualCl
         headers = response.headers
         assert headers["x-ratelimit-limit-requests"] == "3"
         assert headers["x-ratelimit-remaining-requests"] == remaining
-        assert _ms(headers["x-ratelimit-reset-requests"]) == datetime(2026, 8, 22, 12, 1,
-                                                                      tzinfo=UTC)
+        assert _ms(headers["x-ratelimit-reset-requests"]) == datetime(
+            2026, 8, 22, 12, 1, tzinfo=UTC
+        )
         assert headers["x-ratelimit-type"] == "api_key"
         assert _ms(headers["x-ratelimit-resets"]) == datetime(2026, 8, 22, 12, 0, 30, tzinfo=UTC)
     assert first.headers["x-ratelimit-remaining"] == "3"
     assert bad.headers["x-ratelimit-remaining"] == "3", "counted after it is answered"
-    retrieve = env.post("/video/retrieve", {"model": BODY["model"],
-                                            "queue_id": first.json()["queue_id"]}, key)
+    retrieve = env.post(
+        "/video/retrieve", {"model": BODY["model"], "queue_id": first.json()["queue_id"]}, key
+    )
     assert retrieve.headers["x-ratelimit-limit-requests"] == "5"
     assert retrieve.headers["x-ratelimit-remaining"] == "2", "the 400 spent one"
 
 
-def test_past_the_limit_a_queue_request_is_429_and_creates_no_job(env: Env,
-                                                                  clock: ManualClock) -> None:
+def test_past_the_limit_a_queue_request_is_429_and_creates_no_job(
+    env: Env, clock: ManualClock
+) -> None:
     account = env.make_account("100")
     key = env.make_key(account)
     assert [env.post("/video/queue", BODY, key).status_code for _ in range(3)] == [200] * 3
@@ -73,11 +82,13 @@ def test_past_the_limit_a_queue_request_is_429_and_creates_no_job(env: Env,
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert job_count(env, account) == 3
 
-    assert env.post("/video/queue", BODY, env.make_key(account)).status_code == 200, \
+    assert env.post("/video/queue", BODY, env.make_key(account)).status_code == 200, (
         "another key has its own limit"
+    )
     other_model = {**BODY, "model": OTHER_MODEL, "image_url": png_data_url()}
-    assert env.post("/video/queue", other_model, key).status_code == 200, \
+    assert env.post("/video/queue", other_model, key).status_code == 200, (
         "another model has its own limit"
+    )
     clock.advance(55)
     assert env.post("/video/queue", BODY, key).status_code == 200, "a new minute"
 
@@ -91,7 +102,8 @@ def test_retrieve_has_its_own_limit(env: Env) -> None:
 
 
 def test_too_many_failed_requests_lock_the_bucket_until_the_window_ends(
-        env: Env, clock: ManualClock) -> None:
+    env: Env, clock: ManualClock
+) -> None:
     account = env.make_account("100")
     key = env.make_key(account)
     invalid = {**BODY, "duration": "99s"}
@@ -108,21 +120,22 @@ def test_too_many_failed_requests_lock_the_bucket_until_the_window_ends(
     assert locked.headers["retry-after"] == "24"
     assert locked.headers["x-ratelimit-remaining"] == "0"
     assert job_count(env, account) == 0
-    assert env.post("/video/queue", {**BODY, "model": OTHER_MODEL}, key).status_code == 400, \
+    assert env.post("/video/queue", {**BODY, "model": OTHER_MODEL}, key).status_code == 400, (
         "another model's bucket is not locked"
+    )
 
     clock.advance(24)  # the failure window ends; the 429s themselves were not counted
     assert env.post("/video/queue", BODY, key).status_code == 200
 
 
-def test_limits_hold_across_api_processes_sharing_the_database(env: Env,
-                                                               clock: ManualClock) -> None:
+def test_limits_hold_across_api_processes_sharing_the_database(
+    env: Env, clock: ManualClock
+) -> None:
     key = env.make_key()
     headers = {"Authorization": f"Bearer {key}"}
     # A second API process: its own app, engine and connection pool, the same database.
     with TestClient(create_app(env.settings, clock=clock)) as second:
         codes: list[Any] = []
         for client in (env.client, second, env.client, second):
-            codes.append(client.post("/api/v1/video/queue", json=BODY, headers=headers)
-                         .status_code)
+            codes.append(client.post("/api/v1/video/queue", json=BODY, headers=headers).status_code)
     assert codes == [200, 200, 200, 429]

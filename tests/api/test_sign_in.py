@@ -62,21 +62,24 @@ def _edited(edit: Callable[[dict[str, Any]], None], **fields: Any) -> Callable[[
         envelope = wallet.envelope(DOMAIN, **fields)
         edit(envelope)
         return encode(envelope)
+
     return make
 
 
 def _without_chain_line(wallet: EvmWallet) -> str:
     text = wallet.envelope(DOMAIN)["message"]
-    return _resigned(wallet, "\n".join(li for li in text.split("\n")
-                                       if not li.startswith("Chain ID:")))
+    return _resigned(
+        wallet, "\n".join(li for li in text.split("\n") if not li.startswith("Chain ID:"))
+    )
 
 
 def _bad_solana_key(_: EvmWallet) -> str:
     signer = SolanaWallet()
     short = base58.b58encode(b"\x01" * 31).decode()  # 31 bytes: not an Ed25519 public key
     text = signer.message_for(DOMAIN).replace(signer.address, short)
-    return encode({"address": short, "message": text, "signature": signer.sign(text),
-                   "type": "ed25519"})
+    return encode(
+        {"address": short, "message": text, "signature": signer.sign(text), "type": "ed25519"}
+    )
 
 
 CASES: dict[str, tuple[Callable[[EvmWallet], str], str]] = {
@@ -84,37 +87,54 @@ CASES: dict[str, tuple[Callable[[EvmWallet], str], str]] = {
     "not json": (lambda w: base64.b64encode(b"hello").decode(), "X402_SIGN_IN_PARSE_ERROR"),
     "json array": (lambda w: base64.b64encode(b"[1, 2]").decode(), "X402_SIGN_IN_PARSE_ERROR"),
     "no signature": (_edited(lambda e: e.pop("signature")), "X402_SIGN_IN_INVALID_PAYLOAD"),
-    "no message or fields": (_edited(lambda e: e.pop("message")),
-                             "X402_SIGN_IN_INVALID_PAYLOAD"),
-    "not a sign-in message": (_edited(lambda e: e.update(message="hello")),
-                              "X402_SIGN_IN_INVALID_MESSAGE"),
+    "no message or fields": (_edited(lambda e: e.pop("message")), "X402_SIGN_IN_INVALID_PAYLOAD"),
+    "not a sign-in message": (
+        _edited(lambda e: e.update(message="hello")),
+        "X402_SIGN_IN_INVALID_MESSAGE",
+    ),
     "no nonce": (_evm(nonce=None), "X402_SIGN_IN_MISSING_NONCE"),
-    "another address": (_edited(lambda e: e.update(address=EvmWallet().address)),
-                        "X402_SIGN_IN_ADDRESS_MISMATCH"),
+    "another address": (
+        _edited(lambda e: e.update(address=EvmWallet().address)),
+        "X402_SIGN_IN_ADDRESS_MISMATCH",
+    ),
     "another domain": (lambda w: w.header("api.venice.ai"), "X402_SIGN_IN_DOMAIN_MISMATCH"),
     "mainnet": (_evm(chain_id="1"), "X402_SIGN_IN_UNSUPPORTED_CHAIN"),
     "no chain line": (_without_chain_line, "X402_SIGN_IN_UNSUPPORTED_CHAIN"),
-    "malformed chainId": (_edited(lambda e: e.update(chainId="eip155:base")),
-                          "X402_SIGN_IN_INVALID_CHAIN_ID"),
-    "chainId disagrees": (_edited(lambda e: e.update(chainId=10)),
-                          "X402_SIGN_IN_CHAIN_MISMATCH"),
-    "issued 6 min ago": (lambda w: w.header(DOMAIN, issued_at=now() - minutes(6)),
-                         "X402_SIGN_IN_EXPIRED"),
-    "expiration passed": (lambda w: w.header(DOMAIN, issued_at=now() - minutes(2),
-                                             expiration_time=now() - minutes(1)),
-                          "X402_SIGN_IN_EXPIRED"),
-    "issued in 2 min": (lambda w: w.header(DOMAIN, issued_at=now() + minutes(2)),
-                        "X402_SIGN_IN_FUTURE_TIMESTAMP"),
-    "not before later": (lambda w: w.header(DOMAIN, not_before=now() + minutes(1)),
-                         "X402_SIGN_IN_NOT_BEFORE"),
+    "malformed chainId": (
+        _edited(lambda e: e.update(chainId="eip155:base")),
+        "X402_SIGN_IN_INVALID_CHAIN_ID",
+    ),
+    "chainId disagrees": (_edited(lambda e: e.update(chainId=10)), "X402_SIGN_IN_CHAIN_MISMATCH"),
+    "issued 6 min ago": (
+        lambda w: w.header(DOMAIN, issued_at=now() - minutes(6)),
+        "X402_SIGN_IN_EXPIRED",
+    ),
+    "expiration passed": (
+        lambda w: w.header(
+            DOMAIN, issued_at=now() - minutes(2), expiration_time=now() - minutes(1)
+        ),
+        "X402_SIGN_IN_EXPIRED",
+    ),
+    "issued in 2 min": (
+        lambda w: w.header(DOMAIN, issued_at=now() + minutes(2)),
+        "X402_SIGN_IN_FUTURE_TIMESTAMP",
+    ),
+    "not before later": (
+        lambda w: w.header(DOMAIN, not_before=now() + minutes(1)),
+        "X402_SIGN_IN_NOT_BEFORE",
+    ),
     "timestamp a minute off": (
         _edited(lambda e: e.update(timestamp=int(now().timestamp() * 1000) - 60_000)),
-        "X402_SIGN_IN_TIMESTAMP_MISMATCH"),
+        "X402_SIGN_IN_TIMESTAMP_MISMATCH",
+    ),
     "signed by another key": (
         _edited(lambda e: e.update(signature=EvmWallet().sign(e["message"]))),
-        "X402_SIGN_IN_INVALID_SIGNATURE"),
-    "garbage signature": (_edited(lambda e: e.update(signature="0x1234")),
-                          "X402_SIGN_IN_INVALID_SIGNATURE"),
+        "X402_SIGN_IN_INVALID_SIGNATURE",
+    ),
+    "garbage signature": (
+        _edited(lambda e: e.update(signature="0x1234")),
+        "X402_SIGN_IN_INVALID_SIGNATURE",
+    ),
     "not an ed25519 key": (_bad_solana_key, "X402_SIGN_IN_INVALID_WALLET"),
 }
 
@@ -143,14 +163,20 @@ def test_the_structured_form_is_verified_over_the_rebuilt_message(env: Env) -> N
     issued = now()
     # The client signs the EIP-4361 text whose Chain ID line holds the bare reference.
     text = wallet.message_for(DOMAIN, nonce="f00dfeed1234", issued_at=issued)
-    fields = {"domain": DOMAIN, "address": wallet.address, "uri": "http://127.0.0.1:8000",
-              "version": "1", "nonce": "f00dfeed1234", "issuedAt": stamp(issued),
-              "statement": "Sign in to videoqueue", "chainId": "eip155:8453",
-              "signature": wallet.sign(text)}
+    fields = {
+        "domain": DOMAIN,
+        "address": wallet.address,
+        "uri": "http://127.0.0.1:8000",
+        "version": "1",
+        "nonce": "f00dfeed1234",
+        "issuedAt": stamp(issued),
+        "statement": "Sign in to videoqueue",
+        "chainId": "eip155:8453",
+        "signature": wallet.sign(text),
+    }
     assert _retrieve(env.client, encode(fields)).status_code == 404
     fields["nonce"] = "another0nonce"  # signed text no longer matches the fields
-    assert _retrieve(env.client, encode(fields)).json()["code"] == \
-        "X402_SIGN_IN_INVALID_SIGNATURE"
+    assert _retrieve(env.client, encode(fields)).json()["code"] == "X402_SIGN_IN_INVALID_SIGNATURE"
     del fields["nonce"]
     assert _retrieve(env.client, encode(fields)).json()["code"] == "X402_SIGN_IN_MISSING_NONCE"
 
@@ -161,10 +187,18 @@ def test_solana_structured_form_and_base64_signatures_are_accepted(env: Env) -> 
     assert _retrieve(env.client, wallet.header(DOMAIN, encoding="base64")).status_code == 404
     issued = now()
     text = wallet.message_for(DOMAIN, nonce="structured1", issued_at=issued)
-    fields = {"domain": DOMAIN, "address": wallet.address, "uri": "http://127.0.0.1:8000",
-              "version": "1", "nonce": "structured1", "issuedAt": stamp(issued),
-              "statement": "Sign in to videoqueue", "type": "ed25519",
-              "chainId": "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", "signature": wallet.sign(text)}
+    fields = {
+        "domain": DOMAIN,
+        "address": wallet.address,
+        "uri": "http://127.0.0.1:8000",
+        "version": "1",
+        "nonce": "structured1",
+        "issuedAt": stamp(issued),
+        "statement": "Sign in to videoqueue",
+        "type": "ed25519",
+        "chainId": "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+        "signature": wallet.sign(text),
+    }
     assert _retrieve(env.client, encode(fields), "X-Sign-In-With-X").status_code == 404
 
 
@@ -172,8 +206,7 @@ def test_a_solana_address_is_compared_exactly(env: Env) -> None:
     wallet = SolanaWallet()
     envelope = wallet.envelope(DOMAIN)
     envelope["address"] = wallet.address.swapcase()
-    assert _retrieve(env.client, encode(envelope)).json()["code"] == \
-        "X402_SIGN_IN_ADDRESS_MISMATCH"
+    assert _retrieve(env.client, encode(envelope)).json()["code"] == "X402_SIGN_IN_ADDRESS_MISMATCH"
 
 
 def test_an_evm_address_is_compared_without_case(env: Env) -> None:
@@ -190,19 +223,24 @@ class OwnerVerifier:
     def __init__(self, contract: str, owner: EvmWallet, *, fail: bool = False) -> None:
         self.contract, self.owner, self.fail = contract, owner, fail
 
-    def is_valid_signature(self, *, address: str, chain_id: int, message_hash: bytes,
-                           signature: bytes) -> bool:
+    def is_valid_signature(
+        self, *, address: str, chain_id: int, message_hash: bytes, signature: bytes
+    ) -> bool:
         if self.fail:
             raise ConnectionError("no RPC")
         signer = Account._recover_hash(message_hash, signature=signature)
-        return address.lower() == self.contract.lower() and chain_id == 8453 and \
-            signer == self.owner.address
+        return (
+            address.lower() == self.contract.lower()
+            and chain_id == 8453
+            and signer == self.owner.address
+        )
 
 
 @pytest.fixture
 def contract_client(env: Env) -> Iterator[Callable[..., TestClient]]:
     """Another app on the same database whose wallets have an EIP-1271 verifier."""
     with ExitStack() as stack:
+
         def make(verifier: OwnerVerifier) -> TestClient:
             services = WalletServices(LocalFacilitator(SystemClock()), contract_wallets=verifier)
             return stack.enter_context(TestClient(create_app(env.settings, wallets=services)))
@@ -211,22 +249,24 @@ def contract_client(env: Env) -> Iterator[Callable[..., TestClient]]:
 
 
 def test_a_contract_wallet_signs_in_through_the_eip1271_verifier(
-        env: Env, contract_client: Callable[..., TestClient]) -> None:
+    env: Env, contract_client: Callable[..., TestClient]
+) -> None:
     owner, contract = EvmWallet(), EvmWallet()  # the contract's address; its key is unused
     fund(env, contract, "1")
 
     def header() -> str:
         text = contract.message_for(DOMAIN)
-        return encode({"address": contract.address, "message": text,
-                       "signature": owner.sign(text)})
+        return encode({"address": contract.address, "message": text, "signature": owner.sign(text)})
 
     assert _retrieve(env.client, header()).json()["code"] == "X402_SIGN_IN_INVALID_SIGNATURE"
     accepting = contract_client(OwnerVerifier(contract.address, owner))
     assert _retrieve(accepting, header()).status_code == 404
     unreachable = contract_client(OwnerVerifier(contract.address, owner, fail=True))
     response = _retrieve(unreachable, header())
-    assert response.json() == {"error": "Sign-in-with-X authentication failed",
-                               "code": "X402_SIGN_IN_INVALID_WALLET"}
+    assert response.json() == {
+        "error": "Sign-in-with-X authentication failed",
+        "code": "X402_SIGN_IN_INVALID_WALLET",
+    }
 
 
 def test_accepted_domains_come_from_configuration_not_the_host_header(tmp_path: Path) -> None:
@@ -237,8 +277,13 @@ def test_accepted_domains_come_from_configuration_not_the_host_header(tmp_path: 
         wallet = EvmWallet()
         fund(env, wallet, "1")
         assert _retrieve(env.client, wallet.header("api.example.com")).status_code == 404
-        spoofed = env.client.post("/api/v1/video/retrieve", json=REF, headers={
-            "Host": "evil.example", "SIGN-IN-WITH-X": wallet.header("evil.example")})
+        spoofed = env.client.post(
+            "/api/v1/video/retrieve",
+            json=REF,
+            headers={"Host": "evil.example", "SIGN-IN-WITH-X": wallet.header("evil.example")},
+        )
         assert spoofed.json()["code"] == "X402_SIGN_IN_DOMAIN_MISMATCH"
-        assert _retrieve(env.client, wallet.header(DOMAIN)).json()["code"] == \
-            "X402_SIGN_IN_DOMAIN_MISMATCH"
+        assert (
+            _retrieve(env.client, wallet.header(DOMAIN)).json()["code"]
+            == "X402_SIGN_IN_DOMAIN_MISMATCH"
+        )

@@ -12,15 +12,21 @@ MODEL = "seedance-2-5-reference-to-video-basic"
 
 
 def _wide_clip(seconds: float, fps: int = 4) -> str:
-    frames = [np.full((90, 160, 3), (i * 9) % 255, dtype=np.uint8)
-              for i in range(round(seconds * fps))]
+    frames = [
+        np.full((90, 160, 3), (i * 9) % 255, dtype=np.uint8) for i in range(round(seconds * fps))
+    ]
     return data_url(encode_video(frames, fps), "video/mp4")
 
 
 def _body(seconds: float) -> dict[str, object]:
-    return {"model": MODEL, "prompt": "Extend <Video 1>, generate a sunset", "duration": "auto",
-            "aspect_ratio": "auto", "resolution": "480p",
-            "reference_video_urls": [_wide_clip(seconds)]}
+    return {
+        "model": MODEL,
+        "prompt": "Extend <Video 1>, generate a sunset",
+        "duration": "auto",
+        "aspect_ratio": "auto",
+        "resolution": "480p",
+        "reference_video_urls": [_wide_clip(seconds)],
+    }
 
 
 def test_a_source_clip_shorter_than_4_s_is_refused(env: Env) -> None:

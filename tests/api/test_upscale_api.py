@@ -19,8 +19,9 @@ from videoqueue.jobs.process import Supervisor
 MODEL = "topaz-video-upscale"
 
 
-def make_mp4(width: int, height: int, seconds: float = 1.0, fps: int = 24, *,
-             audio: bool = True) -> bytes:
+def make_mp4(
+    width: int, height: int, seconds: float = 1.0, fps: int = 24, *, audio: bool = True
+) -> bytes:
     """A small H.264 (+ AAC) MP4 with moving content."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
@@ -38,7 +39,7 @@ def make_mp4(width: int, height: int, seconds: float = 1.0, fps: int = 24, *,
             samples = int(seconds * 48000)
             tone = (0.3 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
             for start in range(0, samples, 1024):
-                chunk = np.ascontiguousarray(np.stack([tone[start:start + 1024]] * 2))
+                chunk = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
                 frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
                 frame.sample_rate = 48000
                 frame.pts = start
@@ -55,16 +56,22 @@ def _balance(env: Env, account_id: str) -> int:
         return account.balance_micros
 
 
-def test_upscale_x2_doubles_the_size_and_keeps_frames_and_audio(env: Env,
-                                                                workers: Supervisor) -> None:
+def test_upscale_x2_doubles_the_size_and_keeps_frames_and_audio(
+    env: Env, workers: Supervisor
+) -> None:
     key = env.make_key()
     source = make_mp4(176, 144, seconds=1.0)
     body = {"model": MODEL, "video_url": data_url(source), "upscale_factor": 2}
     queued = env.post("/video/queue", body, key)
     assert queued.status_code == 200, queued.text
     ref = {"model": MODEL, "queue_id": queued.json()["queue_id"]}
-    data = wait_until(lambda: (r := env.post("/video/retrieve", ref, key)).headers[
-        "content-type"] == "video/mp4" and r.content, timeout=60)
+    data = wait_until(
+        lambda: (
+            (r := env.post("/video/retrieve", ref, key)).headers["content-type"] == "video/mp4"
+            and r.content
+        ),
+        timeout=60,
+    )
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (352, 288)
@@ -75,8 +82,9 @@ def test_upscale_x2_doubles_the_size_and_keeps_frames_and_audio(env: Env,
 def test_upscale_refuses_resolution_and_needs_a_video(env: Env) -> None:
     key = env.make_key()
     source = data_url(make_mp4(64, 48, audio=False))
-    with_resolution = env.post("/video/queue", {"model": MODEL, "video_url": source,
-                                                "resolution": "720p"}, key)
+    with_resolution = env.post(
+        "/video/queue", {"model": MODEL, "video_url": source, "resolution": "720p"}, key
+    )
     assert with_resolution.status_code == 400
     assert with_resolution.json() == {"error": "Use upscale_factor instead of resolution"}
     missing = env.post("/video/queue", {"model": MODEL, "upscale_factor": 2}, key)
@@ -88,8 +96,9 @@ def test_upscale_over_the_output_cap_is_refused_before_charging(env: Env) -> Non
     account = env.make_account(10)
     key = env.make_key(account)
     source = data_url(make_mp4(1280, 720, seconds=0.5, audio=False))
-    response = env.post("/video/queue", {"model": MODEL, "video_url": source,
-                                         "upscale_factor": 4}, key)
+    response = env.post(
+        "/video/queue", {"model": MODEL, "video_url": source, "upscale_factor": 4}, key
+    )
     assert response.status_code == 400
     assert "5120x2880" in response.json()["error"]
     assert _balance(env, account) == 10_000_000
@@ -108,14 +117,16 @@ def test_audio_only_upscale_input_is_a_400(env: Env) -> None:
     with av.open(buffer, "w", format="mp4") as container:
         sound = container.add_stream("aac", rate=48000)
         for start in range(0, 48000, 1024):
-            frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp",
-                                               layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((2, 1024), np.float32), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts = 48000, start
             container.mux(sound.encode(frame))
         container.mux(sound.encode())
     key = env.make_key()
-    response = env.post("/video/queue", {"model": MODEL,
-                                         "video_url": data_url(buffer.getvalue())}, key)
+    response = env.post(
+        "/video/queue", {"model": MODEL, "video_url": data_url(buffer.getvalue())}, key
+    )
     assert response.status_code == 400
     assert "video_url" in response.json()["error"]
 
@@ -131,8 +142,11 @@ def test_charge_is_priced_from_the_probed_video_and_equals_the_quote(env: Env) -
     assert quote.json() == {"quote": 0.03}
     assert env.post("/video/queue", body, key).status_code == 200
     with env.db.transaction() as session:
-        charged = session.scalar(select(LedgerEntry.amount_micros).where(
-            LedgerEntry.account_id == account, LedgerEntry.kind == LedgerKind.CHARGE))
+        charged = session.scalar(
+            select(LedgerEntry.amount_micros).where(
+                LedgerEntry.account_id == account, LedgerEntry.kind == LedgerKind.CHARGE
+            )
+        )
     assert charged == -30_000
 
 
@@ -140,15 +154,20 @@ def test_quote_from_input_height_follows_the_published_tiers(env: Env) -> None:
     key = env.make_key()
     cases = [(720, 2, "10", 1.0), (480, 2, "10", 0.25), (360, 4, "10", 1.0), (720, 1, "10s", 0.13)]
     for height, factor, duration, price in cases:
-        body = {"model": MODEL, "duration": duration, "input_height": height,
-                "upscale_factor": factor}
+        body = {
+            "model": MODEL,
+            "duration": duration,
+            "input_height": height,
+            "upscale_factor": factor,
+        }
         response = env.post("/video/quote", body, key)
         assert response.status_code == 200, response.text
         assert response.json() == {"quote": price}, (height, factor)
 
 
-def test_truncated_input_fails_the_job_and_refunds(env: Env, workers: Supervisor,
-                                                   tmp_path: Path) -> None:
+def test_truncated_input_fails_the_job_and_refunds(
+    env: Env, workers: Supervisor, tmp_path: Path
+) -> None:
     account = env.make_account(10)
     key = env.make_key(account)
     whole = faststart_noise_mp4(tmp_path / "whole.mp4", 320, 240, frames=48, seed=1)
@@ -158,8 +177,9 @@ def test_truncated_input_fails_the_job_and_refunds(env: Env, workers: Supervisor
     assert response.status_code == 200, response.text
     assert _balance(env, account) < 10_000_000
     ref = {"model": MODEL, "queue_id": response.json()["queue_id"]}
-    failed = wait_until(lambda: (r := env.post("/video/retrieve", ref, key)).status_code != 200
-                        and r, timeout=60)
+    failed = wait_until(
+        lambda: (r := env.post("/video/retrieve", ref, key)).status_code != 200 and r, timeout=60
+    )
     assert failed.status_code == 500
     assert failed.json()["credits_refunded"] is True
     assert _balance(env, account) == 10_000_000

@@ -20,8 +20,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("model_id", "case"), CASES)
-def test_queue_answers_like_venice(table_env: Env, table_key: str, model_id: str,
-                                   case: Case) -> None:
+def test_queue_answers_like_venice(
+    table_env: Env, table_key: str, model_id: str, case: Case
+) -> None:
     response = table_env.post("/video/queue", case.body, table_key)
     assert response.status_code == case.status, response.text
     if case.status == 200:

@@ -35,11 +35,13 @@ def settings(tmp_path: Path) -> Settings:
     return wallet_settings(tmp_path)
 
 
-def signed_post(env: Env, path: str, body: Any, wallet: EvmWallet | SolanaWallet,
-                **headers: str) -> Any:
+def signed_post(
+    env: Env, path: str, body: Any, wallet: EvmWallet | SolanaWallet, **headers: str
+) -> Any:
     """POST with a freshly signed SIGN-IN-WITH-X header (every request needs its own)."""
-    return env.client.post(f"/api/v1{path}", json=body,
-                           headers={"SIGN-IN-WITH-X": wallet.header(DOMAIN), **headers})
+    return env.client.post(
+        f"/api/v1{path}", json=body, headers={"SIGN-IN-WITH-X": wallet.header(DOMAIN), **headers}
+    )
 
 
 def decoded(header: str) -> dict[str, Any]:
@@ -98,8 +100,9 @@ def test_first_sign_in_makes_a_wallet_account_with_a_lower_case_address(env: Env
     signed_post(env, "/video/retrieve", {"model": MODEL, "queue_id": "x"}, wallet)
     signed_post(env, "/video/retrieve", {"model": MODEL, "queue_id": "x"}, wallet)
     with env.db.transaction() as session:
-        accounts = list(session.scalars(
-            select(Account).where(Account.wallet_address == wallet.address.lower())))
+        accounts = list(
+            session.scalars(select(Account).where(Account.wallet_address == wallet.address.lower()))
+        )
     assert len(accounts) == 1 and accounts[0].kind == AccountKind.WALLET
 
 
@@ -122,15 +125,18 @@ def test_a_nonce_is_spent_even_when_the_request_is_refused_for_credit(env: Env) 
     wallet = EvmWallet()
     header = {"SIGN-IN-WITH-X": wallet.header(DOMAIN)}
     assert env.post("/video/queue", CHEAP, headers=header).status_code == 402
-    assert env.post("/video/queue", CHEAP, headers=header).json()["code"] == \
-        "X402_SIGN_IN_NONCE_REUSED"
+    assert (
+        env.post("/video/queue", CHEAP, headers=header).json()["code"]
+        == "X402_SIGN_IN_NONCE_REUSED"
+    )
 
 
 def test_sign_in_wins_over_a_bearer_key(env: Env) -> None:
     wallet = EvmWallet()  # no credit, while the key's account has plenty
     key = env.make_key(balance_usd=100)
-    response = env.post("/video/queue", CHEAP, key, headers={"SIGN-IN-WITH-X":
-                                                           wallet.header(DOMAIN)})
+    response = env.post(
+        "/video/queue", CHEAP, key, headers={"SIGN-IN-WITH-X": wallet.header(DOMAIN)}
+    )
     assert response.status_code == 402
     assert response.json()["reason"] == "insufficient_balance"
 
@@ -138,8 +144,7 @@ def test_sign_in_wins_over_a_bearer_key(env: Env) -> None:
 def test_the_legacy_sign_in_header_is_accepted(env: Env) -> None:
     wallet = EvmWallet()
     fund(env, wallet, "2")
-    response = env.post("/video/queue", CHEAP,
-                        headers={"X-Sign-In-With-X": wallet.header(DOMAIN)})
+    response = env.post("/video/queue", CHEAP, headers={"X-Sign-In-With-X": wallet.header(DOMAIN)})
     assert response.status_code == 200, response.text
 
 
@@ -156,8 +161,10 @@ def test_credit_below_the_job_price_is_the_plain_insufficient_balance(env: Env) 
     fund(env, wallet, "0.50")
     response = signed_post(env, "/video/queue", DEAR, wallet)
     assert response.status_code == 402
-    assert response.json() == {"error": "Insufficient USD or Diem balance to complete request. "
-                               "Visit https://venice.ai/settings/api to add credits."}
+    assert response.json() == {
+        "error": "Insufficient USD or Diem balance to complete request. "
+        "Visit https://venice.ai/settings/api to add credits."
+    }
     assert response.headers["X-Balance-Remaining"] == "0.500000"
 
 
@@ -189,8 +196,14 @@ def test_a_payment_header_on_an_inference_route_is_400(env: Env) -> None:
 
 def _in_flight(env: Env, account_id: str) -> int:
     with env.db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(WalletRequest)
-                              .where(WalletRequest.account_id == account_id)) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(WalletRequest)
+                .where(WalletRequest.account_id == account_id)
+            )
+            or 0
+        )
 
 
 def test_a_sixth_concurrent_request_of_a_wallet_is_429(env: Env) -> None:
@@ -202,12 +215,17 @@ def test_a_sixth_concurrent_request_of_a_wallet_is_429(env: Env) -> None:
     slots = []
     with env.db.transaction() as session:  # five requests in flight, in other API processes
         for _ in range(5):
-            slots.append(acquire_request_slot(session, account_id=account_id, limit=5,
-                                              ttl_seconds=60, clock=SystemClock()))
+            slots.append(
+                acquire_request_slot(
+                    session, account_id=account_id, limit=5, ttl_seconds=60, clock=SystemClock()
+                )
+            )
     refused = signed_post(env, "/video/retrieve", ref, wallet)
     assert refused.status_code == 429
-    assert refused.json() == {"error": "Too many concurrent requests",
-                              "code": "X402_CONCURRENCY_LIMIT"}
+    assert refused.json() == {
+        "error": "Too many concurrent requests",
+        "code": "X402_CONCURRENCY_LIMIT",
+    }
     with env.db.transaction() as session:
         session.delete(session.get(WalletRequest, slots[0]))
     assert signed_post(env, "/video/retrieve", ref, wallet).status_code == 404
@@ -223,9 +241,14 @@ def test_a_top_up_replayed_is_credited_once(env: Env) -> None:
     assert replay.json()["data"]["paymentId"] == first.json()["data"]["paymentId"]
     assert replay.json()["data"]["newBalance"] == 5
     with env.db.transaction() as session:
-        credits = list(session.scalars(select(LedgerEntry).where(
-            LedgerEntry.kind == LedgerKind.TOP_UP,
-            LedgerEntry.reference == first.json()["data"]["paymentId"])))
+        credits = list(
+            session.scalars(
+                select(LedgerEntry).where(
+                    LedgerEntry.kind == LedgerKind.TOP_UP,
+                    LedgerEntry.reference == first.json()["data"]["paymentId"],
+                )
+            )
+        )
     assert len(credits) == 1 and credits[0].amount_micros == 5_000_000
 
 

@@ -61,10 +61,20 @@ def _pay(client: TestClient, payment: str) -> Any:
 def test_without_a_payment_the_top_up_lists_the_rails_at_the_minimum(env: Env) -> None:
     response = env.client.post(TOP_UP, json={})
     assert response.status_code == 402
-    assert response.json() == {"x402Version": 2, "accepts": [{
-        "scheme": "exact", "network": "eip155:8453", "asset": USDC, "amount": "5000000",
-        "payTo": RECEIVER, "maxTimeoutSeconds": 300,
-        "extra": {"name": "USD Coin", "version": "2"}}]}
+    assert response.json() == {
+        "x402Version": 2,
+        "accepts": [
+            {
+                "scheme": "exact",
+                "network": "eip155:8453",
+                "asset": USDC,
+                "amount": "5000000",
+                "payTo": RECEIVER,
+                "maxTimeoutSeconds": 300,
+                "extra": {"name": "USD Coin", "version": "2"},
+            }
+        ],
+    }
     header = json.loads(base64.b64decode(response.headers["PAYMENT-REQUIRED"]))
     assert header["accepts"] == response.json()["accepts"]
     assert header["resource"]["url"] == "http://127.0.0.1:8000/api/v1/x402/top-up"
@@ -83,31 +93,52 @@ def _signed(env: Env, wallet: EvmWallet, **changes: Any) -> str:
 
 PAYMENT_CASES: dict[str, tuple[Callable[[Env, EvmWallet], str], str]] = {
     "not base64 json": (lambda env, w: "???", "X402_INVALID_PAYMENT_FORMAT"),
-    "x402 v1": (lambda env, w: _tampered(_signed(env, w), lambda p: p.update(x402Version=1)),
-                "X402_INVALID_PAYMENT_FORMAT"),
-    "another scheme": (lambda env, w: _tampered(
-        _signed(env, w), lambda p: p["accepted"].update(scheme="upto")),
-        "X402_UNSUPPORTED_SCHEME"),
-    "another network": (lambda env, w: _signed(env, w, network="eip155:1"),
-                        "X402_UNSUPPORTED_NETWORK"),
-    "another token": (lambda env, w: _signed(env, w, asset=EvmWallet().address),
-                      "X402_UNSUPPORTED_TOKEN"),
-    "another receiver": (lambda env, w: _signed(env, w, payTo=EvmWallet().address),
-                         "X402_INVALID_PAYMENT_RECIPIENT"),
-    "receiver only in the authorization": (lambda env, w: _tampered(
-        _signed(env, w), lambda p: p["payload"]["authorization"].update(to=EvmWallet().address)),
-        "X402_INVALID_PAYMENT_RECIPIENT"),
+    "x402 v1": (
+        lambda env, w: _tampered(_signed(env, w), lambda p: p.update(x402Version=1)),
+        "X402_INVALID_PAYMENT_FORMAT",
+    ),
+    "another scheme": (
+        lambda env, w: _tampered(_signed(env, w), lambda p: p["accepted"].update(scheme="upto")),
+        "X402_UNSUPPORTED_SCHEME",
+    ),
+    "another network": (
+        lambda env, w: _signed(env, w, network="eip155:1"),
+        "X402_UNSUPPORTED_NETWORK",
+    ),
+    "another token": (
+        lambda env, w: _signed(env, w, asset=EvmWallet().address),
+        "X402_UNSUPPORTED_TOKEN",
+    ),
+    "another receiver": (
+        lambda env, w: _signed(env, w, payTo=EvmWallet().address),
+        "X402_INVALID_PAYMENT_RECIPIENT",
+    ),
+    "receiver only in the authorization": (
+        lambda env, w: _tampered(
+            _signed(env, w), lambda p: p["payload"]["authorization"].update(to=EvmWallet().address)
+        ),
+        "X402_INVALID_PAYMENT_RECIPIENT",
+    ),
     "$1": (lambda env, w: _signed(env, w, amount="1000000"), "X402_AMOUNT_TOO_LOW"),
     "$10,001": (lambda env, w: _signed(env, w, amount="10001000000"), "X402_AMOUNT_TOO_HIGH"),
-    "amount not a number": (lambda env, w: _tampered(
-        _signed(env, w), lambda p: p["payload"]["authorization"].update(value="5e6")),
-        "X402_INVALID_AMOUNT"),
-    "payer not an address": (lambda env, w: _tampered(
-        _signed(env, w), lambda p: p["payload"]["authorization"].update(**{"from": "me"})),
-        "X402_INVALID_PAYMENT_PAYER"),
-    "amount raised after signing": (lambda env, w: _tampered(
-        _signed(env, w), lambda p: p["payload"]["authorization"].update(value="6000000")),
-        "X402_INVALID_PAYMENT"),
+    "amount not a number": (
+        lambda env, w: _tampered(
+            _signed(env, w), lambda p: p["payload"]["authorization"].update(value="5e6")
+        ),
+        "X402_INVALID_AMOUNT",
+    ),
+    "payer not an address": (
+        lambda env, w: _tampered(
+            _signed(env, w), lambda p: p["payload"]["authorization"].update(**{"from": "me"})
+        ),
+        "X402_INVALID_PAYMENT_PAYER",
+    ),
+    "amount raised after signing": (
+        lambda env, w: _tampered(
+            _signed(env, w), lambda p: p["payload"]["authorization"].update(value="6000000")
+        ),
+        "X402_INVALID_PAYMENT",
+    ),
 }
 
 
@@ -122,8 +153,10 @@ def test_a_bad_payment_is_refused_with_its_code_and_credits_nothing(env: Env, ca
     if code == "X402_INVALID_PAYMENT":
         assert response.json()["details"] == {"reason": "signature_mismatch"}
     with env.db.transaction() as session:
-        assert session.scalar(select(Account).where(
-            Account.wallet_address == wallet.address.lower())) is None
+        assert (
+            session.scalar(select(Account).where(Account.wallet_address == wallet.address.lower()))
+            is None
+        )
 
 
 def test_an_expired_authorization_fails_verification(env: Env) -> None:
@@ -153,8 +186,12 @@ def test_a_used_authorization_nonce_with_other_contents_is_refused(env: Env) -> 
     wallet = EvmWallet()
     payment = _signed(env, wallet)
     assert _pay(env.client, payment).status_code == 200
-    altered = _tampered(payment, lambda p: p["payload"]["authorization"].update(
-        validBefore=str(int(p["payload"]["authorization"]["validBefore"]) + 1)))
+    altered = _tampered(
+        payment,
+        lambda p: p["payload"]["authorization"].update(
+            validBefore=str(int(p["payload"]["authorization"]["validBefore"]) + 1)
+        ),
+    )
     response = _pay(env.client, altered)
     assert response.status_code == 400
     assert response.json()["details"] == {"reason": "nonce_already_used"}
@@ -189,10 +226,12 @@ class FakeFacilitator:
 def remote(env: Env) -> Iterator[Callable[[FakeFacilitator], TestClient]]:
     """Another app on the same database, settling through x402's HTTP facilitator client."""
     with ExitStack() as stack:
+
         def make(fake: FakeFacilitator) -> TestClient:
             http = stack.enter_context(httpx.Client(transport=httpx.MockTransport(fake)))
-            facilitator = RemoteFacilitator(FacilitatorConfig(url="http://facilitator.test",
-                                                              http_client=http))
+            facilitator = RemoteFacilitator(
+                FacilitatorConfig(url="http://facilitator.test", http_client=http)
+            )
             app = create_app(env.settings, wallets=WalletServices(facilitator))
             return stack.enter_context(TestClient(app))
 
@@ -200,47 +239,75 @@ def remote(env: Env) -> Iterator[Callable[[FakeFacilitator], TestClient]]:
 
 
 def test_a_remote_facilitator_settles_on_chain_and_its_transaction_is_reported(
-        env: Env, remote: Callable[[FakeFacilitator], TestClient]) -> None:
+    env: Env, remote: Callable[[FakeFacilitator], TestClient]
+) -> None:
     wallet = EvmWallet()
     payer = wallet.address
-    fake = FakeFacilitator({"isValid": True, "payer": payer},
-                           {"success": True, "transaction": "0xfeed", "network": "eip155:8453",
-                            "payer": payer})
+    fake = FakeFacilitator(
+        {"isValid": True, "payer": payer},
+        {"success": True, "transaction": "0xfeed", "network": "eip155:8453", "payer": payer},
+    )
     client = remote(fake)
     response = _pay(client, _signed(env, wallet))
     assert response.status_code == 200
-    assert decode_payment_response_header(response.headers["PAYMENT-RESPONSE"]).transaction \
-        == "0xfeed"
+    assert (
+        decode_payment_response_header(response.headers["PAYMENT-RESPONSE"]).transaction == "0xfeed"
+    )
     paths = [path for path, _ in fake.requests]
     assert paths == ["/verify", "/settle"]
     requirements = fake.requests[0][1]["paymentRequirements"]
     assert requirements["payTo"] == RECEIVER and requirements["amount"] == "5000000"
 
 
-@pytest.mark.parametrize(("verify", "settle", "status", "code"), [
-    ({"isValid": False, "invalidReason": "insufficient_funds"}, {}, 400,
-     "X402_PAYMENT_VERIFICATION_FAILED"),
-    ({"isValid": True}, {"success": False, "errorReason": "transaction_failed",
-                         "transaction": "", "network": "eip155:8453"}, 402,
-     "X402_SETTLEMENT_FAILED"),
-    ({"isValid": True}, httpx.ReadTimeout("slow chain"), 504, "X402_SETTLEMENT_TIMEOUT"),
-])
+@pytest.mark.parametrize(
+    ("verify", "settle", "status", "code"),
+    [
+        (
+            {"isValid": False, "invalidReason": "insufficient_funds"},
+            {},
+            400,
+            "X402_PAYMENT_VERIFICATION_FAILED",
+        ),
+        (
+            {"isValid": True},
+            {
+                "success": False,
+                "errorReason": "transaction_failed",
+                "transaction": "",
+                "network": "eip155:8453",
+            },
+            402,
+            "X402_SETTLEMENT_FAILED",
+        ),
+        ({"isValid": True}, httpx.ReadTimeout("slow chain"), 504, "X402_SETTLEMENT_TIMEOUT"),
+    ],
+)
 def test_remote_facilitator_failures_credit_nothing(
-        env: Env, remote: Callable[[FakeFacilitator], TestClient], verify: dict[str, Any],
-        settle: Any, status: int, code: str) -> None:
+    env: Env,
+    remote: Callable[[FakeFacilitator], TestClient],
+    verify: dict[str, Any],
+    settle: Any,
+    status: int,
+    code: str,
+) -> None:
     wallet = EvmWallet()
     response = _pay(remote(FakeFacilitator(verify, settle)), _signed(env, wallet))
     assert response.status_code == status
     assert response.json()["error"] == code
     with env.db.transaction() as session:
-        assert session.scalar(select(Account).where(
-            Account.wallet_address == wallet.address.lower())) is None
+        assert (
+            session.scalar(select(Account).where(Account.wallet_address == wallet.address.lower()))
+            is None
+        )
 
 
 def test_a_configured_solana_rail_is_offered_with_a_remote_facilitator(tmp_path: Path) -> None:
-    settings = wallet_settings(tmp_path, x402_facilitator_url="http://facilitator.test",
-                               x402_solana_pay_to=SolanaWallet().address,
-                               x402_solana_fee_payer=SolanaWallet().address)
+    settings = wallet_settings(
+        tmp_path,
+        x402_facilitator_url="http://facilitator.test",
+        x402_solana_pay_to=SolanaWallet().address,
+        x402_solana_fee_payer=SolanaWallet().address,
+    )
     for env in build_env(settings):
         networks = [a["network"] for a in env.client.post(TOP_UP).json()["accepts"]]
         assert networks == ["eip155:8453", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"]
@@ -259,18 +326,28 @@ def test_balance_is_for_the_signed_in_wallet_only(env: Env) -> None:
     assert wallet.top_up(env.client).status_code == 200
     response = _get(env, f"/x402/balance/{wallet.address}", wallet)
     assert response.status_code == 200
-    assert response.json() == {"success": True, "data": {
-        "walletAddress": wallet.address.lower(), "balanceUsd": 5.0, "canConsume": True,
-        "minimumTopUpUsd": 5.0, "suggestedTopUpUsd": 10.0}}
+    assert response.json() == {
+        "success": True,
+        "data": {
+            "walletAddress": wallet.address.lower(),
+            "balanceUsd": 5.0,
+            "canConsume": True,
+            "minimumTopUpUsd": 5.0,
+            "suggestedTopUpUsd": 10.0,
+        },
+    }
     other = EvmWallet().address
     mismatch = _get(env, f"/x402/balance/{other}", wallet)
     assert mismatch.status_code == 403
-    assert mismatch.json() == {"error": "You can only access balance for your own wallet",
-                               "code": "X402_WALLET_MISMATCH"}
+    assert mismatch.json() == {
+        "error": "You can only access balance for your own wallet",
+        "code": "X402_WALLET_MISMATCH",
+    }
     anonymous = _get(env, f"/x402/balance/{wallet.address}", None)
     assert anonymous.status_code == 402 and anonymous.json()["accepts"] == []
-    bad = env.client.get(f"/api/v1/x402/balance/{wallet.address}",
-                         headers={"SIGN-IN-WITH-X": "bm9wZQ=="})
+    bad = env.client.get(
+        f"/api/v1/x402/balance/{wallet.address}", headers={"SIGN-IN-WITH-X": "bm9wZQ=="}
+    )
     assert bad.status_code == 401
     assert bad.json() == {"error": "Invalid Sign-in-with-x signature"}
     invalid = _get(env, "/x402/balance/not-a-wallet", wallet)
@@ -290,21 +367,30 @@ def test_transactions_list_the_ledger_newest_first_with_pages(env: Env) -> None:
     assert wallet.top_up(env.client).status_code == 200
     queued = env.post("/video/queue", CHEAP, headers={"SIGN-IN-WITH-X": wallet.header(DOMAIN)})
     queue_id = queued.json()["queue_id"]
-    cancelled = env.post("/video/complete", {"model": MODEL, "queue_id": queue_id},
-                         headers={"SIGN-IN-WITH-X": wallet.header(DOMAIN)})
+    cancelled = env.post(
+        "/video/complete",
+        {"model": MODEL, "queue_id": queue_id},
+        headers={"SIGN-IN-WITH-X": wallet.header(DOMAIN)},
+    )
     assert cancelled.status_code == 200  # cancelled while queued: refunded
     body = _get(env, f"/x402/transactions/{wallet.address}", wallet).json()
     data = body["data"]
     assert data["walletAddress"] == wallet.address.lower() and data["currentBalance"] == 5.0
     with env.db.transaction() as session:
-        account = session.scalar(select(Account).where(
-            Account.wallet_address == wallet.address.lower()))
+        account = session.scalar(
+            select(Account).where(Account.wallet_address == wallet.address.lower())
+        )
         assert account is not None
-        ledger = list(session.scalars(select(LedgerEntry).where(
-            LedgerEntry.account_id == account.id).order_by(LedgerEntry.created_at.desc())))
-    assert [(t["id"], t["type"], t["amount"], t["balanceAfter"]) for t in data["transactions"]] \
-        == [(e.id, e.kind.value, e.amount_micros / 1e6, e.balance_after_micros / 1e6)
-            for e in ledger]
+        ledger = list(
+            session.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.account_id == account.id)
+                .order_by(LedgerEntry.created_at.desc())
+            )
+        )
+    assert [(t["id"], t["type"], t["amount"], t["balanceAfter"]) for t in data["transactions"]] == [
+        (e.id, e.kind.value, e.amount_micros / 1e6, e.balance_after_micros / 1e6) for e in ledger
+    ]
     assert [t["type"] for t in data["transactions"]] == ["REFUND", "CHARGE", "TOP_UP"]
     assert [t["requestId"] for t in data["transactions"]] == [queue_id, queue_id, None]
     assert data["transactions"][1]["modelId"] == MODEL
@@ -312,8 +398,7 @@ def test_transactions_list_the_ledger_newest_first_with_pages(env: Env) -> None:
     assert data["pagination"] == {"limit": 50, "offset": 0, "hasMore": False}
     page = _get(env, f"/x402/transactions/{wallet.address}?limit=2", wallet).json()["data"]
     assert len(page["transactions"]) == 2 and page["pagination"]["hasMore"] is True
-    rest = _get(env, f"/x402/transactions/{wallet.address}?limit=2&offset=2",
-                wallet).json()["data"]
+    rest = _get(env, f"/x402/transactions/{wallet.address}?limit=2&offset=2", wallet).json()["data"]
     assert [t["type"] for t in rest["transactions"]] == ["TOP_UP"]
     assert rest["pagination"] == {"limit": 2, "offset": 2, "hasMore": False}
 

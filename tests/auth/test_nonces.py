@@ -22,8 +22,13 @@ def db(database_url: str) -> Iterator[Database]:
 
 def _consume(db: Database, clock: ManualClock, wallet: str, nonce: str) -> None:
     with db.transaction() as session:
-        consume_nonce(session, wallet_address=wallet, nonce=nonce,
-                      keep_until=clock.now() + timedelta(seconds=330), clock=clock)
+        consume_nonce(
+            session,
+            wallet_address=wallet,
+            nonce=nonce,
+            keep_until=clock.now() + timedelta(seconds=330),
+            clock=clock,
+        )
 
 
 def test_a_nonce_is_usable_once_per_wallet(db: Database) -> None:

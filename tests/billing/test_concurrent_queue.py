@@ -28,27 +28,34 @@ from videoqueue.billing.models import LedgerKind
 
 CLIENTS = 100
 AFFORDABLE = 10
-INSUFFICIENT = {"error": "Insufficient USD or Diem balance to complete request. "
-                         "Visit https://venice.ai/settings/api to add credits."}
+INSUFFICIENT = {
+    "error": "Insufficient USD or Diem balance to complete request. "
+    "Visit https://venice.ai/settings/api to add credits."
+}
 
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
     # Limits far above the burst: this test is about money, not about rate limiting.
-    settings = money_settings(tmp_path, database_url, queue_requests_per_minute=10_000,
-                              failed_requests_budget=10_000)
+    settings = money_settings(
+        tmp_path, database_url, queue_requests_per_minute=10_000, failed_requests_budget=10_000
+    )
     yield from build_env(settings)
 
 
-def _race(base_url: str, key: str, bodies: list[dict[str, Any]],
-          headers: dict[str, str] | None = None) -> list[httpx.Response]:
+def _race(
+    base_url: str, key: str, bodies: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> list[httpx.Response]:
     start = threading.Barrier(len(bodies))
 
     def one(body: dict[str, Any]) -> httpx.Response:
         with httpx.Client(base_url=base_url, timeout=120) as client:
             start.wait()
-            return client.post("/video/queue", json=body,
-                               headers={"Authorization": f"Bearer {key}", **(headers or {})})
+            return client.post(
+                "/video/queue",
+                json=body,
+                headers={"Authorization": f"Bearer {key}", **(headers or {})},
+            )
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
         return list(pool.map(one, bodies))
@@ -83,8 +90,9 @@ def test_racing_retries_with_one_idempotency_key_make_one_job(env: Env) -> None:
     key = env.make_key(account)
 
     with live_server(env.client.app) as base_url:  # type: ignore[arg-type]
-        responses = _race(base_url, key, [dict(BODY) for _ in range(20)],
-                          headers={"Idempotency-Key": "order-42"})
+        responses = _race(
+            base_url, key, [dict(BODY) for _ in range(20)], headers={"Idempotency-Key": "order-42"}
+        )
 
     assert {r.status_code for r in responses} == {200}, [r.text for r in responses]
     assert len({r.json()["queue_id"] for r in responses}) == 1

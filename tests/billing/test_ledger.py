@@ -43,8 +43,9 @@ def clock() -> ManualClock:
 
 def _account(db: Database, clock: ManualClock, usd: int = 0, *, unlimited: bool = False) -> str:
     with db.transaction() as session:
-        account = create_account(session, kind=AccountKind.STANDARD, clock=clock,
-                                 unlimited=unlimited)
+        account = create_account(
+            session, kind=AccountKind.STANDARD, clock=clock, unlimited=unlimited
+        )
         if usd:
             top_up(session, account_id=account.id, micros=usd * USD, clock=clock)
         return account.id
@@ -57,45 +58,73 @@ def _balance(db: Database, account_id: str) -> int:
         return account.balance_micros
 
 
-def _charge(db: Database, clock: ManualClock, account_id: str, micros: int, job_id: str,
-            key: KeyBudget | None = None) -> None:
+def _charge(
+    db: Database,
+    clock: ManualClock,
+    account_id: str,
+    micros: int,
+    job_id: str,
+    key: KeyBudget | None = None,
+) -> None:
     with db.transaction() as session:
-        charge(session, account_id=account_id, job_id=job_id, model="m", micros=micros,
-               clock=clock, key=key)
+        charge(
+            session,
+            account_id=account_id,
+            job_id=job_id,
+            model="m",
+            micros=micros,
+            clock=clock,
+            key=key,
+        )
 
 
-def test_each_change_is_a_row_and_the_balance_is_their_sum(db: Database,
-                                                           clock: ManualClock) -> None:
+def test_each_change_is_a_row_and_the_balance_is_their_sum(
+    db: Database, clock: ManualClock
+) -> None:
     account = _account(db, clock, 10)
     _charge(db, clock, account, 3 * USD, "job-1")
     with db.transaction() as session:
         refund(session, job_id="job-1", clock=clock, note="engine failed")
         adjust(session, account_id=account, micros=-USD // 2, clock=clock, note="correction")
     with db.transaction() as session:
-        entries = list(session.scalars(select(LedgerEntry).where(LedgerEntry.account_id == account)
-                                       .order_by(LedgerEntry.created_at, LedgerEntry.kind)))
+        entries = list(
+            session.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.account_id == account)
+                .order_by(LedgerEntry.created_at, LedgerEntry.kind)
+            )
+        )
         report = verify_ledger(session)
-    assert sorted((e.kind, e.amount_micros) for e in entries) == sorted([
-        (LedgerKind.TOP_UP, 10 * USD), (LedgerKind.CHARGE, -3 * USD),
-        (LedgerKind.REFUND, 3 * USD), (LedgerKind.ADJUSTMENT, -USD // 2)])
+    assert sorted((e.kind, e.amount_micros) for e in entries) == sorted(
+        [
+            (LedgerKind.TOP_UP, 10 * USD),
+            (LedgerKind.CHARGE, -3 * USD),
+            (LedgerKind.REFUND, 3 * USD),
+            (LedgerKind.ADJUSTMENT, -USD // 2),
+        ]
+    )
     assert _balance(db, account) == sum(e.amount_micros for e in entries) == 9_500_000
     assert report.consistent
 
 
-def test_a_charge_beyond_the_balance_is_refused_and_writes_nothing(db: Database,
-                                                                   clock: ManualClock) -> None:
+def test_a_charge_beyond_the_balance_is_refused_and_writes_nothing(
+    db: Database, clock: ManualClock
+) -> None:
     account = _account(db, clock, 1)
     with pytest.raises(InsufficientBalance) as raised:
         _charge(db, clock, account, 2 * USD, "job-1")
     assert raised.value.status == 402
-    assert raised.value.body() == {"error": "Insufficient USD or Diem balance to complete "
-                                            "request. Visit https://venice.ai/settings/api to "
-                                            "add credits."}
+    assert raised.value.body() == {
+        "error": "Insufficient USD or Diem balance to complete "
+        "request. Visit https://venice.ai/settings/api to "
+        "add credits."
+    }
     assert _balance(db, account) == USD
 
 
-def test_an_unlimited_account_is_charged_but_never_refused(db: Database,
-                                                           clock: ManualClock) -> None:
+def test_an_unlimited_account_is_charged_but_never_refused(
+    db: Database, clock: ManualClock
+) -> None:
     account = _account(db, clock, unlimited=True)
     _charge(db, clock, account, 5 * USD, "job-1")
     assert _balance(db, account) == -5 * USD
@@ -114,8 +143,9 @@ def test_a_second_refund_of_one_job_does_nothing(db: Database, clock: ManualCloc
     assert _balance(db, account) == 5 * USD
 
 
-def test_an_adjustment_cannot_take_a_held_account_below_zero(db: Database,
-                                                             clock: ManualClock) -> None:
+def test_an_adjustment_cannot_take_a_held_account_below_zero(
+    db: Database, clock: ManualClock
+) -> None:
     account = _account(db, clock, 1)
     with pytest.raises(InsufficientBalance), db.transaction() as session:
         adjust(session, account_id=account, micros=-2 * USD, clock=clock)
@@ -124,8 +154,9 @@ def test_an_adjustment_cannot_take_a_held_account_below_zero(db: Database,
     assert _balance(db, account) == 5 * USD
 
 
-def test_key_spend_limit_counts_charges_less_refunds_in_the_period(db: Database,
-                                                                   clock: ManualClock) -> None:
+def test_key_spend_limit_counts_charges_less_refunds_in_the_period(
+    db: Database, clock: ManualClock
+) -> None:
     account = _account(db, clock, 100)
     key = KeyBudget(key_id="key-1", limit_micros=5 * USD, period=LimitPeriod.EPOCH)
     _charge(db, clock, account, 3 * USD, "job-1", key)
@@ -140,13 +171,16 @@ def test_key_spend_limit_counts_charges_less_refunds_in_the_period(db: Database,
     clock.advance(24 * 3600)  # a new UTC day
     _charge(db, clock, account, 5 * USD, "job-4", key)
     with db.transaction() as session:
-        assert key_spend_micros(session, "key-1", period_start(LimitPeriod.EPOCH,
-                                                               clock.now())) == 5 * USD
+        assert (
+            key_spend_micros(session, "key-1", period_start(LimitPeriod.EPOCH, clock.now()))
+            == 5 * USD
+        )
         assert key_spend_micros(session, "key-1", None) == 10 * USD
 
 
 def test_a_refund_today_of_yesterdays_job_does_not_raise_todays_allowance(
-        db: Database, clock: ManualClock) -> None:
+    db: Database, clock: ManualClock
+) -> None:
     account = _account(db, clock, 100)
     key = KeyBudget(key_id="key-1", limit_micros=5 * USD, period=LimitPeriod.EPOCH)
     _charge(db, clock, account, 5 * USD, "yesterday", key)
@@ -167,22 +201,32 @@ def test_limit_periods_start_at_utc_midnight_and_the_first_of_the_month() -> Non
     assert period_start(LimitPeriod.EPOCH, tokyo) == datetime(2026, 8, 22, tzinfo=UTC)
 
 
-def test_verify_finds_a_tampered_balance_and_a_forged_refund(db: Database,
-                                                             clock: ManualClock) -> None:
+def test_verify_finds_a_tampered_balance_and_a_forged_refund(
+    db: Database, clock: ManualClock
+) -> None:
     honest = _account(db, clock, 3)
     tampered = _account(db, clock, 3)
     with db.transaction() as session:
-        session.execute(update(Account).where(Account.id == tampered)
-                        .values(balance_micros=Account.balance_micros + 1))
-        forged = LedgerEntry(account_id=honest, kind=LedgerKind.REFUND, amount_micros=0,
-                             balance_after_micros=3 * USD, job_id="nothing-charged",
-                             created_at=clock.now())
+        session.execute(
+            update(Account)
+            .where(Account.id == tampered)
+            .values(balance_micros=Account.balance_micros + 1)
+        )
+        forged = LedgerEntry(
+            account_id=honest,
+            kind=LedgerKind.REFUND,
+            amount_micros=0,
+            balance_after_micros=3 * USD,
+            job_id="nothing-charged",
+            created_at=clock.now(),
+        )
         session.add(forged)
     with db.transaction() as session:
         report = verify_ledger(session)
     assert not report.consistent
-    assert [(m.account_id, m.balance_micros - m.ledger_micros) for m in report.mismatches] \
-        == [(tampered, 1)]
+    assert [(m.account_id, m.balance_micros - m.ledger_micros) for m in report.mismatches] == [
+        (tampered, 1)
+    ]
     assert report.bad_refunds == (forged.id,)
 
 

@@ -47,8 +47,9 @@ def test_a_wallet_gets_one_account(db: Database) -> None:
 
 def _slot(db: Database, account_id: str, clock: ManualClock) -> str:
     with db.transaction() as session:
-        return acquire_request_slot(session, account_id=account_id, limit=5, ttl_seconds=60,
-                                    clock=clock)
+        return acquire_request_slot(
+            session, account_id=account_id, limit=5, ttl_seconds=60, clock=clock
+        )
 
 
 def test_a_wallet_has_at_most_five_requests_in_flight(db: Database) -> None:

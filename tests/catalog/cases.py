@@ -28,19 +28,56 @@ PROMPT = "A red kite over dunes at dawn, slow dolly-in"
 # 720x480: the shorter side passes every model's minimum (HappyHorse R2V: 400), W/H 1.5.
 IMAGE_SIZE = (720, 480)
 ALL_DURATIONS = (*(f"{n}s" for n in range(1, 31)), "-1", "1 gen", "auto", "Auto")
-ALL_RESOLUTIONS = ("256p", "360p", "480p", "540p", "580p", "720p", "1080p", "1440p", "2160p",
-                   "4k", "2x", "4x", "2K", "768P", "true_1080p")
-ALL_ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "9:21", "16:9",
-                     "21:9", "adaptive", "auto")
-SCHEMA_MAX = {"reference_image_urls": 30, "reference_video_urls": 10,
-              "reference_audio_urls": 10, "elements": 4, "scene_image_urls": 4}
+ALL_RESOLUTIONS = (
+    "256p",
+    "360p",
+    "480p",
+    "540p",
+    "580p",
+    "720p",
+    "1080p",
+    "1440p",
+    "2160p",
+    "4k",
+    "2x",
+    "4x",
+    "2K",
+    "768P",
+    "true_1080p",
+)
+ALL_ASPECT_RATIOS = (
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "4:5",
+    "5:4",
+    "9:16",
+    "9:21",
+    "16:9",
+    "21:9",
+    "adaptive",
+    "auto",
+)
+SCHEMA_MAX = {
+    "reference_image_urls": 30,
+    "reference_video_urls": 10,
+    "reference_audio_urls": 10,
+    "elements": 4,
+    "scene_image_urls": 4,
+}
 
 
 def table_settings(data_dir: Path) -> Settings:
     """Settings for an app that answers a whole table of requests made with one key: the
     per-minute limits and the failed-request budget (spec §3.3) are lifted out of the way."""
-    return Settings(data_dir=data_dir, queue_requests_per_minute=1_000_000,
-                    retrieve_requests_per_minute=1_000_000, failed_requests_budget=1_000_000)
+    return Settings(
+        data_dir=data_dir,
+        queue_requests_per_minute=1_000_000,
+        retrieve_requests_per_minute=1_000_000,
+        failed_requests_budget=1_000_000,
+    )
 
 
 @cache
@@ -58,6 +95,7 @@ def entry_and_family(model_id: str) -> tuple[ModelEntry, Family]:
 
 
 # -- media --------------------------------------------------------------------------------
+
 
 @cache
 def image_data_url() -> str:
@@ -121,6 +159,7 @@ def refused_field(entry: ModelEntry) -> str | None:
 
 # -- valid bodies -------------------------------------------------------------------------
 
+
 def valid_queue_body(entry: ModelEntry) -> dict[str, Any]:
     """The smallest `/video/queue` body the model accepts."""
     c = entry.constraints
@@ -156,6 +195,7 @@ def unlisted_value(allowed: tuple[str, ...], universe: tuple[str, ...]) -> str:
 
 # -- Venice's bodies (the oracle) ---------------------------------------------------------
 
+
 def plain(message: str) -> dict[str, Any]:
     return {"error": message}
 
@@ -176,34 +216,62 @@ def detailed(*issues: dict[str, Any]) -> dict[str, Any]:
 
 
 def required_issue(path: list[str | int], expected: str = "string") -> dict[str, Any]:
-    return {"code": "invalid_type", "expected": expected, "received": "undefined",
-            "path": path, "message": "Required"}
+    return {
+        "code": "invalid_type",
+        "expected": expected,
+        "received": "undefined",
+        "path": path,
+        "message": "Required",
+    }
 
 
 def type_issue(path: list[str | int], expected: str, received: str) -> dict[str, Any]:
-    return {"code": "invalid_type", "expected": expected, "received": received, "path": path,
-            "message": f"Expected {expected}, received {received}"}
+    return {
+        "code": "invalid_type",
+        "expected": expected,
+        "received": received,
+        "path": path,
+        "message": f"Expected {expected}, received {received}",
+    }
 
 
-def enum_issue(path: list[str | int], options: tuple[object, ...] | list[object],
-               received: object) -> dict[str, Any]:
+def enum_issue(
+    path: list[str | int], options: tuple[object, ...] | list[object], received: object
+) -> dict[str, Any]:
     expected = quoted(options)
-    return {"code": "invalid_enum_value", "expected": expected, "received": received,
-            "options": list(options), "path": path,
-            "message": f"Invalid enum value. Expected {expected}, received '{received}'"}
+    return {
+        "code": "invalid_enum_value",
+        "expected": expected,
+        "received": received,
+        "options": list(options),
+        "path": path,
+        "message": f"Invalid enum value. Expected {expected}, received '{received}'",
+    }
 
 
 def too_big_issue(path: list[str | int], maximum: int, kind: str = "string") -> dict[str, Any]:
     noun, unit = ("String", "character(s)") if kind == "string" else ("Array", "element(s)")
-    return {"code": "too_big", "maximum": maximum, "type": kind, "inclusive": True,
-            "exact": False, "path": path,
-            "message": f"{noun} must contain at most {maximum} {unit}"}
+    return {
+        "code": "too_big",
+        "maximum": maximum,
+        "type": kind,
+        "inclusive": True,
+        "exact": False,
+        "path": path,
+        "message": f"{noun} must contain at most {maximum} {unit}",
+    }
 
 
 def too_small_issue(path: list[str | int], minimum: int) -> dict[str, Any]:
-    return {"code": "too_small", "minimum": minimum, "type": "string", "inclusive": True,
-            "exact": False, "path": path,
-            "message": f"String must contain at least {minimum} character(s)"}
+    return {
+        "code": "too_small",
+        "minimum": minimum,
+        "type": "string",
+        "inclusive": True,
+        "exact": False,
+        "path": path,
+        "message": f"String must contain at least {minimum} character(s)",
+    }
 
 
 def literal_issue(path: list[str | int], received: object = None) -> dict[str, Any]:
@@ -218,6 +286,7 @@ def custom_issue(path: list[str | int], message: str) -> dict[str, Any]:
 
 
 # -- per-model violations -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Case:
@@ -239,77 +308,151 @@ def _without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 def _prompt_cases(entry: ModelEntry, body: dict[str, Any]) -> Iterator[Case]:
     limit = entry.constraints.prompt_character_limit or 2500
-    yield Case("prompt-missing", _without(body, "prompt"), 400,
-               detailed(required_issue(["prompt"])))
-    yield Case("prompt-empty", _with(body, prompt=""), 400,
-               detailed(too_small_issue(["prompt"], 1)))
-    yield Case("prompt-over-limit", _with(body, prompt="x" * (limit + 1)), 400,
-               detailed(too_big_issue(["prompt"], limit)))
+    yield Case(
+        "prompt-missing", _without(body, "prompt"), 400, detailed(required_issue(["prompt"]))
+    )
+    yield Case(
+        "prompt-empty", _with(body, prompt=""), 400, detailed(too_small_issue(["prompt"], 1))
+    )
+    yield Case(
+        "prompt-over-limit",
+        _with(body, prompt="x" * (limit + 1)),
+        400,
+        detailed(too_big_issue(["prompt"], limit)),
+    )
     yield Case("prompt-at-limit", _with(body, prompt="x" * limit), 200, {})
-    yield Case("negative-prompt-over-limit", _with(body, negative_prompt="x" * (limit + 1)), 400,
-               detailed(too_big_issue(["negative_prompt"], limit)))
+    yield Case(
+        "negative-prompt-over-limit",
+        _with(body, negative_prompt="x" * (limit + 1)),
+        400,
+        detailed(too_big_issue(["negative_prompt"], limit)),
+    )
 
 
 def _duration_cases(entry: ModelEntry, family: Family, body: dict[str, Any]) -> Iterator[Case]:
     allowed = (*entry.constraints.durations, *family.source_matched_durations)
     wrong = unlisted_value(allowed, ALL_DURATIONS)
-    yield Case("duration-not-listed", _with(body, duration=wrong), 400,
-               detailed(enum_issue(["duration"], allowed, wrong)))
-    yield Case("duration-missing", _without(body, "duration"), 400,
-               detailed(required_issue(["duration"], quoted(allowed))))
-    yield Case("duration-a-number", _with(body, duration=5), 400,
-               detailed(type_issue(["duration"], quoted(allowed), "number")))
+    yield Case(
+        "duration-not-listed",
+        _with(body, duration=wrong),
+        400,
+        detailed(enum_issue(["duration"], allowed, wrong)),
+    )
+    yield Case(
+        "duration-missing",
+        _without(body, "duration"),
+        400,
+        detailed(required_issue(["duration"], quoted(allowed))),
+    )
+    yield Case(
+        "duration-a-number",
+        _with(body, duration=5),
+        400,
+        detailed(type_issue(["duration"], quoted(allowed), "number")),
+    )
     for special in ("Auto", "-1", "auto", "1 gen"):
         if special not in allowed:
-            yield Case(f"duration-{special}-not-listed", _with(body, duration=special), 400,
-                       detailed(enum_issue(["duration"], allowed, special)))
+            yield Case(
+                f"duration-{special}-not-listed",
+                _with(body, duration=special),
+                400,
+                detailed(enum_issue(["duration"], allowed, special)),
+            )
 
 
 def _shape_cases(entry: ModelEntry, family: Family, body: dict[str, Any]) -> Iterator[Case]:
     c = entry.constraints
     if entry.upscale is not None:
-        yield Case("resolution-on-upscale", _with(body, resolution="1080p"), 400,
-                   plain("Use upscale_factor instead of resolution"))
-        yield Case("upscale-factor-not-listed", _with(body, upscale_factor=3), 400,
-                   detailed(enum_issue(["upscale_factor"], entry.upscale.factors, 3)))
+        yield Case(
+            "resolution-on-upscale",
+            _with(body, resolution="1080p"),
+            400,
+            plain("Use upscale_factor instead of resolution"),
+        )
+        yield Case(
+            "upscale-factor-not-listed",
+            _with(body, upscale_factor=3),
+            400,
+            detailed(enum_issue(["upscale_factor"], entry.upscale.factors, 3)),
+        )
         for factor in entry.upscale.factors:
             yield Case(f"upscale-factor-{factor}", _with(body, upscale_factor=factor), 200, {})
     else:
-        yield Case("upscale-factor-refused", _with(body, upscale_factor=2), 400,
-                   plain("This model does not support upscale_factor"))
+        yield Case(
+            "upscale-factor-refused",
+            _with(body, upscale_factor=2),
+            400,
+            plain("This model does not support upscale_factor"),
+        )
         if c.resolutions:
             wrong = unlisted_value(c.resolutions, ALL_RESOLUTIONS)
-            yield Case("resolution-not-listed", _with(body, resolution=wrong), 400,
-                       detailed(enum_issue(["resolution"], c.resolutions, wrong)))
+            yield Case(
+                "resolution-not-listed",
+                _with(body, resolution=wrong),
+                400,
+                detailed(enum_issue(["resolution"], c.resolutions, wrong)),
+            )
             for resolution in c.resolutions:
                 yield Case(f"resolution-{resolution}", _with(body, resolution=resolution), 200, {})
         else:
-            yield Case("resolution-refused", _with(body, resolution="720p"), 400,
-                       plain("This model does not support resolution"))
+            yield Case(
+                "resolution-refused",
+                _with(body, resolution="720p"),
+                400,
+                plain("This model does not support resolution"),
+            )
     ratios = (*c.aspect_ratios, *family.source_matched_aspect_ratios) if c.aspect_ratios else ()
     if ratios:
         wrong = unlisted_value(ratios, ALL_ASPECT_RATIOS)
-        yield Case("aspect-ratio-not-listed", _with(body, aspect_ratio=wrong), 400,
-                   detailed(enum_issue(["aspect_ratio"], ratios, wrong)))
-        yield Case("aspect-ratio-unknown", _with(body, aspect_ratio="99:1"), 400,
-                   detailed(enum_issue(["aspect_ratio"], ratios, "99:1")))
+        yield Case(
+            "aspect-ratio-not-listed",
+            _with(body, aspect_ratio=wrong),
+            400,
+            detailed(enum_issue(["aspect_ratio"], ratios, wrong)),
+        )
+        yield Case(
+            "aspect-ratio-unknown",
+            _with(body, aspect_ratio="99:1"),
+            400,
+            detailed(enum_issue(["aspect_ratio"], ratios, "99:1")),
+        )
         if entry.aspect_ratio_required:
-            yield Case("aspect-ratio-missing", _without(body, "aspect_ratio"), 400,
-                       detailed(required_issue(["aspect_ratio"], quoted(ratios))))
+            yield Case(
+                "aspect-ratio-missing",
+                _without(body, "aspect_ratio"),
+                400,
+                detailed(required_issue(["aspect_ratio"], quoted(ratios))),
+            )
         else:
             yield Case("aspect-ratio-omitted", _without(body, "aspect_ratio"), 200, {})
     else:
-        yield Case("aspect-ratio-refused", _with(body, aspect_ratio="16:9"), 400,
-                   plain("This model does not support aspect_ratio"))
-    yield Case("audio-not-boolean", _with(body, audio="yes"), 400,
-               detailed(type_issue(["audio"], "boolean", "string")))
+        yield Case(
+            "aspect-ratio-refused",
+            _with(body, aspect_ratio="16:9"),
+            400,
+            plain("This model does not support aspect_ratio"),
+        )
+    yield Case(
+        "audio-not-boolean",
+        _with(body, audio="yes"),
+        400,
+        detailed(type_issue(["audio"], "boolean", "string")),
+    )
     yield Case("audio-false", _with(body, audio=False), 200, {})
     if not family.bitrate_mode:
-        yield Case("bitrate-mode-refused", _with(body, bitrate_mode="high"), 400,
-                   plain("This model does not support bitrate_mode"))
+        yield Case(
+            "bitrate-mode-refused",
+            _with(body, bitrate_mode="high"),
+            400,
+            plain("This model does not support bitrate_mode"),
+        )
     if not family.omni_reference_task_type:
-        yield Case("task-type-refused", _with(body, omni_reference_task_type="edit"), 400,
-                   plain("This model does not support omni_reference_task_type"))
+        yield Case(
+            "task-type-refused",
+            _with(body, omni_reference_task_type="edit"),
+            400,
+            plain("This model does not support omni_reference_task_type"),
+        )
 
 
 def _media_cases(entry: ModelEntry, body: dict[str, Any]) -> Iterator[Case]:
@@ -318,17 +461,29 @@ def _media_cases(entry: ModelEntry, body: dict[str, Any]) -> Iterator[Case]:
             fields, message = REQUIREMENTS[need]
             yield Case(f"{need}-missing", _without(body, *fields), 400, plain(message))
         else:
-            yield Case(f"{need}-missing", _without(body, need), 400,
-                       detailed(required_issue([need])))
-            yield Case(f"{need}-not-a-string", _with(body, **{need: 7}), 400,
-                       detailed(type_issue([need], "string", "number")))
+            yield Case(
+                f"{need}-missing", _without(body, need), 400, detailed(required_issue([need]))
+            )
+            yield Case(
+                f"{need}-not-a-string",
+                _with(body, **{need: 7}),
+                400,
+                detailed(type_issue([need], "string", "number")),
+            )
     refused = refused_field(entry)
     if refused is not None:
-        yield Case(f"{refused}-refused", _with(body, **{refused: media_value(refused)}), 400,
-                   plain(f"This model does not support {refused}"))
-    yield Case("keyframes-refused",
-               _with(body, keyframes=[{"image_url": image_data_url(), "frame_index": 0}]), 400,
-               plain("This model does not support keyframes"))
+        yield Case(
+            f"{refused}-refused",
+            _with(body, **{refused: media_value(refused)}),
+            400,
+            plain(f"This model does not support {refused}"),
+        )
+    yield Case(
+        "keyframes-refused",
+        _with(body, keyframes=[{"image_url": image_data_url(), "frame_index": 0}]),
+        400,
+        plain("This model does not support keyframes"),
+    )
 
 
 def queue_cases(entry: ModelEntry, family: Family) -> Iterator[Case]:

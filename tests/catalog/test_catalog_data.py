@@ -365,16 +365,21 @@ def test_family_limits_from_the_spec() -> None:
     assert seedance_25.source_matched_durations == ("-1", "auto")
     # §11.4: Kling O3 R2V.
     kling = families["kling-o3-r2v"]
-    assert (kling.elements_max, kling.scene_images_max, kling.max_visual_inputs,
-            kling.elements_max_with_frame) == (4, 4, 7, 3)
+    assert (
+        kling.elements_max,
+        kling.scene_images_max,
+        kling.max_visual_inputs,
+        kling.elements_max_with_frame,
+    ) == (4, 4, 7, 3)
     assert kling.prompt_references == {"@Element": "elements", "@Image": "scene_image_urls"}
     # §11.5: Grok Imagine R2V, 1-7 images only.
     assert families["grok-r2v"].reference_images_max == 7
-    for model_id in ("grok-imagine-reference-to-video-private",
-                     "grok-imagine-1-5-reference-to-video-private"):
+    for model_id in (
+        "grok-imagine-reference-to-video-private",
+        "grok-imagine-1-5-reference-to-video-private",
+    ):
         model = _models()[model_id]
-        assert (model.requires, model.accepts) == (("reference_image",),
-                                                   ("reference_image_urls",))
+        assert (model.requires, model.accepts) == (("reference_image",), ("reference_image_urls",))
 
 
 def test_only_seedance_text_to_video_requires_aspect_ratio() -> None:

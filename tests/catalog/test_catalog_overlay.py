@@ -66,22 +66,34 @@ def test_overlay_adds_models_and_families(overlay: Path) -> None:
     assert len(catalog.models) == len(load_catalog().models) + 1
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ('[models."my-model"]\nname = "x"\n', "my-model"),
-    ('[models."wan-2-7-text-to-video"]\nfamily = "nope"\n', "unknown family 'nope'"),
-    ('[models."wan-2-7-text-to-video"]\naccepts = ["image_urls"]\n',
-     "unknown media fields ['image_urls']"),
-    ('[models."wan-2-7-text-to-video"]\nprice = { rule = "per_second", rates = { "720p" = 1 } }\n',
-     "no rate for ['1080p']"),
-    ('[models."wan-2-7-text-to-video"]\ndefault_resolution = "4k"\n',
-     "default_resolution '4k' is not listed"),
-    ('[models."topaz-video-upscale"]\nprice = { rule = "per_generation", amount = 1 }\n',
-     "an upscale price rule goes with an [upscale] table"),
-    ('[pricing]\nx = 1\n', "unknown top-level tables ['pricing']"),
-    ('[models."wan-2-7-text-to-video"\n', "catalog.toml"),
-])
-def test_an_inconsistent_overlay_is_refused_at_load(tmp_path: Path, text: str,
-                                                    problem: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[models."my-model"]\nname = "x"\n', "my-model"),
+        ('[models."wan-2-7-text-to-video"]\nfamily = "nope"\n', "unknown family 'nope'"),
+        (
+            '[models."wan-2-7-text-to-video"]\naccepts = ["image_urls"]\n',
+            "unknown media fields ['image_urls']",
+        ),
+        (
+            '[models."wan-2-7-text-to-video"]\nprice = { rule = "per_second", rates = { "720p" = 1 } }\n',
+            "no rate for ['1080p']",
+        ),
+        (
+            '[models."wan-2-7-text-to-video"]\ndefault_resolution = "4k"\n',
+            "default_resolution '4k' is not listed",
+        ),
+        (
+            '[models."topaz-video-upscale"]\nprice = { rule = "per_generation", amount = 1 }\n',
+            "an upscale price rule goes with an [upscale] table",
+        ),
+        ("[pricing]\nx = 1\n", "unknown top-level tables ['pricing']"),
+        ('[models."wan-2-7-text-to-video"\n', "catalog.toml"),
+    ],
+)
+def test_an_inconsistent_overlay_is_refused_at_load(
+    tmp_path: Path, text: str, problem: str
+) -> None:
     path = tmp_path / "catalog.toml"
     path.write_text(text)
     with pytest.raises(CatalogError, match=problem.replace("[", r"\[").replace("]", r"\]")):
@@ -109,11 +121,19 @@ def test_the_server_lists_quotes_and_validates_the_operators_models(overlaid_env
     assert env.post("/video/quote", wan_quote).json() == {"quote": 0.60}
 
     key = env.make_key()
-    body = {"model": "my-wan-r2v", "prompt": "@Image3 waves", "duration": "5s",
-            "reference_image_urls": ["https://example.org/a.png"] * 2}
+    body = {
+        "model": "my-wan-r2v",
+        "prompt": "@Image3 waves",
+        "duration": "5s",
+        "reference_image_urls": ["https://example.org/a.png"] * 2,
+    }
     response = env.post("/video/queue", body, key)
-    assert (response.status_code, response.json()) == (400, {
-        "error": "The prompt refers to @Image3, but reference_image_urls has 2 item(s)"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "The prompt refers to @Image3, but reference_image_urls has 2 item(s)"},
+    )
     response = env.post("/video/queue", {**body, "reference_image_urls": []}, key)
     assert (response.status_code, response.json()) == (
-        400, {"error": "At least one reference image is required"})
+        400,
+        {"error": "At least one reference image is required"},
+    )

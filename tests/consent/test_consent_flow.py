@@ -20,8 +20,13 @@ from videoqueue.jobs.models import Job
 I2V = "seedance-2-0-image-to-video"
 R2V = "seedance-2-0-reference-to-video"
 PUBLIC_I2V = "seedance-2-0-image-to-video-basic"
-CONSENTS = {"seedance": {"confirmed_terms_and_privacy": True, "confirmed_legal_right": True,
-                         "confirmed_screening_acknowledged": True}}
+CONSENTS = {
+    "seedance": {
+        "confirmed_terms_and_privacy": True,
+        "confirmed_legal_right": True,
+        "confirmed_screening_acknowledged": True,
+    }
+}
 POLICY_STATEMENTS = 4
 
 
@@ -35,20 +40,26 @@ class Client:
         return self.env.post("/video/queue", body, self.key)
 
     def consents(self) -> list[dict[str, Any]]:
-        response = self.env.client.get("/api/v1/consents",
-                                       headers={"Authorization": f"Bearer {self.key}"})
+        response = self.env.client.get(
+            "/api/v1/consents", headers={"Authorization": f"Bearer {self.key}"}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["object"] == "list"
         return list(response.json()["data"])
 
     def revoke(self, consent_id: str) -> Any:
-        return self.env.client.delete(f"/api/v1/consents/{consent_id}",
-                                      headers={"Authorization": f"Bearer {self.key}"})
+        return self.env.client.delete(
+            f"/api/v1/consents/{consent_id}", headers={"Authorization": f"Bearer {self.key}"}
+        )
 
     def jobs(self) -> int:
         with self.env.db.transaction() as session:
-            return session.scalar(select(func.count()).select_from(Job)
-                                  .where(Job.account_id == self.account_id)) or 0
+            return (
+                session.scalar(
+                    select(func.count()).select_from(Job).where(Job.account_id == self.account_id)
+                )
+                or 0
+            )
 
     def balance_micros(self) -> int:
         with self.env.db.transaction() as session:
@@ -63,16 +74,23 @@ def client(env: Env) -> Client:
 
 
 def i2v(image: bytes, **extra: Any) -> dict[str, Any]:
-    return {"model": I2V, "prompt": "She turns and smiles", "duration": "5s",
-            "image_url": data_url(image, "image/png"), **extra}
+    return {
+        "model": I2V,
+        "prompt": "She turns and smiles",
+        "duration": "5s",
+        "image_url": data_url(image, "image/png"),
+        **extra,
+    }
 
 
 def needs_consent_body(*roles: str) -> dict[str, Any]:
     from videoqueue.consent.flow import POLICY_TEXT
 
     return {
-        "error": {"code": "needs_consent",
-                  "message": "Seedance consent is required for this request."},
+        "error": {
+            "code": "needs_consent",
+            "message": "Seedance consent is required for this request.",
+        },
         "consent_flow": "seedance",
         "face_media_roles": list(roles),
         "consent": {"consent_version": "v2.0", "policy_text": POLICY_TEXT},
@@ -89,8 +107,9 @@ def test_a_face_without_consent_answers_409_needs_consent_uncharged(client: Clie
     assert client.balance_micros() == 100_000_000
     assert client.jobs() == 0
     jobs = client.env.settings.data_dir / "media" / "jobs"
-    assert not jobs.exists() or not [p for p in jobs.rglob("*") if p.is_file()], \
+    assert not jobs.exists() or not [p for p in jobs.rglob("*") if p.is_file()], (
         "the job's inputs were deleted"
+    )
 
 
 def test_media_without_a_face_needs_no_consent(client: Client) -> None:
@@ -169,9 +188,13 @@ def test_consent_routes_need_credentials(env: Env) -> None:
 
 
 def test_reference_images_and_videos_name_their_roles(client: Client) -> None:
-    body = {"model": R2V, "prompt": "Refer to <Image 1> and <Video 1>", "duration": "5s",
-            "reference_image_urls": [data_url(coffee_png()), data_url(face_png())],
-            "reference_video_urls": [data_url(face_clip())]}
+    body = {
+        "model": R2V,
+        "prompt": "Refer to <Image 1> and <Video 1>",
+        "duration": "5s",
+        "reference_image_urls": [data_url(coffee_png()), data_url(face_png())],
+        "reference_video_urls": [data_url(face_clip())],
+    }
     response = client.queue(**body)
     assert response.status_code == 409
     assert response.json() == needs_consent_body("reference_image", "reference_video")
@@ -181,24 +204,35 @@ def test_reference_images_and_videos_name_their_roles(client: Client) -> None:
 
 
 def test_a_face_later_in_a_reference_video_is_found(client: Client) -> None:
-    body = {"model": R2V, "prompt": "Refer to <Video 1>", "duration": "5s",
-            "reference_video_urls": [data_url(face_clip(3.0, face_after_s=2.0))]}
+    body = {
+        "model": R2V,
+        "prompt": "Refer to <Video 1>",
+        "duration": "5s",
+        "reference_video_urls": [data_url(face_clip(3.0, face_after_s=2.0))],
+    }
     response = client.queue(**body)
     assert response.status_code == 409
     assert response.json()["face_media_roles"] == ["reference_video"]
 
 
 def test_a_reference_video_without_a_face_needs_no_consent(client: Client) -> None:
-    response = client.queue(model=R2V, prompt="Refer to <Video 1>", duration="5s",
-                            reference_video_urls=[data_url(coffee_clip())])
+    response = client.queue(
+        model=R2V,
+        prompt="Refer to <Video 1>",
+        duration="5s",
+        reference_video_urls=[data_url(coffee_clip())],
+    )
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("seedance", [
-    {**CONSENTS["seedance"], "consent_version": "v2.0"},
-    {**CONSENTS["seedance"], "confirmed_legal_right": False},
-    {"confirmed_terms_and_privacy": True, "confirmed_legal_right": True},
-])
+@pytest.mark.parametrize(
+    "seedance",
+    [
+        {**CONSENTS["seedance"], "consent_version": "v2.0"},
+        {**CONSENTS["seedance"], "confirmed_legal_right": False},
+        {"confirmed_terms_and_privacy": True, "confirmed_legal_right": True},
+    ],
+)
 def test_consents_must_be_exactly_three_trues(client: Client, seedance: dict[str, Any]) -> None:
     response = client.queue(**i2v(face_png(), consents={"seedance": seedance}))
     assert response.status_code == 400

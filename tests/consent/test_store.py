@@ -31,30 +31,58 @@ def test_recorded_hashes_are_attested_for_their_account_and_version_only(db: Dat
     clock = ManualClock()
     alice, bob = _account(db, clock), _account(db, clock)
     with db.transaction() as session:
-        store.record_consent(session, account_id=alice, flow=FLOW, version=VERSION,
-                             model="m", media=[("a" * 64, "image"), ("b" * 64, "end_image")],
-                             clock=clock)
+        store.record_consent(
+            session,
+            account_id=alice,
+            flow=FLOW,
+            version=VERSION,
+            model="m",
+            media=[("a" * 64, "image"), ("b" * 64, "end_image")],
+            clock=clock,
+        )
     with db.transaction() as session:
         hashes = ["a" * 64, "b" * 64, "c" * 64]
-        assert store.attested_hashes(session, account_id=alice, flow=FLOW, version=VERSION,
-                                     hashes=hashes) == {"a" * 64, "b" * 64}
-        assert store.attested_hashes(session, account_id=bob, flow=FLOW, version=VERSION,
-                                     hashes=hashes) == set()
-        assert store.attested_hashes(session, account_id=alice, flow=FLOW, version="v3.0",
-                                     hashes=hashes) == set()
+        assert store.attested_hashes(
+            session, account_id=alice, flow=FLOW, version=VERSION, hashes=hashes
+        ) == {"a" * 64, "b" * 64}
+        assert (
+            store.attested_hashes(
+                session, account_id=bob, flow=FLOW, version=VERSION, hashes=hashes
+            )
+            == set()
+        )
+        assert (
+            store.attested_hashes(
+                session, account_id=alice, flow=FLOW, version="v3.0", hashes=hashes
+            )
+            == set()
+        )
 
 
 def test_listing_is_newest_first_and_deleting_erases_the_hashes(db: Database) -> None:
     clock = ManualClock()
     alice = _account(db, clock)
     with db.transaction() as session:
-        first = store.record_consent(session, account_id=alice, flow=FLOW, version=VERSION,
-                                     model="m", media=[("a" * 64, "image")], clock=clock).id
+        first = store.record_consent(
+            session,
+            account_id=alice,
+            flow=FLOW,
+            version=VERSION,
+            model="m",
+            media=[("a" * 64, "image")],
+            clock=clock,
+        ).id
     clock.advance(5)
     with db.transaction() as session:
-        second = store.record_consent(session, account_id=alice, flow=FLOW, version=VERSION,
-                                      model="m", media=[("b" * 64, "reference_video")],
-                                      clock=clock).id
+        second = store.record_consent(
+            session,
+            account_id=alice,
+            flow=FLOW,
+            version=VERSION,
+            model="m",
+            media=[("b" * 64, "reference_video")],
+            clock=clock,
+        ).id
     with db.transaction() as session:
         records = store.list_consents(session, account_id=alice)
         assert [r.id for r in records] == [second, first]
@@ -63,5 +91,6 @@ def test_listing_is_newest_first_and_deleting_erases_the_hashes(db: Database) ->
         assert store.delete_consent(session, account_id=alice, record_id=first)
         assert not store.delete_consent(session, account_id=alice, record_id=first)
     with db.transaction() as session:
-        assert store.attested_hashes(session, account_id=alice, flow=FLOW, version=VERSION,
-                                     hashes=["a" * 64, "b" * 64]) == {"b" * 64}
+        assert store.attested_hashes(
+            session, account_id=alice, flow=FLOW, version=VERSION, hashes=["a" * 64, "b" * 64]
+        ) == {"b" * 64}

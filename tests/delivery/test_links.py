@@ -49,8 +49,17 @@ def _job(db: Database, *, state: JobState = JobState.COMPLETED) -> str:
     clock = ManualClock(START)
     with db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
-        job = store.create_job(session, account_id=account.id, model="m", engine="preview",
-                               params={}, inputs={}, price_micros=0, max_attempts=1, clock=clock)
+        job = store.create_job(
+            session,
+            account_id=account.id,
+            model="m",
+            engine="preview",
+            params={},
+            inputs={},
+            price_micros=0,
+            max_attempts=1,
+            clock=clock,
+        )
         job.state = state
         job.output_key = f"jobs/{job.id}/output.mp4" if state == JobState.COMPLETED else None
         return job.id
@@ -61,8 +70,9 @@ def _issue(db: Database, job_id: str, policy: LinkPolicy = POLICY) -> LinkClaims
         return issue_link(session, SIGNER, policy, job_id=job_id, now=START)[0]
 
 
-def _admit(db: Database, claims: LinkClaims, at: datetime,
-           policy: LinkPolicy = POLICY) -> Fetch | LinkError:
+def _admit(
+    db: Database, claims: LinkClaims, at: datetime, policy: LinkPolicy = POLICY
+) -> Fetch | LinkError:
     try:
         with db.transaction() as session:
             return admit_fetch(session, claims, policy, now=at)

@@ -54,7 +54,7 @@ def test_changing_any_character_of_a_token_invalidates_it() -> None:
     for i, char in enumerate(token):
         replacement = ALPHABET[(ALPHABET.index(char) + 1) % len(ALPHABET)]
         with pytest.raises(InvalidToken):
-            signer.verify(token[:i] + replacement + token[i + 1:])
+            signer.verify(token[:i] + replacement + token[i + 1 :])
 
 
 def test_claims_rewritten_without_the_secret_are_refused() -> None:
@@ -76,8 +76,18 @@ def test_a_token_signed_with_another_secret_is_refused() -> None:
         LinkSigner(SECRET).verify(token)
 
 
-@pytest.mark.parametrize("token", ["", "abc", "A" * (TOKEN_CHARS - 1), "A" * (TOKEN_CHARS + 1),
-                                   "é" * TOKEN_CHARS, "+" * TOKEN_CHARS, "=" * TOKEN_CHARS])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "abc",
+        "A" * (TOKEN_CHARS - 1),
+        "A" * (TOKEN_CHARS + 1),
+        "é" * TOKEN_CHARS,
+        "+" * TOKEN_CHARS,
+        "=" * TOKEN_CHARS,
+    ],
+)
 def test_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(InvalidToken):
         LinkSigner(SECRET).verify(token)

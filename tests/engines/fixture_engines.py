@@ -28,8 +28,9 @@ class Scripted:
         if job.prompt == "refuse":
             raise EngineError("the input image is unreadable", refundable=False)
         if job.prompt == "policy":
-            raise ProviderContentPolicy("blocked upstream",
-                                        recommended_model="wan-2-7-text-to-video")
+            raise ProviderContentPolicy(
+                "blocked upstream", recommended_model="wan-2-7-text-to-video"
+            )
         if job.prompt == "fail":
             raise RuntimeError("a bug")
         for fraction in (0.25, 0.5, 1.0):

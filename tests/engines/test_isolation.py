@@ -28,34 +28,43 @@ def _run(engine: IsolatedEngine, prompt: str, output: Path) -> tuple[int, list[f
     return int(output.read_text()), seen
 
 
-def test_progress_crosses_in_order_and_the_child_stays_warm(engine: IsolatedEngine,
-                                                           tmp_path: Path) -> None:
+def test_progress_crosses_in_order_and_the_child_stays_warm(
+    engine: IsolatedEngine, tmp_path: Path
+) -> None:
     first_pid, progress = _run(engine, "ok", tmp_path / "a")
     second_pid, _ = _run(engine, "ok", tmp_path / "b")
     assert progress == [0.25, 0.5, 1.0]
     assert first_pid == second_pid != os.getpid()
 
 
-def test_a_crashing_engine_takes_only_its_child_down(engine: IsolatedEngine,
-                                                    tmp_path: Path) -> None:
+def test_a_crashing_engine_takes_only_its_child_down(
+    engine: IsolatedEngine, tmp_path: Path
+) -> None:
     before, _ = _run(engine, "ok", tmp_path / "a")
     with pytest.raises(EngineCrashed, match=r"process died \(exit code -9\)") as crashed:
-        engine.generate(JobInput(job_id="j", model="m", prompt="crash"), tmp_path / "b",
-                        lambda _: None)
+        engine.generate(
+            JobInput(job_id="j", model="m", prompt="crash"), tmp_path / "b", lambda _: None
+        )
     assert crashed.value.refundable
     after, _ = _run(engine, "ok", tmp_path / "c")
     assert after != before, "a fresh child serves the next job"
 
 
-@pytest.mark.parametrize(("prompt", "kind", "refundable"), [
-    ("refuse", EngineError, False), ("policy", ProviderContentPolicy, True),
-    ("fail", EngineError, True)])
+@pytest.mark.parametrize(
+    ("prompt", "kind", "refundable"),
+    [
+        ("refuse", EngineError, False),
+        ("policy", ProviderContentPolicy, True),
+        ("fail", EngineError, True),
+    ],
+)
 def test_engine_errors_cross_with_their_kind_and_refund_flag(
-        engine: IsolatedEngine, tmp_path: Path, prompt: str, kind: type[EngineError],
-        refundable: bool) -> None:
+    engine: IsolatedEngine, tmp_path: Path, prompt: str, kind: type[EngineError], refundable: bool
+) -> None:
     with pytest.raises(kind) as raised:
-        engine.generate(JobInput(job_id="j", model="m", prompt=prompt), tmp_path / "x",
-                        lambda _: None)
+        engine.generate(
+            JobInput(job_id="j", model="m", prompt=prompt), tmp_path / "x", lambda _: None
+        )
     assert type(raised.value) is kind
     assert raised.value.refundable is refundable
     if prompt == "policy":

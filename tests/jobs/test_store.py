@@ -36,26 +36,43 @@ def db(database_url: str) -> Iterator[Database]:
 
 def _account(db: Database, clock: ManualClock, *, unlimited: bool = True) -> str:
     with db.transaction() as session:
-        return create_account(session, kind=AccountKind.STANDARD, clock=clock,
-                              unlimited=unlimited).id
+        return create_account(
+            session, kind=AccountKind.STANDARD, clock=clock, unlimited=unlimited
+        ).id
 
 
-def _enqueue(db: Database, clock: ManualClock, account_id: str, *, engine: str = "preview",
-             price: int = 1_000_000, max_attempts: int = 3) -> str:
+def _enqueue(
+    db: Database,
+    clock: ManualClock,
+    account_id: str,
+    *,
+    engine: str = "preview",
+    price: int = 1_000_000,
+    max_attempts: int = 3,
+) -> str:
     with db.transaction() as session:
-        job = store.create_job(session, account_id=account_id, model="m", engine=engine,
-                               params={}, inputs={}, price_micros=price,
-                               max_attempts=max_attempts, clock=clock)
-        charge(session, account_id=account_id, job_id=job.id, model="m", micros=price,
-               clock=clock)
+        job = store.create_job(
+            session,
+            account_id=account_id,
+            model="m",
+            engine=engine,
+            params={},
+            inputs={},
+            price_micros=price,
+            max_attempts=max_attempts,
+            clock=clock,
+        )
+        charge(session, account_id=account_id, job_id=job.id, model="m", micros=price, clock=clock)
         return job.id
 
 
-def _claim(db: Database, clock: ManualClock, worker: str, engines: tuple[str, ...] = ("preview",)
-           ) -> str | None:
+def _claim(
+    db: Database, clock: ManualClock, worker: str, engines: tuple[str, ...] = ("preview",)
+) -> str | None:
     with db.transaction() as session:
-        job = store.claim_next_job(session, worker_id=worker, engines=engines, clock=clock,
-                                   lease_seconds=LEASE)
+        job = store.claim_next_job(
+            session, worker_id=worker, engines=engines, clock=clock, lease_seconds=LEASE
+        )
         return job.id if job else None
 
 
@@ -83,11 +100,13 @@ def test_a_lapsed_lease_is_claimed_again_and_the_old_owner_loses_it(db: Database
     assert _claim(db, clock, "w2") == job_id
     assert load_job(db, job_id).attempts == 2
     with db.transaction() as session:
-        assert not store.renew_lease(session, job_id=job_id, worker_id="w1", clock=clock,
-                                     lease_seconds=LEASE)
+        assert not store.renew_lease(
+            session, job_id=job_id, worker_id="w1", clock=clock, lease_seconds=LEASE
+        )
         assert store.owned_running_job(session, job_id=job_id, worker_id="w1") is None
-        assert store.renew_lease(session, job_id=job_id, worker_id="w2", clock=clock,
-                                 lease_seconds=LEASE, progress=0.5)
+        assert store.renew_lease(
+            session, job_id=job_id, worker_id="w2", clock=clock, lease_seconds=LEASE, progress=0.5
+        )
     assert load_job(db, job_id).progress == 0.5
 
 
@@ -98,8 +117,9 @@ def test_renewing_keeps_the_lease(db: Database) -> None:
     for _ in range(5):
         clock.advance(LEASE - 1)
         with db.transaction() as session:
-            assert store.renew_lease(session, job_id=job_id, worker_id="w1", clock=clock,
-                                     lease_seconds=LEASE)
+            assert store.renew_lease(
+                session, job_id=job_id, worker_id="w1", clock=clock, lease_seconds=LEASE
+            )
         assert _claim(db, clock, "w2") is None
 
 
@@ -112,8 +132,14 @@ def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database) -> No
     _claim(db, clock, "w1")
     clock.advance(LEASE + 1)
     assert _claim(db, clock, "w2") is None, "no attempts left"
-    worker = Worker(db=db, storage=None, engines={}, clock=clock,  # type: ignore[arg-type]
-                    lease_seconds=LEASE, heartbeat_seconds=1)
+    worker = Worker(
+        db=db,
+        storage=None,
+        engines={},
+        clock=clock,  # type: ignore[arg-type]
+        lease_seconds=LEASE,
+        heartbeat_seconds=1,
+    )
     assert worker.fail_exhausted() == 1
     assert worker.fail_exhausted() == 0
     job = load_job(db, job_id)
@@ -209,8 +235,13 @@ class LeaseMachine(RuleBasedStateMachine):
         if worker not in self.held:
             return
         with self.db.transaction() as session:
-            if not store.renew_lease(session, job_id=self.held[worker], worker_id=worker,
-                                     clock=self.clock, lease_seconds=LEASE):
+            if not store.renew_lease(
+                session,
+                job_id=self.held[worker],
+                worker_id=worker,
+                clock=self.clock,
+                lease_seconds=LEASE,
+            ):
                 del self.held[worker]
 
     @rule(name=WORKERS)
@@ -241,24 +272,47 @@ class LeaseMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.jobs))
     @rule()
     def reap(self) -> None:
-        Worker(db=self.db, storage=None, engines={}, clock=self.clock,  # type: ignore[arg-type]
-               lease_seconds=LEASE, heartbeat_seconds=1).fail_exhausted()
+        Worker(
+            db=self.db,
+            storage=None,
+            engines={},
+            clock=self.clock,  # type: ignore[arg-type]
+            lease_seconds=LEASE,
+            heartbeat_seconds=1,
+        ).fail_exhausted()
 
     @invariant()
     def money_and_ownership_hold(self) -> None:
         with self.db.transaction() as session:
             running = session.execute(
-                select(Job.id, Job.lease_owner).where(Job.state == JobState.RUNNING)).all()
+                select(Job.id, Job.lease_owner).where(Job.state == JobState.RUNNING)
+            ).all()
             owners = [owner for _, owner in running]
             assert len(owners) == len(set(owners)), "a worker owns two jobs"
-            refunds = session.scalar(select(func.count()).select_from(LedgerEntry).where(
-                LedgerEntry.kind == LedgerKind.REFUND)) or 0
-            failed = session.scalar(select(func.count()).select_from(Job).where(
-                Job.state == JobState.FAILED)) or 0
+            refunds = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LedgerEntry)
+                    .where(LedgerEntry.kind == LedgerKind.REFUND)
+                )
+                or 0
+            )
+            failed = (
+                session.scalar(
+                    select(func.count()).select_from(Job).where(Job.state == JobState.FAILED)
+                )
+                or 0
+            )
             assert refunds == failed
             account = session.get(Account, self.account)
-            total = session.scalar(select(func.sum(LedgerEntry.amount_micros)).where(
-                LedgerEntry.account_id == self.account)) or 0
+            total = (
+                session.scalar(
+                    select(func.sum(LedgerEntry.amount_micros)).where(
+                        LedgerEntry.account_id == self.account
+                    )
+                )
+                or 0
+            )
             assert account is not None and account.balance_micros == total
 
     def teardown(self) -> None:
@@ -268,6 +322,10 @@ class LeaseMachine(RuleBasedStateMachine):
 
 def test_lease_state_machine() -> None:
     runner = LeaseMachine.TestCase()
-    runner.settings = settings(max_examples=15, stateful_step_count=25, deadline=None,
-                               suppress_health_check=[HealthCheck.too_slow])
+    runner.settings = settings(
+        max_examples=15,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     runner.runTest()

@@ -28,12 +28,20 @@ def _queue_a_job(db: Database) -> None:
     clock = SystemClock()
     with db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
-        store.create_job(session, account_id=account.id, model="m", engine="preview", params={},
-                         inputs={}, price_micros=0, max_attempts=1, clock=clock)
+        store.create_job(
+            session,
+            account_id=account.id,
+            model="m",
+            engine="preview",
+            params={},
+            inputs={},
+            price_micros=0,
+            max_attempts=1,
+            clock=clock,
+        )
 
 
-def _wait_in_thread(waiter: JobWaiter, timeout: float, stop: threading.Event
-                    ) -> threading.Event:
+def _wait_in_thread(waiter: JobWaiter, timeout: float, stop: threading.Event) -> threading.Event:
     woke = threading.Event()
 
     def wait() -> None:
@@ -75,10 +83,13 @@ def test_a_lost_listen_connection_is_opened_again(db: Database) -> None:
     try:
         waiter.wait(0.01, threading.Event())
         with db.engine.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid() "
-                "AND datname = current_database()"))
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid() "
+                    "AND datname = current_database()"
+                )
+            )
         waiter.wait(0.01, threading.Event())  # finds the connection dead, polls instead
         woke = _wait_in_thread(waiter, 120.0, threading.Event())
         wait_until(lambda: _listeners(db) >= 1)
@@ -90,6 +101,12 @@ def test_a_lost_listen_connection_is_opened_again(db: Database) -> None:
 
 def _listeners(db: Database) -> int:
     with db.engine.connect() as connection:
-        return int(connection.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' "
-            "AND datname = current_database()")).scalar() or 0)
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' "
+                    "AND datname = current_database()"
+                )
+            ).scalar()
+            or 0
+        )

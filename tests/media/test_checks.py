@@ -35,15 +35,16 @@ def test_faces_are_screened_only_for_face_consent_models_and_roles() -> None:
     assert not MediaInspector(MediaRules()).inspect(MediaBlob("image_url", image)).has_face
     scene = SCREENING.inspect(MediaBlob("scene_image_urls[0]", image))
     assert not scene.has_face, "scene images are not a face-consent role"
-    assert SCREENING.inspect(MediaBlob("reference_image_urls[3]", image)).kind \
+    assert (
+        SCREENING.inspect(MediaBlob("reference_image_urls[3]", image)).kind
         == "reference_image_urls"
+    )
 
 
 @pytest.mark.parametrize(("codec", "accepted"), [("libx264", True), ("mpeg4", False)])
 def test_reference_videos_must_be_h264_or_h265(codec: str, accepted: bool) -> None:
     frames = [coffee_rgb(64)] * 12  # 3 s at 4 fps
-    blob = MediaBlob(field="reference_video_urls[0]",
-                     data=encode_video(frames, 4, codec=codec))
+    blob = MediaBlob(field="reference_video_urls[0]", data=encode_video(frames, 4, codec=codec))
     inspector = MediaInspector(MediaRules())
     if accepted:
         assert inspector.inspect(blob).duration_s == pytest.approx(3.0, abs=0.3)
@@ -52,4 +53,5 @@ def test_reference_videos_must_be_h264_or_h265(codec: str, accepted: bool) -> No
         inspector.inspect(blob)
     plain = MediaBlob(field="video_url", data=blob.data)
     assert inspector.inspect(plain).duration_s == pytest.approx(3.0, abs=0.3), (
-        "only reference videos have the codec rule")
+        "only reference videos have the codec rule"
+    )

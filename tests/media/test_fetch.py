@@ -32,10 +32,22 @@ def too_large() -> MediaError:
     return MediaTooLarge("too large", code="TEST_TOO_LARGE")
 
 
-def fetch(url: str, policy: FetchPolicy = LOCAL, *, resolve: Resolver = resolve_addresses,
-          transport: httpx.BaseTransport | None = None) -> bytes:
-    return fetch_media(url, "image_url", max_bytes=CAP, too_large=too_large, policy=policy,
-                       resolve=resolve, transport=transport)
+def fetch(
+    url: str,
+    policy: FetchPolicy = LOCAL,
+    *,
+    resolve: Resolver = resolve_addresses,
+    transport: httpx.BaseTransport | None = None,
+) -> bytes:
+    return fetch_media(
+        url,
+        "image_url",
+        max_bytes=CAP,
+        too_large=too_large,
+        policy=policy,
+        resolve=resolve,
+        transport=transport,
+    )
 
 
 class Streamed(httpx.SyncByteStream):
@@ -69,6 +81,7 @@ def resolver(table: dict[str, Sequence[str]], calls: list[str] | None = None) ->
         if calls is not None:
             calls.append(host)
         return table[host] if host in table else resolve_addresses(host, _port)
+
     return resolve
 
 
@@ -78,29 +91,47 @@ def server() -> Iterator[MediaServer]:
         yield media_server
 
 
-@pytest.mark.parametrize(("address", "category"), [
-    ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("::1", "loopback"),
-    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"),
-    ("fc00::1", "private"), ("100.64.0.1", "shared"),
-    ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-    ("224.0.0.1", "multicast"), ("ff02::1", "multicast"),
-    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("240.0.0.1", "reserved"),
-    ("::ffff:127.0.0.1", "loopback"), ("::ffff:169.254.169.254", "link-local"),
-    ("64:ff9b::a00:1", "private"), ("2002:7f00:1::", "loopback"),
-    ("8.8.8.8", None), ("2001:4860:4860::8888", None),
-])
+@pytest.mark.parametrize(
+    ("address", "category"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("fc00::1", "private"),
+        ("100.64.0.1", "shared"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("64:ff9b::a00:1", "private"),
+        ("2002:7f00:1::", "loopback"),
+        ("8.8.8.8", None),
+        ("2001:4860:4860::8888", None),
+    ],
+)
 def test_address_category_names_every_special_range(address: str, category: str | None) -> None:
     assert address_category(ipaddress.ip_address(address)) == category
 
 
-@pytest.mark.parametrize(("url", "range_name"), [
-    ("http://10.0.0.1/image.png", "private"),
-    ("http://169.254.169.254/latest/meta-data/", "link-local"),
-    ("https://[::1]/image.png", "loopback"),
-    ("http://[::ffff:10.0.0.1]/image.png", "private"),
-    ("http://2130706433/image.png", "loopback"),  # 127.0.0.1 written as one number
-    ("http://0.0.0.0/image.png", "unspecified"),
-])
+@pytest.mark.parametrize(
+    ("url", "range_name"),
+    [
+        ("http://10.0.0.1/image.png", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://[::1]/image.png", "loopback"),
+        ("http://[::ffff:10.0.0.1]/image.png", "private"),
+        ("http://2130706433/image.png", "loopback"),  # 127.0.0.1 written as one number
+        ("http://0.0.0.0/image.png", "unspecified"),
+    ],
+)
 def test_internal_addresses_are_refused_before_connecting(url: str, range_name: str) -> None:
     recorder = Recorder()
     with pytest.raises(MediaUrlRefused) as caught:
@@ -112,8 +143,7 @@ def test_internal_addresses_are_refused_before_connecting(url: str, range_name: 
     assert recorder.requests == []
 
 
-def test_loopback_server_is_not_contacted_by_address_or_by_localhost(
-        server: MediaServer) -> None:
+def test_loopback_server_is_not_contacted_by_address_or_by_localhost(server: MediaServer) -> None:
     server.serve("/a.png", b"secret")
     for url in (server.url("/a.png"), server.url("/a.png", host="localhost")):
         with pytest.raises(MediaUrlRefused, match="loopback address"):
@@ -125,8 +155,12 @@ def test_a_host_with_one_internal_address_among_public_ones_is_refused() -> None
     recorder = Recorder()
     resolve = resolver({"mixed.example": ["93.184.216.34", "10.1.2.3"]})
     with pytest.raises(MediaUrlRefused, match=r"10\.1\.2\.3, a private address"):
-        fetch("https://mixed.example/a.png", FetchPolicy(), resolve=resolve,
-              transport=recorder.transport)
+        fetch(
+            "https://mixed.example/a.png",
+            FetchPolicy(),
+            resolve=resolve,
+            transport=recorder.transport,
+        )
     assert recorder.requests == []
 
 
@@ -134,8 +168,12 @@ def test_request_goes_to_the_checked_address_with_the_original_host_and_sni() ->
     recorder = Recorder()
     calls: list[str] = []
     resolve = resolver({"media.example": ["93.184.216.34"]}, calls)
-    body = fetch("https://media.example:8443/a.png?x=1", FetchPolicy(), resolve=resolve,
-                 transport=recorder.transport)
+    body = fetch(
+        "https://media.example:8443/a.png?x=1",
+        FetchPolicy(),
+        resolve=resolve,
+        transport=recorder.transport,
+    )
     assert body == b"payload"
     assert calls == ["media.example"], "resolved once: a second answer cannot swap the address"
     (request,) = recorder.requests
@@ -146,17 +184,26 @@ def test_request_goes_to_the_checked_address_with_the_original_host_and_sni() ->
     assert request.extensions["sni_hostname"] == "media.example"
 
 
-@pytest.mark.parametrize("location", [
-    "http://127.0.0.1/x", "http://[::1]/x", "http://169.254.169.254/latest/meta-data/",
-    "http://localhost/x", "file:///etc/passwd",
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost/x",
+        "file:///etc/passwd",
+    ],
+)
 def test_a_redirect_to_an_internal_address_is_refused(location: str) -> None:
     recorder = Recorder({"/a.png": httpx.Response(302, headers={"Location": location})})
-    resolve = resolver({"media.example": ["93.184.216.34"],
-                        "localhost": ["127.0.0.1", "::1"]})
+    resolve = resolver({"media.example": ["93.184.216.34"], "localhost": ["127.0.0.1", "::1"]})
     with pytest.raises(MediaError) as caught:
-        fetch("http://media.example/a.png", FetchPolicy(), resolve=resolve,
-              transport=recorder.transport)
+        fetch(
+            "http://media.example/a.png",
+            FetchPolicy(),
+            resolve=resolve,
+            transport=recorder.transport,
+        )
     assert caught.value.status == 400
     assert [r.url.host for r in recorder.requests] == ["93.184.216.34"]
 
@@ -174,8 +221,10 @@ def test_a_real_redirect_to_another_loopback_address_is_refused(server: MediaSer
 
 def test_allowed_networks_and_private_setting_let_loopback_through(server: MediaServer) -> None:
     url = server.serve("/a.png", b"image bytes")
-    assert fetch(url, FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))) \
+    assert (
+        fetch(url, FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),)))
         == b"image bytes"
+    )
     assert fetch(url, LOCAL) == b"image bytes"
     assert server.hits[0][1] == f"127.0.0.1:{server.port}"
 
@@ -191,14 +240,23 @@ def test_relative_redirects_are_followed_up_to_the_cap(server: MediaServer) -> N
     for i in range(5):
         server.serve(f"/r{i}", status=302, headers={"Location": f"/r{i + 1}"})
     server.serve("/r5", b"finally")
-    assert fetch(server.url("/r2"), FetchPolicy(allow_private_networks=True,
-                                                max_redirects=3)) == b"finally"
+    assert (
+        fetch(server.url("/r2"), FetchPolicy(allow_private_networks=True, max_redirects=3))
+        == b"finally"
+    )
     with pytest.raises(MediaFetchFailed, match="more than 3 redirects"):
         fetch(server.url("/r0"), FetchPolicy(allow_private_networks=True, max_redirects=3))
 
 
-@pytest.mark.parametrize("scheme_url", ["file:///etc/passwd", "ftp://example.org/a.png",
-                                        "gopher://example.org/", "//example.org/a.png"])
+@pytest.mark.parametrize(
+    "scheme_url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/a.png",
+        "gopher://example.org/",
+        "//example.org/a.png",
+    ],
+)
 def test_only_http_and_https_urls_are_fetched(scheme_url: str) -> None:
     with pytest.raises(MediaError, match=r"image_url must be an http\(s\):// URL or a data: URL"):
         fetch(scheme_url, FetchPolicy(), transport=Recorder().transport)
@@ -229,8 +287,7 @@ def test_a_stalled_server_times_out(server: MediaServer) -> None:
 def test_a_dripping_server_hits_the_total_deadline(server: MediaServer) -> None:
     url = server.serve("/drip.png", b"x" * 100, drip_s=0.05)
     with pytest.raises(MediaFetchFailed, match="took too long"):
-        fetch(url, FetchPolicy(allow_private_networks=True, read_timeout_s=2,
-                               total_timeout_s=0.5))
+        fetch(url, FetchPolicy(allow_private_networks=True, read_timeout_s=2, total_timeout_s=0.5))
 
 
 def test_an_error_status_is_reported_with_the_url(server: MediaServer) -> None:
@@ -238,8 +295,7 @@ def test_an_error_status_is_reported_with_the_url(server: MediaServer) -> None:
         fetch(server.url("/missing.png"))
 
 
-def test_proxy_variables_are_ignored(server: MediaServer,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_variables_are_ignored(server: MediaServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://10.9.9.9:3128")
     monkeypatch.setenv("ALL_PROXY", "http://10.9.9.9:3128")
     assert fetch(server.serve("/a.png", b"direct")) == b"direct"

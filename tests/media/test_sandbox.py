@@ -45,15 +45,19 @@ def test_refusals_cross_with_their_status_and_code(sandbox: DecodeSandbox) -> No
         MediaInspector(MediaRules(), sandbox).inspect(blob)
     assert type(sandboxed.value) is type(direct.value)
     assert (sandboxed.value.status, sandboxed.value.code, sandboxed.value.message) == (
-        422, "VIDEO_DURATION_TOO_LONG", direct.value.message)
+        422,
+        "VIDEO_DURATION_TOO_LONG",
+        direct.value.message,
+    )
 
 
-def test_a_crashing_decoder_answers_400_and_the_next_file_decodes(
-        sandbox: DecodeSandbox) -> None:
+def test_a_crashing_decoder_answers_400_and_the_next_file_decodes(sandbox: DecodeSandbox) -> None:
     inspector = MediaInspector(MediaRules(), sandbox)
     with pytest.raises(DecoderCrashed) as crashed:
         inspector.inspect(MediaBlob("image_url", b"crash"))
     assert crashed.value.status == 400
-    assert crashed.value.body() == {"error": "image_url: the file could not be decoded",
-                                    "code": "CORRUPTED_MEDIA"}
+    assert crashed.value.body() == {
+        "error": "image_url: the file could not be decoded",
+        "code": "CORRUPTED_MEDIA",
+    }
     assert inspector.inspect(MediaBlob("image_url", face_png())).width == 320

@@ -25,8 +25,9 @@ from videoqueue.storage.factory import storage_from_url
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None,
-               wallets: WalletServices | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, wallets: WalletServices | None = None
+) -> FastAPI:
     """An app over the settings' database and storage (the schema must already be migrated).
 
     `wallets` replaces the x402 facilitator named by the settings (and may add an EIP-1271
@@ -47,8 +48,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         ctx.db.dispose()  # close pooled connections rather than leave them to the GC
         ctx.sandbox.close()
 
-    app = FastAPI(title="videoqueue", version="0.1.0", lifespan=lifespan,
-                  description="A self-hosted server for Venice.ai's video API.")
+    app = FastAPI(
+        title="videoqueue",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="A self-hosted server for Venice.ai's video API.",
+    )
     app.state.context = ctx
     app.state.wallets = wallets or WalletServices(facilitator_from_settings(settings, ctx.clock))
     install_error_handlers(app)

@@ -25,16 +25,25 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
         message = HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-        return JSONResponse({"error": message}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = uuid.uuid4().hex
-        log.error("request %s %s failed (id %s)", request.method, request.url.path, request_id,
-                  exc_info=exc)
+        log.error(
+            "request %s %s failed (id %s)",
+            request.method,
+            request.url.path,
+            request_id,
+            exc_info=exc,
+        )
         return JSONResponse(
-            {"error": "An unknown error occurred", "code": "UNKNOWN_ERROR",
-             "request_id": request_id},
+            {
+                "error": "An unknown error occurred",
+                "code": "UNKNOWN_ERROR",
+                "request_id": request_id,
+            },
             status_code=500,
         )

@@ -12,8 +12,14 @@ from videoqueue.billing.models import LimitPeriod, usd_to_micros
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters, Issue
 
-FIELDS = ("apiKeyType", "consumptionLimit", "limitPeriod", "modelPrivacy", "description",
-          "expiresAt")
+FIELDS = (
+    "apiKeyType",
+    "consumptionLimit",
+    "limitPeriod",
+    "modelPrivacy",
+    "description",
+    "expiresAt",
+)
 LIMIT_FIELDS = ("usd", "diem", "vcu")
 MAX_DESCRIPTION = 64
 MAX_LIMIT_USD = 9_999_999_999
@@ -31,8 +37,14 @@ class NewKey:
     expires_at: datetime | None
 
 
-def _enum(body: dict[str, Any], field: str, options: tuple[str, ...], found: list[Issue],
-          *, required: bool = False) -> str | None:
+def _enum(
+    body: dict[str, Any],
+    field: str,
+    options: tuple[str, ...],
+    found: list[Issue],
+    *,
+    required: bool = False,
+) -> str | None:
     if field not in body:
         if required:
             found.append(iss.required((field,), iss.quoted_options(options)))
@@ -74,8 +86,9 @@ def _expiry(body: dict[str, Any], now: datetime, found: list[Issue]) -> datetime
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not (DATE.match(value) or DATE_TIME.match(value)):
-        found.append(iss.custom(("expiresAt",), "Expected '', YYYY-MM-DD or "
-                                                "YYYY-MM-DDTHH:MM:SS[.sss]Z"))
+        found.append(
+            iss.custom(("expiresAt",), "Expected '', YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.sss]Z")
+        )
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -113,6 +126,10 @@ def parse_new_key(body: dict[str, Any], now: datetime) -> NewKey:
     if found:
         raise InvalidParameters(found)
     assert kind is not None and isinstance(description, str)
-    return NewKey(kind=KeyKind(kind), description=description, usd_limit_micros=usd_limit,
-                  limit_period=LimitPeriod(period or LimitPeriod.EPOCH),
-                  expires_at=expires_at)
+    return NewKey(
+        kind=KeyKind(kind),
+        description=description,
+        usd_limit_micros=usd_limit,
+        limit_period=LimitPeriod(period or LimitPeriod.EPOCH),
+        expires_at=expires_at,
+    )

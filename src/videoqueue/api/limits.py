@@ -31,24 +31,36 @@ STATE_KEY = "rate_limit"
 
 def route_policy(settings: Settings, route: str) -> RatePolicy:
     """The limits of `queue`, `retrieve` or `complete` (which shares retrieve's rate)."""
-    per_minute = (settings.queue_requests_per_minute if route == "queue"
-                  else settings.retrieve_requests_per_minute)
-    return RatePolicy(requests_per_minute=per_minute,
-                      failure_budget=settings.failed_requests_budget,
-                      failure_window_seconds=settings.failed_requests_window_seconds)
+    per_minute = (
+        settings.queue_requests_per_minute
+        if route == "queue"
+        else settings.retrieve_requests_per_minute
+    )
+    return RatePolicy(
+        requests_per_minute=per_minute,
+        failure_budget=settings.failed_requests_budget,
+        failure_window_seconds=settings.failed_requests_window_seconds,
+    )
 
 
 def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatus:
     with ctx.db.transaction() as session:
-        return admit(session, caller_id=caller.key_id or caller.account_id, route=route,
-                     model=model, policy=route_policy(ctx.settings, route), clock=ctx.clock)
+        return admit(
+            session,
+            caller_id=caller.key_id or caller.account_id,
+            route=route,
+            model=model,
+            policy=route_policy(ctx.settings, route),
+            clock=ctx.clock,
+        )
 
 
 def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency giving the caller once the request is within its limits, else 429."""
 
-    async def admitted_caller(request: Request,
-                              caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+    async def admitted_caller(
+        request: Request, caller: Annotated[Caller, Depends(require_caller)]
+    ) -> Caller:
         ctx = context(request)
         named = (await json_object(request)).get("model")
         # Unknown model names share one bucket, so made-up names cannot grow the table.

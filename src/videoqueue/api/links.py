@@ -20,16 +20,19 @@ SHARE_READ_PATH = "/v1/share/read"
 
 
 def link_policy(settings: Settings) -> LinkPolicy:
-    return LinkPolicy(ttl_seconds=settings.download_link_ttl_seconds,
-                      max_fetches=settings.download_link_max_fetches,
-                      burst=settings.download_link_burst,
-                      burst_seconds=settings.download_link_burst_seconds)
+    return LinkPolicy(
+        ttl_seconds=settings.download_link_ttl_seconds,
+        max_fetches=settings.download_link_max_fetches,
+        burst=settings.download_link_burst,
+        burst_seconds=settings.download_link_burst_seconds,
+    )
 
 
 def issue_download_url(ctx: AppContext, session: Session, job_id: str) -> str:
     """Create the job's delivery link in the caller's transaction; returns its `download_url`."""
-    claims, token = issue_link(session, ctx.link_signer, link_policy(ctx.settings),
-                               job_id=job_id, now=ctx.clock.now())
+    claims, token = issue_link(
+        session, ctx.link_signer, link_policy(ctx.settings), job_id=job_id, now=ctx.clock.now()
+    )
     url = f"{ctx.settings.resolved_public_base_url}{SHARE_READ_PATH}/{token}"
     link = ShareLink(token=token, url=url, expires_at=claims.expires_at)
     return ctx.storage.delivery_url(output_key(job_id), link)
@@ -46,9 +49,13 @@ def completed_by_link(ctx: AppContext, job: Job, *, delete_media: bool) -> dict[
             return None
         if delete_media:
             link_store.delete_after_download(session, job.id)
-        average = store.average_execution_ms(session, job.model,
-                                             ctx.settings.default_average_execution_ms)
+        average = store.average_execution_ms(
+            session, job.model, ctx.settings.default_average_execution_ms
+        )
     finished = job.finished_at or ctx.clock.now()
     elapsed_ms = int((finished - job.created_at).total_seconds() * 1000)
-    return {"status": "COMPLETED", "average_execution_time": average,
-            "execution_duration": max(0, elapsed_ms)}
+    return {
+        "status": "COMPLETED",
+        "average_execution_time": average,
+        "execution_duration": max(0, elapsed_ms),
+    }

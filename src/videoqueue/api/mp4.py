@@ -29,15 +29,19 @@ def _range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def mp4_response(storage: Storage, key: str, range_header: str | None,
-                 background: BackgroundTask | None = None) -> Response:
+def mp4_response(
+    storage: Storage, key: str, range_header: str | None, background: BackgroundTask | None = None
+) -> Response:
     """`video/mp4` bytes of `key`, honouring `Range`. Raises `ObjectNotFound` if missing."""
     size = storage.size(key)
     wanted = _range(range_header, size)
     headers = {"Accept-Ranges": "bytes"}
     if wanted == "unsatisfiable":
-        return JSONResponse({"error": "Requested range not satisfiable"}, status_code=416,
-                            headers={"Content-Range": f"bytes */{size}"})
+        return JSONResponse(
+            {"error": "Requested range not satisfiable"},
+            status_code=416,
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     start, end = (0, size - 1) if wanted is None or isinstance(wanted, str) else wanted
     chunks = storage.read_range(key, start, end)
     headers["Content-Length"] = str(end - start + 1)
@@ -45,5 +49,6 @@ def mp4_response(storage: Storage, key: str, range_header: str | None,
     if wanted is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(chunks, status_code=status, media_type="video/mp4",
-                             headers=headers, background=background)
+    return StreamingResponse(
+        chunks, status_code=status, media_type="video/mp4", headers=headers, background=background
+    )

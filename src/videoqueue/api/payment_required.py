@@ -46,10 +46,12 @@ class PaymentRequired(VideoqueueError):
         return {"PAYMENT-REQUIRED": self._header}
 
 
-
 def _resource(ctx: AppContext, path: str) -> ResourceInfo:
-    return ResourceInfo(url=ctx.settings.resolved_public_base_url + path,
-                        description=DESCRIPTION, mime_type="application/json")
+    return ResourceInfo(
+        url=ctx.settings.resolved_public_base_url + path,
+        description=DESCRIPTION,
+        mime_type="application/json",
+    )
 
 
 def siwx_challenge(ctx: AppContext, path: str) -> dict[str, Any]:
@@ -74,6 +76,7 @@ def siwx_challenge(ctx: AppContext, path: str) -> dict[str, Any]:
 
 def _accepts(terms: TopUpTerms, micros: int, *, bare_solana: bool) -> list[PaymentRequirements]:
     """One requirement per rail; inference challenges name Solana `solana`, as Venice's do."""
+
     def network(rail: Rail) -> str | None:
         return "solana" if bare_solana and rail.network == SOLANA_MAINNET else None
 
@@ -95,15 +98,22 @@ def authentication_required(ctx: AppContext, path: str, *, priced: bool = True) 
         "accepts": [a.model_dump(by_alias=True) for a in accepts],
         "extensions": extensions,
         "authOptions": {
-            "apiKey": {"header": "Authorization: Bearer YOUR_API_KEY",
-                       "getKey": "videoqueue keys create (ask the server's operator)",
-                       "docs": f"{base}/docs"},
-            "x402Wallet": {"header": "SIGN-IN-WITH-X", "legacyHeader": "X-Sign-In-With-X",
-                           "topUp": TOP_UP_ROUTE, "docs": f"{base}/docs#/x402"},
+            "apiKey": {
+                "header": "Authorization: Bearer YOUR_API_KEY",
+                "getKey": "videoqueue keys create (ask the server's operator)",
+                "docs": f"{base}/docs",
+            },
+            "x402Wallet": {
+                "header": "SIGN-IN-WITH-X",
+                "legacyHeader": "X-Sign-In-With-X",
+                "topUp": TOP_UP_ROUTE,
+                "docs": f"{base}/docs#/x402",
+            },
         },
     }
-    header = PaymentRequiredHeader(error=body["error"], resource=resource, accepts=accepts,
-                                   extensions=extensions)
+    header = PaymentRequiredHeader(
+        error=body["error"], resource=resource, accepts=accepts, extensions=extensions
+    )
     return PaymentRequired(body, header)
 
 
@@ -127,7 +137,7 @@ def insufficient_credit(ctx: AppContext, path: str, balance_micros: int) -> Paym
         "topUpInstructions": {
             "step1": f"{TOP_UP_ROUTE} with no payment header to get payment requirements",
             "step2": "Choose a payment option from accepts and sign a USDC transfer "
-                     "authorization using the x402 SDK (createPaymentHeader)",
+            "authorization using the x402 SDK (createPaymentHeader)",
             "step3": f"{TOP_UP_ROUTE} with the signed PAYMENT-SIGNATURE header",
             "receiverWallet": evm.pay_to if evm else "",
             "tokenAddress": evm.asset if evm else "",
@@ -138,7 +148,8 @@ def insufficient_credit(ctx: AppContext, path: str, balance_micros: int) -> Paym
         "siwxChallenge": siwx_challenge(ctx, path),
     }
     header = PaymentRequiredHeader(
-        error=body["message"], resource=_resource(ctx, path),
+        error=body["message"],
+        resource=_resource(ctx, path),
         accepts=_accepts(terms, terms.suggested_micros, bare_solana=True),
         extensions={"sign-in-with-x": body["siwxChallenge"]},
     )
@@ -148,9 +159,11 @@ def insufficient_credit(ctx: AppContext, path: str, balance_micros: int) -> Paym
 def top_up_requirements(ctx: AppContext, path: str, terms: TopUpTerms) -> PaymentRequired:
     """The top-up route's 402: every rail at the minimum top-up, networks in CAIP-2 form."""
     accepts = _accepts(terms, terms.minimum_micros, bare_solana=False)
-    body: dict[str, Any] = {"x402Version": 2,
-            "accepts": [a.model_dump(by_alias=True) for a in accepts]}
-    header = PaymentRequiredHeader(error="Payment required", resource=_resource(ctx, path),
-                                   accepts=accepts)
+    body: dict[str, Any] = {
+        "x402Version": 2,
+        "accepts": [a.model_dump(by_alias=True) for a in accepts],
+    }
+    header = PaymentRequiredHeader(
+        error="Payment required", resource=_resource(ctx, path), accepts=accepts
+    )
     return PaymentRequired(body, header)
-

@@ -87,11 +87,17 @@ def _sign_in(ctx: AppContext, services: WalletServices, header: str) -> Wallet:
     policy = SignInPolicy.from_settings(ctx.settings, services.contract_wallets)
     signed = verify_sign_in(header, policy, ctx.clock.now())
     with ctx.db.transaction() as session:
-        consume_nonce(session, wallet_address=signed.address, nonce=signed.nonce,
-                      keep_until=signed.nonce_expires_at, clock=ctx.clock)
+        consume_nonce(
+            session,
+            wallet_address=signed.address,
+            nonce=signed.nonce,
+            keep_until=signed.nonce_expires_at,
+            clock=ctx.clock,
+        )
         account = wallet_account(session, signed.address, ctx.clock)
-        return Wallet(account_id=account.id, address=signed.address,
-                      balance_micros=account.balance_micros)
+        return Wallet(
+            account_id=account.id, address=signed.address, balance_micros=account.balance_micros
+        )
 
 
 async def sign_in(request: Request, header: str) -> Wallet:
@@ -102,8 +108,12 @@ async def sign_in(request: Request, header: str) -> Wallet:
 def _acquire_slot(ctx: AppContext, account_id: str) -> str:
     with ctx.db.transaction() as session:
         return acquire_request_slot(
-            session, account_id=account_id, limit=ctx.settings.wallet_max_concurrent_requests,
-            ttl_seconds=ctx.settings.wallet_request_slot_seconds, clock=ctx.clock)
+            session,
+            account_id=account_id,
+            limit=ctx.settings.wallet_max_concurrent_requests,
+            ttl_seconds=ctx.settings.wallet_request_slot_seconds,
+            clock=ctx.clock,
+        )
 
 
 async def admit_wallet(request: Request, header: str) -> Wallet:
@@ -171,8 +181,7 @@ class WalletRequests:
                     # must never turn it into an error.
                     log.exception("X-Balance-Remaining left out for account %s", account_id)
                 else:
-                    MutableHeaders(scope=message).append("X-Balance-Remaining",
-                                                         usd_text(micros, 6))
+                    MutableHeaders(scope=message).append("X-Balance-Remaining", usd_text(micros, 6))
             await send(message)
 
         try:

@@ -15,8 +15,10 @@ def ensure_operator(session: Session, clock: Clock) -> str | None:
     """Create the operator account and an admin key if there is none; return the new secret."""
     if operator_account(session) is not None:
         return None
-    account = create_account(session, kind=AccountKind.OPERATOR, clock=clock, name="operator",
-                             unlimited=True)
-    _, secret = create_key(session, account_id=account.id, kind=KeyKind.ADMIN, clock=clock,
-                           name="operator admin key")
+    account = create_account(
+        session, kind=AccountKind.OPERATOR, clock=clock, name="operator", unlimited=True
+    )
+    _, secret = create_key(
+        session, account_id=account.id, kind=KeyKind.ADMIN, clock=clock, name="operator admin key"
+    )
     return secret

@@ -30,16 +30,29 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, *, account_id: str, kind: KeyKind, clock: Clock,
-               name: str = "", expires_at: datetime | None = None,
-               usd_limit_micros: int | None = None,
-               limit_period: LimitPeriod = LimitPeriod.EPOCH) -> tuple[ApiKey, str]:
+def create_key(
+    session: Session,
+    *,
+    account_id: str,
+    kind: KeyKind,
+    clock: Clock,
+    name: str = "",
+    expires_at: datetime | None = None,
+    usd_limit_micros: int | None = None,
+    limit_period: LimitPeriod = LimitPeriod.EPOCH,
+) -> tuple[ApiKey, str]:
     """A new key for the account; returns the row and the secret (never stored)."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
-        account_id=account_id, kind=kind, name=name, key_hash=hash_key(secret),
-        last_chars=secret[-6:], created_at=clock.now(), expires_at=expires_at,
-        usd_limit_micros=usd_limit_micros, limit_period=limit_period,
+        account_id=account_id,
+        kind=kind,
+        name=name,
+        key_hash=hash_key(secret),
+        last_chars=secret[-6:],
+        created_at=clock.now(),
+        expires_at=expires_at,
+        usd_limit_micros=usd_limit_micros,
+        limit_period=limit_period,
     )
     session.add(key)
     session.flush()
@@ -59,9 +72,12 @@ def find_active_key(session: Session, secret: str, clock: Clock) -> ApiKey:
     if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
         session.execute(
             update(ApiKey)
-            .where(ApiKey.id == key.id,
-                   or_(ApiKey.last_used_at.is_(None),
-                       ApiKey.last_used_at <= now - LAST_USED_RESOLUTION))
+            .where(
+                ApiKey.id == key.id,
+                or_(
+                    ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION
+                ),
+            )
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -75,8 +91,9 @@ def find_key(session: Session, reference: str) -> ApiKey | None:
     return session.get(ApiKey, reference)
 
 
-def list_keys(session: Session, *, account_id: str | None = None,
-              include_revoked: bool = False) -> list[ApiKey]:
+def list_keys(
+    session: Session, *, account_id: str | None = None, include_revoked: bool = False
+) -> list[ApiKey]:
     """Keys, oldest first: the account's, or everyone's when `account_id` is None."""
     stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
     if account_id is not None:
@@ -86,8 +103,9 @@ def list_keys(session: Session, *, account_id: str | None = None,
     return list(session.scalars(stmt))
 
 
-def revoke_key(session: Session, key_id: str, clock: Clock, *,
-               account_id: str | None = None) -> bool:
+def revoke_key(
+    session: Session, key_id: str, clock: Clock, *, account_id: str | None = None
+) -> bool:
     """Revoke a key (of `account_id`, when given). False if there is no such live key."""
     stmt = update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
     if account_id is not None:

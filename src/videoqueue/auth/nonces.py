@@ -32,18 +32,23 @@ class NonceReused(VideoqueueError):
     code = "X402_SIGN_IN_NONCE_REUSED"
 
 
-def consume_nonce(session: Session, *, wallet_address: str, nonce: str, keep_until: datetime,
-                  clock: Clock) -> None:
+def consume_nonce(
+    session: Session, *, wallet_address: str, nonce: str, keep_until: datetime, clock: Clock
+) -> None:
     """Mark the wallet's nonce used. Raises `NonceReused` if it already was."""
     session.execute(delete(SignInNonce).where(SignInNonce.expires_at <= clock.now()))
-    seen = session.scalar(select(SignInNonce.id).where(
-        SignInNonce.wallet_address == wallet_address, SignInNonce.nonce == nonce))
+    seen = session.scalar(
+        select(SignInNonce.id).where(
+            SignInNonce.wallet_address == wallet_address, SignInNonce.nonce == nonce
+        )
+    )
     if seen is not None:
         raise NonceReused()
     try:
         with session.begin_nested():
-            session.add(SignInNonce(wallet_address=wallet_address, nonce=nonce,
-                                    expires_at=keep_until))
+            session.add(
+                SignInNonce(wallet_address=wallet_address, nonce=nonce, expires_at=keep_until)
+            )
             session.flush()
     except IntegrityError:
         # The same header raced us from another API process (PostgreSQL): it won.

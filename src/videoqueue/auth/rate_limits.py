@@ -78,8 +78,9 @@ class RateStatus:
     def error(self) -> VideoqueueError:
         """The 429 to answer a refused request with."""
         if self.refused == "failures":
-            return TooManyFailedRequests(self.policy.failure_budget,
-                                         self.policy.failure_window_seconds)
+            return TooManyFailedRequests(
+                self.policy.failure_budget, self.policy.failure_window_seconds
+            )
         return RateLimitExceeded()
 
     def retry_after_seconds(self, now: datetime) -> int:
@@ -96,8 +97,9 @@ def window_start(now: datetime, seconds: int) -> datetime:
 
 def _count(session: Session, bucket: str, start: datetime) -> int:
     found = session.scalar(
-        select(RateLimitWindow.count)
-        .where(RateLimitWindow.bucket == bucket, RateLimitWindow.window_start == start)
+        select(RateLimitWindow.count).where(
+            RateLimitWindow.bucket == bucket, RateLimitWindow.window_start == start
+        )
     )
     return int(found or 0)
 
@@ -116,8 +118,9 @@ def _hit(session: Session, bucket: str, start: datetime) -> int:
     return count
 
 
-def admit(session: Session, *, caller_id: str, route: str, model: str, policy: RatePolicy,
-          clock: Clock) -> RateStatus:
+def admit(
+    session: Session, *, caller_id: str, route: str, model: str, policy: RatePolicy, clock: Clock
+) -> RateStatus:
     """Count a request against the caller's limit for this route and model.
 
     A caller whose failed requests for the model are over the budget is refused without
@@ -138,11 +141,13 @@ def admit(session: Session, *, caller_id: str, route: str, model: str, policy: R
         if used > policy.requests_per_minute:
             refused = "rate"
     return RateStatus(
-        policy=policy, used=used,
+        policy=policy,
+        used=used,
         resets_at=rate_start + timedelta(seconds=RATE_WINDOW_SECONDS),
         failures=failures,
         failures_reset_at=fail_start + timedelta(seconds=policy.failure_window_seconds),
-        failure_bucket=fail_bucket, refused=refused,
+        failure_bucket=fail_bucket,
+        refused=refused,
     )
 
 

@@ -43,8 +43,7 @@ FALLBACK_MESSAGE = "Sign-in-with-X authentication failed"
 
 _MESSAGES = {
     "X402_SIGN_IN_PARSE_ERROR": "Sign-in-with-X header is not base64-encoded JSON",
-    "X402_SIGN_IN_INVALID_PAYLOAD":
-        "Sign-in-with-X payload needs address, message (or its fields) and signature",
+    "X402_SIGN_IN_INVALID_PAYLOAD": "Sign-in-with-X payload needs address, message (or its fields) and signature",
     "X402_SIGN_IN_INVALID_MESSAGE": "Sign-in-with-X message is not a valid sign-in message",
     "X402_SIGN_IN_MISSING_NONCE": "Sign-in-with-X message has no nonce",
     "X402_SIGN_IN_ADDRESS_MISMATCH": "Sign-in-with-X address does not match the signed message",
@@ -54,8 +53,7 @@ _MESSAGES = {
     "X402_SIGN_IN_EXPIRED": "Sign-in-with-X message has expired",
     "X402_SIGN_IN_FUTURE_TIMESTAMP": "Sign-in-with-X message is issued in the future",
     "X402_SIGN_IN_NOT_BEFORE": "Sign-in-with-X message is not valid yet",
-    "X402_SIGN_IN_TIMESTAMP_MISMATCH":
-        "Sign-in-with-X timestamp does not match the message's Issued At",
+    "X402_SIGN_IN_TIMESTAMP_MISMATCH": "Sign-in-with-X timestamp does not match the message's Issued At",
     "X402_SIGN_IN_INVALID_SIGNATURE": "Invalid Sign-in-with-x signature",
 }
 _SOLANA_REFERENCE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
@@ -78,8 +76,9 @@ class ContractWalletVerifier(Protocol):
     `SignInPolicy`. It returns False for "not accepted" and raises when it cannot tell.
     """
 
-    def is_valid_signature(self, *, address: str, chain_id: int, message_hash: bytes,
-                           signature: bytes) -> bool: ...
+    def is_valid_signature(
+        self, *, address: str, chain_id: int, message_hash: bytes, signature: bytes
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,15 @@ class SignInPolicy:
     contract_wallets: ContractWalletVerifier | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings,
-                      contract_wallets: ContractWalletVerifier | None = None) -> SignInPolicy:
+    def from_settings(
+        cls, settings: Settings, contract_wallets: ContractWalletVerifier | None = None
+    ) -> SignInPolicy:
         hosts = frozenset(host for d in sign_in_domains(settings) if (host := domain_host(d)))
-        return cls(domains=hosts, evm_chain_ids=frozenset(settings.siwx_evm_chain_ids),
-                   contract_wallets=contract_wallets)
+        return cls(
+            domains=hosts,
+            evm_chain_ids=frozenset(settings.siwx_evm_chain_ids),
+            contract_wallets=contract_wallets,
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,12 @@ def verify_sign_in(header: str, policy: SignInPolicy, now: datetime) -> SignIn:
     normalized = normalize_wallet(message.address)
     if normalized is None:
         raise SignInRejected("X402_SIGN_IN_INVALID_WALLET")
-    return SignIn(address=normalized, family=message.family, nonce=message.nonce,
-                  nonce_expires_at=issued_at + NONCE_MEMORY)
+    return SignIn(
+        address=normalized,
+        family=message.family,
+        nonce=message.nonce,
+        nonce_expires_at=issued_at + NONCE_MEMORY,
+    )
 
 
 def _decode(header: str) -> dict[str, Any]:
@@ -179,19 +186,40 @@ def _rebuild(fields: dict[str, Any]) -> str:
     if fields.get("nonce") is None:
         raise SignInRejected("X402_SIGN_IN_MISSING_NONCE")
     family = _family(fields)
-    text_fields = ("domain", "address", "uri", "version", "nonce", "issuedAt", "statement",
-                   "expirationTime", "notBefore", "requestId")
+    text_fields = (
+        "domain",
+        "address",
+        "uri",
+        "version",
+        "nonce",
+        "issuedAt",
+        "statement",
+        "expirationTime",
+        "notBefore",
+        "requestId",
+    )
     present = {name: fields.get(name) for name in text_fields}
     resources = fields.get("resources") or []
-    if (any(v is not None and not isinstance(v, str) for v in present.values())
-            or not isinstance(resources, list) or not all(isinstance(r, str) for r in resources)):
+    if (
+        any(v is not None and not isinstance(v, str) for v in present.values())
+        or not isinstance(resources, list)
+        or not all(isinstance(r, str) for r in resources)
+    ):
         raise SignInRejected("X402_SIGN_IN_INVALID_PAYLOAD")
     message = SignInMessage(
-        family=family, domain=fields["domain"], address=fields["address"], uri=fields["uri"],
-        version=fields.get("version") or "1", chain_id=_chain_reference(fields["chainId"], family),
-        nonce=fields["nonce"], issued_at=fields["issuedAt"], statement=fields.get("statement"),
-        expiration_time=fields.get("expirationTime"), not_before=fields.get("notBefore"),
-        request_id=fields.get("requestId"), resources=tuple(resources),
+        family=family,
+        domain=fields["domain"],
+        address=fields["address"],
+        uri=fields["uri"],
+        version=fields.get("version") or "1",
+        chain_id=_chain_reference(fields["chainId"], family),
+        nonce=fields["nonce"],
+        issued_at=fields["issuedAt"],
+        statement=fields.get("statement"),
+        expiration_time=fields.get("expirationTime"),
+        not_before=fields.get("notBefore"),
+        request_id=fields.get("requestId"),
+        resources=tuple(resources),
     )
     return message.text()
 
@@ -220,8 +248,11 @@ def _chain_reference(value: object, family: Family) -> str:
 
 
 def _check_address(message: SignInMessage, address: str) -> None:
-    same = (address.lower() == message.address.lower() if message.family is Family.EVM
-            else address == message.address)
+    same = (
+        address.lower() == message.address.lower()
+        if message.family is Family.EVM
+        else address == message.address
+    )
     if not same:
         raise SignInRejected("X402_SIGN_IN_ADDRESS_MISMATCH")
 
@@ -262,8 +293,9 @@ def _check_times(message: SignInMessage, timestamp: object, now: datetime) -> da
     return issued_at
 
 
-def _check_evm_signature(text: str, address: str, signature: str, chain_id: int,
-                         policy: SignInPolicy) -> None:
+def _check_evm_signature(
+    text: str, address: str, signature: str, chain_id: int, policy: SignInPolicy
+) -> None:
     """EIP-191 recovery for a key-held account, else EIP-1271 through the operator's verifier."""
     try:
         signer = Account.recover_message(encode_defunct(text=text), signature=signature)
@@ -275,8 +307,11 @@ def _check_evm_signature(text: str, address: str, signature: str, chain_id: int,
         raise SignInRejected("X402_SIGN_IN_INVALID_SIGNATURE")
     try:
         accepted = policy.contract_wallets.is_valid_signature(
-            address=address, chain_id=chain_id, message_hash=bytes(defunct_hash_message(text=text)),
-            signature=bytes.fromhex(signature.removeprefix("0x")))
+            address=address,
+            chain_id=chain_id,
+            message_hash=bytes(defunct_hash_message(text=text)),
+            signature=bytes.fromhex(signature.removeprefix("0x")),
+        )
     except Exception:
         raise SignInRejected("X402_SIGN_IN_INVALID_WALLET") from None
     if not accepted:

@@ -32,8 +32,13 @@ _HEADER = re.compile(
     r"with your (?P<family>Ethereum|Solana) account:$"
 )
 _FIELDS = {
-    "URI": "uri", "Version": "version", "Chain ID": "chain_id", "Nonce": "nonce",
-    "Issued At": "issued_at", "Expiration Time": "expiration_time", "Not Before": "not_before",
+    "URI": "uri",
+    "Version": "version",
+    "Chain ID": "chain_id",
+    "Nonce": "nonce",
+    "Issued At": "issued_at",
+    "Expiration Time": "expiration_time",
+    "Not Before": "not_before",
     "Request ID": "request_id",
 }
 MAX_NONCE_LENGTH = 128
@@ -71,8 +76,11 @@ class SignInMessage:
         if self.nonce is not None:
             lines.append(f"Nonce: {self.nonce}")
         lines.append(f"Issued At: {self.issued_at}")
-        for label, value in (("Expiration Time", self.expiration_time),
-                             ("Not Before", self.not_before), ("Request ID", self.request_id)):
+        for label, value in (
+            ("Expiration Time", self.expiration_time),
+            ("Not Before", self.not_before),
+            ("Request ID", self.request_id),
+        ):
             if value is not None:
                 lines.append(f"{label}: {value}")
         if self.resources:
@@ -114,9 +122,16 @@ def parse_message(text: str) -> SignInMessage:
             raise MalformedMessage(f"no {required} line")
     if fields.get("nonce") is not None and not 0 < len(fields["nonce"]) <= MAX_NONCE_LENGTH:
         raise MalformedMessage("bad nonce")
-    message = SignInMessage(family=family, domain=header["domain"], address=lines[1],
-                            chain_id=fields.pop("chain_id", None), nonce=fields.pop("nonce", None),
-                            statement=statement, resources=tuple(resources), **fields)
+    message = SignInMessage(
+        family=family,
+        domain=header["domain"],
+        address=lines[1],
+        chain_id=fields.pop("chain_id", None),
+        nonce=fields.pop("nonce", None),
+        statement=statement,
+        resources=tuple(resources),
+        **fields,
+    )
     for stamp in (message.issued_at, message.expiration_time, message.not_before):
         if stamp is not None:
             parse_time(stamp)
@@ -141,5 +156,3 @@ def parse_time(stamp: str) -> datetime:
     if value.tzinfo is None:
         raise MalformedMessage(f"time without a zone {stamp!r}")
     return value
-
-

@@ -37,11 +37,13 @@ LOCAL_TRANSACTION_PREFIX = "local-"
 class Facilitator(Protocol):
     """Verifies a payment against our requirements, then settles it (x402's sync client shape)."""
 
-    def verify(self, payload: PaymentPayload,
-               requirements: PaymentRequirements) -> VerifyResponse: ...
+    def verify(
+        self, payload: PaymentPayload, requirements: PaymentRequirements
+    ) -> VerifyResponse: ...
 
-    def settle(self, payload: PaymentPayload,
-               requirements: PaymentRequirements) -> SettleResponse: ...
+    def settle(
+        self, payload: PaymentPayload, requirements: PaymentRequirements
+    ) -> SettleResponse: ...
 
 
 RemoteFacilitator = HTTPFacilitatorClientSync
@@ -50,10 +52,12 @@ RemoteFacilitator = HTTPFacilitatorClientSync
 def facilitator_from_settings(settings: Settings, clock: Clock) -> Facilitator:
     """The remote facilitator at `x402_facilitator_url`, else the local one."""
     if settings.x402_facilitator_url:
-        return RemoteFacilitator(FacilitatorConfig(
-            url=settings.x402_facilitator_url,
-            timeout=settings.x402_facilitator_timeout_seconds,
-        ))
+        return RemoteFacilitator(
+            FacilitatorConfig(
+                url=settings.x402_facilitator_url,
+                timeout=settings.x402_facilitator_timeout_seconds,
+            )
+        )
     return LocalFacilitator(clock)
 
 
@@ -63,24 +67,33 @@ class LocalFacilitator:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
-    def verify(self, payload: PaymentPayload,
-               requirements: PaymentRequirements) -> VerifyResponse:
+    def verify(self, payload: PaymentPayload, requirements: PaymentRequirements) -> VerifyResponse:
         reason, payer = self._check(payload, requirements)
         return VerifyResponse(is_valid=reason is None, invalid_reason=reason, payer=payer)
 
-    def settle(self, payload: PaymentPayload,
-               requirements: PaymentRequirements) -> SettleResponse:
+    def settle(self, payload: PaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
         reason, payer = self._check(payload, requirements)
         if reason is not None:
-            return SettleResponse(success=False, error_reason=reason, payer=payer,
-                                  transaction="", network=requirements.network)
+            return SettleResponse(
+                success=False,
+                error_reason=reason,
+                payer=payer,
+                transaction="",
+                network=requirements.network,
+            )
         signature = str(payload.payload.get("signature", ""))
         transaction = LOCAL_TRANSACTION_PREFIX + hashlib.sha256(signature.encode()).hexdigest()
-        return SettleResponse(success=True, payer=payer, transaction=transaction,
-                              network=requirements.network, amount=requirements.amount)
+        return SettleResponse(
+            success=True,
+            payer=payer,
+            transaction=transaction,
+            network=requirements.network,
+            amount=requirements.amount,
+        )
 
-    def _check(self, payload: PaymentPayload,
-               requirements: PaymentRequirements) -> tuple[str | None, str | None]:
+    def _check(
+        self, payload: PaymentPayload, requirements: PaymentRequirements
+    ) -> tuple[str | None, str | None]:
         """(why the payment is invalid or None, the payer)."""
         if requirements.scheme != "exact" or payload.accepted.scheme != "exact":
             return ERR_UNSUPPORTED_SCHEME, None
@@ -101,8 +114,9 @@ class LocalFacilitator:
         if int(auth.valid_before) <= now:
             return ERR_VALID_BEFORE_EXPIRED, payer
         try:
-            signer = Account.recover_message(self._typed_data(parsed, requirements),
-                                             signature=parsed.signature)
+            signer = Account.recover_message(
+                self._typed_data(parsed, requirements), signature=parsed.signature
+            )
         except Exception:  # a malformed address or signature is simply not the payer's
             return ERR_INVALID_SIGNATURE, payer
         if signer.lower() != payer.lower():
@@ -110,8 +124,9 @@ class LocalFacilitator:
         return None, payer
 
     @staticmethod
-    def _typed_data(parsed: ExactEIP3009Payload,
-                    requirements: PaymentRequirements) -> SignableMessage:
+    def _typed_data(
+        parsed: ExactEIP3009Payload, requirements: PaymentRequirements
+    ) -> SignableMessage:
         """The EIP-712 message a payer signs for USDC's `transferWithAuthorization`."""
         auth = parsed.authorization
         return encode_typed_data(
@@ -123,8 +138,11 @@ class LocalFacilitator:
             },
             message_types=AUTHORIZATION_TYPES,
             message_data={
-                "from": auth.from_address, "to": auth.to, "value": int(auth.value),
-                "validAfter": int(auth.valid_after), "validBefore": int(auth.valid_before),
+                "from": auth.from_address,
+                "to": auth.to,
+                "value": int(auth.value),
+                "validAfter": int(auth.valid_after),
+                "validBefore": int(auth.valid_before),
                 "nonce": bytes.fromhex(auth.nonce.removeprefix("0x")),
             },
         )

@@ -55,10 +55,12 @@ def period_start(period: LimitPeriod, now: datetime) -> datetime | None:
     return None
 
 
-def create_account(session: Session, *, kind: AccountKind, clock: Clock, name: str = "",
-                   unlimited: bool = False) -> Account:
-    account = Account(kind=kind, name=name, unlimited=unlimited, balance_micros=0,
-                      created_at=clock.now())
+def create_account(
+    session: Session, *, kind: AccountKind, clock: Clock, name: str = "", unlimited: bool = False
+) -> Account:
+    account = Account(
+        kind=kind, name=name, unlimited=unlimited, balance_micros=0, created_at=clock.now()
+    )
     session.add(account)
     session.flush()
     return account
@@ -72,14 +74,31 @@ def lock_account(session: Session, account_id: str) -> Account:
     return account
 
 
-def _write(session: Session, account: Account, kind: LedgerKind, amount: int, clock: Clock, *,
-           job_id: str | None = None, api_key_id: str | None = None, model: str | None = None,
-           reference: str | None = None, note: str = "") -> LedgerEntry:
+def _write(
+    session: Session,
+    account: Account,
+    kind: LedgerKind,
+    amount: int,
+    clock: Clock,
+    *,
+    job_id: str | None = None,
+    api_key_id: str | None = None,
+    model: str | None = None,
+    reference: str | None = None,
+    note: str = "",
+) -> LedgerEntry:
     account.balance_micros += amount
     entry = LedgerEntry(
-        account_id=account.id, kind=kind, amount_micros=amount,
-        balance_after_micros=account.balance_micros, job_id=job_id, api_key_id=api_key_id,
-        model=model, reference=reference, note=note, created_at=clock.now(),
+        account_id=account.id,
+        kind=kind,
+        amount_micros=amount,
+        balance_after_micros=account.balance_micros,
+        job_id=job_id,
+        api_key_id=api_key_id,
+        model=model,
+        reference=reference,
+        note=note,
+        created_at=clock.now(),
     )
     session.add(entry)
     session.flush()
@@ -97,19 +116,31 @@ def key_spend_micros(session: Session, key_id: str, since: datetime | None) -> i
     if since is not None:
         conditions.append(LedgerEntry.created_at >= since)
     net = session.scalar(
-        select(func.coalesce(
-            func.sum(LedgerEntry.amount_micros + func.coalesce(refund_row.amount_micros, 0)), 0
-        ))
+        select(
+            func.coalesce(
+                func.sum(LedgerEntry.amount_micros + func.coalesce(refund_row.amount_micros, 0)), 0
+            )
+        )
         .select_from(LedgerEntry)
-        .outerjoin(refund_row, and_(refund_row.job_id == LedgerEntry.job_id,
-                                    refund_row.kind == LedgerKind.REFUND))
+        .outerjoin(
+            refund_row,
+            and_(refund_row.job_id == LedgerEntry.job_id, refund_row.kind == LedgerKind.REFUND),
+        )
         .where(*conditions)
     )
     return -int(net or 0)
 
 
-def charge(session: Session, *, account_id: str, job_id: str, model: str, micros: int,
-           clock: Clock, key: KeyBudget | None = None) -> LedgerEntry:
+def charge(
+    session: Session,
+    *,
+    account_id: str,
+    job_id: str,
+    model: str,
+    micros: int,
+    clock: Clock,
+    key: KeyBudget | None = None,
+) -> LedgerEntry:
     """Charge a job's price. Raises `KeySpendLimitExceeded` or `InsufficientBalance`.
 
     An `unlimited` account (the operator's) is never refused for its balance, but its
@@ -122,43 +153,70 @@ def charge(session: Session, *, account_id: str, job_id: str, model: str, micros
             raise KeySpendLimitExceeded()
     if not account.unlimited and account.balance_micros < micros:
         raise InsufficientBalance()
-    return _write(session, account, LedgerKind.CHARGE, -micros, clock, job_id=job_id,
-                  api_key_id=key.key_id if key else None, model=model)
+    return _write(
+        session,
+        account,
+        LedgerKind.CHARGE,
+        -micros,
+        clock,
+        job_id=job_id,
+        api_key_id=key.key_id if key else None,
+        model=model,
+    )
 
 
 def refund(session: Session, *, job_id: str, clock: Clock, note: str = "") -> LedgerEntry | None:
     """Give a job's charge back, once: a second call for the same job does nothing."""
     charged = session.scalar(
-        select(LedgerEntry).where(LedgerEntry.job_id == job_id,
-                                  LedgerEntry.kind == LedgerKind.CHARGE)
+        select(LedgerEntry).where(
+            LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.CHARGE
+        )
     )
     if charged is None:
         return None
     account = lock_account(session, charged.account_id)
     # Looked for only once the account is locked: a concurrent refund has committed by now.
     already = session.scalar(
-        select(LedgerEntry.id).where(LedgerEntry.job_id == job_id,
-                                     LedgerEntry.kind == LedgerKind.REFUND)
+        select(LedgerEntry.id).where(
+            LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.REFUND
+        )
     )
     if already is not None:
         return None
-    return _write(session, account, LedgerKind.REFUND, -charged.amount_micros, clock,
-                  job_id=job_id, api_key_id=charged.api_key_id, model=charged.model,
-                  note=note)
+    return _write(
+        session,
+        account,
+        LedgerKind.REFUND,
+        -charged.amount_micros,
+        clock,
+        job_id=job_id,
+        api_key_id=charged.api_key_id,
+        model=charged.model,
+        note=note,
+    )
 
 
-def top_up(session: Session, *, account_id: str, micros: int, clock: Clock,
-           reference: str | None = None, note: str = "") -> LedgerEntry:
+def top_up(
+    session: Session,
+    *,
+    account_id: str,
+    micros: int,
+    clock: Clock,
+    reference: str | None = None,
+    note: str = "",
+) -> LedgerEntry:
     """Credit an account (an operator's grant or a settled payment)."""
     if micros <= 0:
         raise ValueError("a top-up must be positive")
     account = lock_account(session, account_id)
-    return _write(session, account, LedgerKind.TOP_UP, micros, clock, reference=reference,
-                  note=note)
+    return _write(
+        session, account, LedgerKind.TOP_UP, micros, clock, reference=reference, note=note
+    )
 
 
-def adjust(session: Session, *, account_id: str, micros: int, clock: Clock,
-           note: str = "") -> LedgerEntry:
+def adjust(
+    session: Session, *, account_id: str, micros: int, clock: Clock, note: str = ""
+) -> LedgerEntry:
     """An operator's correction, up or down. Raises `InsufficientBalance` rather than take
     an account that is held to its balance below zero."""
     if micros == 0:
@@ -200,29 +258,46 @@ class LedgerReport:
 def verify_ledger(session: Session) -> LedgerReport:
     """Check every balance against its ledger, and every refund against its charge."""
     sums = (
-        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_micros).label("total"),
-               func.count().label("rows"))
-        .group_by(LedgerEntry.account_id).subquery()
+        select(
+            LedgerEntry.account_id,
+            func.sum(LedgerEntry.amount_micros).label("total"),
+            func.count().label("rows"),
+        )
+        .group_by(LedgerEntry.account_id)
+        .subquery()
     )
     rows = session.execute(
-        select(Account.id, Account.balance_micros, func.coalesce(sums.c.total, 0),
-               func.coalesce(sums.c.rows, 0))
+        select(
+            Account.id,
+            Account.balance_micros,
+            func.coalesce(sums.c.total, 0),
+            func.coalesce(sums.c.rows, 0),
+        )
         .outerjoin(sums, sums.c.account_id == Account.id)
         .order_by(Account.created_at)
     ).all()
     mismatches = tuple(
         BalanceMismatch(account_id, int(balance), int(total))
-        for account_id, balance, total, _ in rows if int(balance) != int(total)
+        for account_id, balance, total, _ in rows
+        if int(balance) != int(total)
     )
     charge_row = aliased(LedgerEntry)
     bad_refunds = session.scalars(
         select(LedgerEntry.id)
-        .outerjoin(charge_row, and_(charge_row.job_id == LedgerEntry.job_id,
-                                    charge_row.kind == LedgerKind.CHARGE))
+        .outerjoin(
+            charge_row,
+            and_(charge_row.job_id == LedgerEntry.job_id, charge_row.kind == LedgerKind.CHARGE),
+        )
         .where(LedgerEntry.kind == LedgerKind.REFUND)
-        .where((charge_row.id.is_(None))
-               | (charge_row.amount_micros != -LedgerEntry.amount_micros)
-               | (charge_row.account_id != LedgerEntry.account_id))
+        .where(
+            (charge_row.id.is_(None))
+            | (charge_row.amount_micros != -LedgerEntry.amount_micros)
+            | (charge_row.account_id != LedgerEntry.account_id)
+        )
     ).all()
-    return LedgerReport(accounts=len(rows), entries=sum(int(r[3]) for r in rows),
-                        mismatches=mismatches, bad_refunds=tuple(bad_refunds))
+    return LedgerReport(
+        accounts=len(rows),
+        entries=sum(int(r[3]) for r in rows),
+        mismatches=mismatches,
+        bad_refunds=tuple(bad_refunds),
+    )

@@ -40,9 +40,14 @@ class Credit:
 
 
 def _credit(row: X402Payment, account: Account) -> Credit:
-    return Credit(payment_id=row.id, wallet_address=account.wallet_address or "",
-                  amount_micros=row.amount_micros, new_balance_micros=account.balance_micros,
-                  network=row.network, transaction=row.transaction or "")
+    return Credit(
+        payment_id=row.id,
+        wallet_address=account.wallet_address or "",
+        amount_micros=row.amount_micros,
+        new_balance_micros=account.balance_micros,
+        network=row.network,
+        transaction=row.transaction or "",
+    )
 
 
 def reserve_payment(session: Session, payment: Payment, clock: Clock) -> Credit | None:
@@ -54,9 +59,15 @@ def reserve_payment(session: Session, payment: Payment, clock: Clock) -> Credit 
     now = clock.now()
     row = session.scalar(locked(select(X402Payment).where(X402Payment.id == payment.payment_id)))
     if row is None:
-        row = X402Payment(id=payment.payment_id, payload_sha256=payment.payload_sha256,
-                          network=payment.rail.network, state=PaymentState.PENDING,
-                          amount_micros=payment.amount_micros, created_at=now, updated_at=now)
+        row = X402Payment(
+            id=payment.payment_id,
+            payload_sha256=payment.payload_sha256,
+            network=payment.rail.network,
+            state=PaymentState.PENDING,
+            amount_micros=payment.amount_micros,
+            created_at=now,
+            updated_at=now,
+        )
         try:
             with session.begin_nested():
                 session.add(row)
@@ -65,8 +76,11 @@ def reserve_payment(session: Session, payment: Payment, clock: Clock) -> Credit 
             raise _in_progress() from None
         return None
     if row.payload_sha256 != payment.payload_sha256:
-        raise TopUpFailed("X402_INVALID_PAYMENT", "This payment authorization was already used",
-                          reason="nonce_already_used")
+        raise TopUpFailed(
+            "X402_INVALID_PAYMENT",
+            "This payment authorization was already used",
+            reason="nonce_already_used",
+        )
     if row.state == PaymentState.SETTLED:
         account = session.get(Account, row.account_id)
         assert account is not None
@@ -82,14 +96,21 @@ def _in_progress() -> TopUpFailed:
     return TopUpFailed("X402_PAYMENT_IN_PROGRESS", "This payment is being processed", status=409)
 
 
-def record_settlement(session: Session, *, payment_id: str, payer: str, transaction: str,
-                      clock: Clock) -> Credit:
+def record_settlement(
+    session: Session, *, payment_id: str, payer: str, transaction: str, clock: Clock
+) -> Credit:
     """Mark the payment settled and credit the payer's wallet account, in one transaction."""
     row = session.scalar(locked(select(X402Payment).where(X402Payment.id == payment_id)))
     assert row is not None, "record_settlement needs a reserved payment"
     account = wallet_account(session, payer, clock)
-    top_up(session, account_id=account.id, micros=row.amount_micros, clock=clock,
-           reference=payment_id, note=f"x402 top-up on {row.network}: {transaction}")
+    top_up(
+        session,
+        account_id=account.id,
+        micros=row.amount_micros,
+        clock=clock,
+        reference=payment_id,
+        note=f"x402 top-up on {row.network}: {transaction}",
+    )
     row.state, row.account_id, row.transaction = PaymentState.SETTLED, account.id, transaction
     row.updated_at = clock.now()
     session.flush()

@@ -45,8 +45,14 @@ def wallet_account(session: Session, address: str, clock: Clock) -> Account:
     account = find_wallet_account(session, address)
     if account is not None:
         return account
-    account = Account(kind=AccountKind.WALLET, name=address, wallet_address=address,
-                      unlimited=False, balance_micros=0, created_at=clock.now())
+    account = Account(
+        kind=AccountKind.WALLET,
+        name=address,
+        wallet_address=address,
+        unlimited=False,
+        balance_micros=0,
+        created_at=clock.now(),
+    )
     try:
         with session.begin_nested():
             session.add(account)
@@ -60,21 +66,30 @@ def wallet_account(session: Session, address: str, clock: Clock) -> Account:
     return account
 
 
-def acquire_request_slot(session: Session, *, account_id: str, limit: int, ttl_seconds: float,
-                         clock: Clock) -> str:
+def acquire_request_slot(
+    session: Session, *, account_id: str, limit: int, ttl_seconds: float, clock: Clock
+) -> str:
     """Record a request in flight for the account. Raises `ConcurrencyLimit` at `limit`."""
     lock_account(session, account_id)  # serialises slot counting per wallet
     now = clock.now()
-    session.execute(delete(WalletRequest).where(WalletRequest.account_id == account_id,
-                                                WalletRequest.expires_at <= now))
-    in_flight = session.scalar(
-        select(func.count()).select_from(WalletRequest)
-        .where(WalletRequest.account_id == account_id)
-    ) or 0
+    session.execute(
+        delete(WalletRequest).where(
+            WalletRequest.account_id == account_id, WalletRequest.expires_at <= now
+        )
+    )
+    in_flight = (
+        session.scalar(
+            select(func.count())
+            .select_from(WalletRequest)
+            .where(WalletRequest.account_id == account_id)
+        )
+        or 0
+    )
     if in_flight >= limit:
         raise ConcurrencyLimit()
-    slot = WalletRequest(account_id=account_id, started_at=now,
-                         expires_at=now + timedelta(seconds=ttl_seconds))
+    slot = WalletRequest(
+        account_id=account_id, started_at=now, expires_at=now + timedelta(seconds=ttl_seconds)
+    )
     session.add(slot)
     session.flush()
     return slot.id
@@ -85,12 +100,17 @@ def release_request_slot(session: Session, slot_id: str) -> None:
     session.execute(delete(WalletRequest).where(WalletRequest.id == slot_id))
 
 
-def ledger_page(session: Session, *, account_id: str, limit: int,
-                offset: int) -> tuple[list[LedgerEntry], bool]:
+def ledger_page(
+    session: Session, *, account_id: str, limit: int, offset: int
+) -> tuple[list[LedgerEntry], bool]:
     """The account's ledger entries, newest first, and whether more follow this page."""
-    rows = list(session.scalars(
-        select(LedgerEntry).where(LedgerEntry.account_id == account_id)
-        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-        .limit(limit + 1).offset(offset)
-    ))
+    rows = list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.account_id == account_id)
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .limit(limit + 1)
+            .offset(offset)
+        )
+    )
     return rows[:limit], len(rows) > limit

@@ -40,8 +40,14 @@ class TopUpFailed(VideoqueueError):
 
     status = 400
 
-    def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
-                 reason: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message, status=status, code=code)
         self.reason = reason
 
@@ -74,9 +80,13 @@ class Rail:
 
     def requirement(self, amount_micros: int, *, network: str | None = None) -> PaymentRequirements:
         return PaymentRequirements(
-            scheme="exact", network=network or self.network, asset=self.asset,
-            amount=str(amount_micros), pay_to=self.pay_to,
-            max_timeout_seconds=MAX_TIMEOUT_SECONDS, extra=dict(self.extra),
+            scheme="exact",
+            network=network or self.network,
+            asset=self.asset,
+            amount=str(amount_micros),
+            pay_to=self.pay_to,
+            max_timeout_seconds=MAX_TIMEOUT_SECONDS,
+            extra=dict(self.extra),
         )
 
 
@@ -93,21 +103,35 @@ class TopUpTerms:
     def from_settings(cls, settings: Settings) -> TopUpTerms:
         rails: list[Rail] = []
         if settings.x402_pay_to:
-            aliases = tuple(k for k, v in {"base": "eip155:8453"}.items()
-                            if v == settings.x402_network)
-            rails.append(Rail(
-                network=settings.x402_network, asset=settings.x402_asset,
-                pay_to=settings.x402_pay_to, aliases=aliases,
-                extra={"name": settings.x402_asset_name, "version": settings.x402_asset_version},
-            ))
+            aliases = tuple(
+                k for k, v in {"base": "eip155:8453"}.items() if v == settings.x402_network
+            )
+            rails.append(
+                Rail(
+                    network=settings.x402_network,
+                    asset=settings.x402_asset,
+                    pay_to=settings.x402_pay_to,
+                    aliases=aliases,
+                    extra={
+                        "name": settings.x402_asset_name,
+                        "version": settings.x402_asset_version,
+                    },
+                )
+            )
         # Solana payments are checked by a remote facilitator only (the local one reads EVM).
         if settings.x402_solana_pay_to and settings.x402_facilitator_url:
             extra = {"name": "USD Coin", "version": "2"}
             if settings.x402_solana_fee_payer:
                 extra["feePayer"] = settings.x402_solana_fee_payer
-            rails.append(Rail(network=SOLANA_MAINNET, asset=SOLANA_USDC,
-                              pay_to=settings.x402_solana_pay_to, extra=extra,
-                              aliases=("solana",)))
+            rails.append(
+                Rail(
+                    network=SOLANA_MAINNET,
+                    asset=SOLANA_USDC,
+                    pay_to=settings.x402_solana_pay_to,
+                    extra=extra,
+                    aliases=("solana",),
+                )
+            )
         return cls(
             rails=tuple(rails),
             minimum_micros=usd_to_micros(settings.x402_minimum_top_up_usd),
@@ -116,8 +140,7 @@ class TopUpTerms:
         )
 
     def rail_for(self, network: str) -> Rail | None:
-        return next((r for r in self.rails if network == r.network or network in r.aliases),
-                    None)
+        return next((r for r in self.rails if network == r.network or network in r.aliases), None)
 
 
 @dataclass(frozen=True)
@@ -155,8 +178,12 @@ def read_payment(header: str, terms: TopUpTerms) -> Payment:
     _check_bounds(amount, terms)
     key = f"{rail.network}|{rail.asset.lower()}|{single_use}"
     return Payment(
-        payload=payload, rail=rail, requirements=rail.requirement(amount), amount_micros=amount,
-        payer=payer, payment_id="x402-" + hashlib.sha256(key.encode()).hexdigest()[:32],
+        payload=payload,
+        rail=rail,
+        requirements=rail.requirement(amount),
+        amount_micros=amount,
+        payer=payer,
+        payment_id="x402-" + hashlib.sha256(key.encode()).hexdigest()[:32],
         payload_sha256=digest,
     )
 
@@ -168,8 +195,9 @@ def _decode(header: str) -> PaymentPayload:
             raise ValueError("an x402 version 2 payment payload is required")
         return PaymentPayload.model_validate(data)
     except (binascii.Error, ValueError, ValidationError):
-        raise TopUpFailed("X402_INVALID_PAYMENT_FORMAT",
-                          "Payment header is not a base64 x402 v2 PaymentPayload") from None
+        raise TopUpFailed(
+            "X402_INVALID_PAYMENT_FORMAT", "Payment header is not a base64 x402 v2 PaymentPayload"
+        ) from None
 
 
 def _same_address(given: str, ours: str, rail: Rail) -> bool:
@@ -188,19 +216,25 @@ def _amount(value: object) -> int:
 
 def _check_bounds(amount: int, terms: TopUpTerms) -> None:
     if amount < terms.minimum_micros:
-        raise TopUpFailed("X402_AMOUNT_TOO_LOW",
-                          f"Minimum top-up is ${Decimal(terms.minimum_micros) / MICROS_PER_USD}")
+        raise TopUpFailed(
+            "X402_AMOUNT_TOO_LOW",
+            f"Minimum top-up is ${Decimal(terms.minimum_micros) / MICROS_PER_USD}",
+        )
     if amount > terms.maximum_micros:
-        raise TopUpFailed("X402_AMOUNT_TOO_HIGH",
-                          f"Maximum top-up is ${Decimal(terms.maximum_micros) / MICROS_PER_USD}")
+        raise TopUpFailed(
+            "X402_AMOUNT_TOO_HIGH",
+            f"Maximum top-up is ${Decimal(terms.maximum_micros) / MICROS_PER_USD}",
+        )
 
 
 def _read_eip3009(payload: PaymentPayload, rail: Rail) -> tuple[int, str, str]:
     """(amount, payer, nonce) of an EIP-3009 `transferWithAuthorization` payload."""
     parsed = read_authorization(payload.payload)
     if parsed is None:
-        raise TopUpFailed("X402_INVALID_PAYMENT_FORMAT", "Payment payload is not an EIP-3009 "
-                          "transferWithAuthorization")
+        raise TopUpFailed(
+            "X402_INVALID_PAYMENT_FORMAT",
+            "Payment payload is not an EIP-3009 transferWithAuthorization",
+        )
     authorization = parsed.authorization
     if not _same_address(authorization.to, rail.pay_to, rail):
         raise TopUpFailed("X402_INVALID_PAYMENT_RECIPIENT", "Payment is not to this server")
@@ -218,11 +252,22 @@ def read_authorization(inner: dict[str, Any]) -> ExactEIP3009Payload | None:
     parsed = ExactEIP3009Payload.from_dict(inner)
     auth = parsed.authorization
     well_formed = (
-        isinstance(parsed.signature, str) and parsed.signature.startswith("0x")
-        and all(isinstance(v, str) for v in (auth.from_address, auth.to, auth.value,
-                                             auth.valid_after, auth.valid_before, auth.nonce))
+        isinstance(parsed.signature, str)
+        and parsed.signature.startswith("0x")
+        and all(
+            isinstance(v, str)
+            for v in (
+                auth.from_address,
+                auth.to,
+                auth.value,
+                auth.valid_after,
+                auth.valid_before,
+                auth.nonce,
+            )
+        )
         and bool(_BYTES32.match(auth.nonce))
-        and auth.valid_after.isdigit() and auth.valid_before.isdigit()
+        and auth.valid_after.isdigit()
+        and auth.valid_before.isdigit()
         and bool(EVM_ADDRESS.match(auth.to))
     )
     return parsed if well_formed else None

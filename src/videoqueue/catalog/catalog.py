@@ -86,8 +86,9 @@ def _entry_problems(entry: ModelEntry, families: Mapping[str, Family]) -> list[s
     if isinstance(entry.price, PerSecondPrice):
         for rates in (entry.price.rates, entry.price.reference_video_rates):
             if rates is not None and "*" not in rates and set(c.resolutions) - set(rates):
-                problems.append(f"no rate for {sorted(set(c.resolutions) - set(rates))} "
-                                "(or give a '*' rate)")
+                problems.append(
+                    f"no rate for {sorted(set(c.resolutions) - set(rates))} (or give a '*' rate)"
+                )
             if rates is not None and not rates:
                 problems.append("price has no rates")
     return problems

@@ -137,8 +137,14 @@ def _listing(values: Iterable[str]) -> str:
 def _audio(entry: ModelEntry) -> str:
     c = entry.constraints
     kind = "toggle" if c.audio_configurable else "always" if c.audio else "none"
-    extras = [name for name, on in (("audio in", c.audio_input),
-                                    ("per-reference audio", c.per_reference_audio)) if on]
+    extras = [
+        name
+        for name, on in (
+            ("audio in", c.audio_input),
+            ("per-reference audio", c.per_reference_audio),
+        )
+        if on
+    ]
     return ", ".join([kind, *extras])
 
 
@@ -167,15 +173,19 @@ def price_text(entry: ModelEntry) -> str:
             f"≤{t.max_height}p {_money(t.rate)}" if t.max_height else f"above {_money(t.rate)}"
             for t in rule.tiers
         )
-        return (f"per source second by output height: {tiers}; x{rule.high_fps_multiplier:g} "
-                f"above {rule.high_fps_threshold:g} fps")
+        return (
+            f"per source second by output height: {tiers}; x{rule.high_fps_multiplier:g} "
+            f"above {rule.high_fps_threshold:g} fps"
+        )
     assert isinstance(rule, PerSecondPrice)
     text = _rates(rule.rates) + " per second"
     if entry.constraints.audio_configurable and rule.audio_multiplier != 1.0:
         text += f"; audio x{rule.audio_multiplier:g}"
     if rule.reference_video_rates is not None:
-        text += (f"; with reference videos {_rates(rule.reference_video_rates)} x "
-                 "(reference + output seconds)")
+        text += (
+            f"; with reference videos {_rates(rule.reference_video_rates)} x "
+            "(reference + output seconds)"
+        )
     return text
 
 
@@ -207,14 +217,17 @@ def _limits(entry: ModelEntry) -> str:
     c = entry.constraints
     if entry.upscale is not None:
         factors = ", ".join(str(f) for f in entry.upscale.factors)
-        return (f"upscale_factor {factors} (default {entry.upscale.default_factor}); input ≤ "
-                f"{entry.upscale.max_input_seconds:g} s")
+        return (
+            f"upscale_factor {factors} (default {entry.upscale.default_factor}); input ≤ "
+            f"{entry.upscale.max_input_seconds:g} s"
+        )
     parts = [f"prompt ≤ {entry.prompt_limit}"]
     if c.reference_image_min_short_side_pixels:
         parts.append(f"images ≥ {c.reference_image_min_short_side_pixels}px")
     if c.reference_image_min_aspect_ratio and c.reference_image_max_aspect_ratio:
-        parts.append(f"W/H {c.reference_image_min_aspect_ratio:g}-"
-                     f"{c.reference_image_max_aspect_ratio:g}")
+        parts.append(
+            f"W/H {c.reference_image_min_aspect_ratio:g}-{c.reference_image_max_aspect_ratio:g}"
+        )
     if entry.family:
         parts.append(f"family `{entry.family}`")
     return "; ".join(parts)
@@ -228,17 +241,28 @@ MODEL_HEADER = (
 
 def model_row(entry: ModelEntry) -> str:
     c = entry.constraints
-    cells = (f"`{entry.id}`", c.model_type, _flags(entry), durations_text(c.durations),
-             _listing(c.resolutions), _ratios(entry), _audio(entry), _media(entry),
-             _limits(entry), price_text(entry))
+    cells = (
+        f"`{entry.id}`",
+        c.model_type,
+        _flags(entry),
+        durations_text(c.durations),
+        _listing(c.resolutions),
+        _ratios(entry),
+        _audio(entry),
+        _media(entry),
+        _limits(entry),
+        price_text(entry),
+    )
     return "| " + " | ".join(cells) + " |"
 
 
 def _clips(limit: ClipLimit | None, what: str) -> str | None:
     if limit is None:
         return None
-    return (f"{what} ≤ {limit.max_items} ({limit.min_seconds:g}-{limit.max_seconds:g} s each, "
-            f"≤ {limit.total_seconds:g} s in all, ≤ {limit.max_bytes // (1024 * 1024)} MB each)")
+    return (
+        f"{what} ≤ {limit.max_items} ({limit.min_seconds:g}-{limit.max_seconds:g} s each, "
+        f"≤ {limit.total_seconds:g} s in all, ≤ {limit.max_bytes // (1024 * 1024)} MB each)"
+    )
 
 
 def family_rules(family: Family) -> str:
@@ -246,8 +270,14 @@ def family_rules(family: Family) -> str:
     rules = []
     if family.reference_images_max:
         rules.append(f"reference images ≤ {family.reference_images_max}")
-    rules.extend(r for r in (_clips(family.reference_videos, "reference videos"),
-                             _clips(family.reference_audios, "reference audios")) if r)
+    rules.extend(
+        r
+        for r in (
+            _clips(family.reference_videos, "reference videos"),
+            _clips(family.reference_audios, "reference audios"),
+        )
+        if r
+    )
     if family.audio_url_is_reference:
         rules.append("`audio_url` counts as a reference audio")
     if family.elements_max:
@@ -261,15 +291,23 @@ def family_rules(family: Family) -> str:
     rules.extend(f"`{tag}N` → `{field}`[N-1]" for tag, field in family.prompt_references.items())
     if family.source_matched_durations:
         clip = family.source_clip_seconds
-        rules.append("duration " + ", ".join(f"`{d}`" for d in family.source_matched_durations)
-                     + " = source length"
-                     + (f" (source clip {clip[0]:g}-{clip[1]:g} s)" if clip else ""))
+        rules.append(
+            "duration "
+            + ", ".join(f"`{d}`" for d in family.source_matched_durations)
+            + " = source length"
+            + (f" (source clip {clip[0]:g}-{clip[1]:g} s)" if clip else "")
+        )
     if family.source_matched_aspect_ratios:
-        rules.append("aspect_ratio " + ", ".join(
-            f"`{a}`" for a in family.source_matched_aspect_ratios) + " = source ratio")
-    for name, on in (("`bitrate_mode`", family.bitrate_mode),
-                     ("`omni_reference_task_type`", family.omni_reference_task_type),
-                     ("face consent (409 `needs_consent`)", family.face_consent)):
+        rules.append(
+            "aspect_ratio "
+            + ", ".join(f"`{a}`" for a in family.source_matched_aspect_ratios)
+            + " = source ratio"
+        )
+    for name, on in (
+        ("`bitrate_mode`", family.bitrate_mode),
+        ("`omni_reference_task_type`", family.omni_reference_task_type),
+        ("face consent (409 `needs_consent`)", family.face_consent),
+    ):
         if on:
             rules.append(name)
     return "; ".join(rules)
@@ -277,16 +315,33 @@ def family_rules(family: Family) -> str:
 
 def render(catalog: Catalog) -> str:
     """The whole `docs/models.md` page."""
-    lines = [INTRO, "## Families", "",
-             "Rules a family adds that `/models` does not advertise. Limits not named here are "
-             "the request schema's: " + ", ".join(f"`{k}` ≤ {v}" for k, v in ARRAY_MAX.items())
-             + ".", "", "| family | rules |", "|---|---|"]
-    lines += [f"| `{name}` | {family_rules(family)} |"
-              for name, family in sorted(catalog.families.items())]
-    lines += ["", "Required media in **bold** needs any one of: "
-              + "; ".join(f"**{name}** = " + " or ".join(f"`{f}`" for f in fields)
-                          for name, (fields, _) in REQUIREMENTS.items()) + ".",
-              "", f"## Models ({len(catalog.models)})", "", MODEL_HEADER]
+    lines = [
+        INTRO,
+        "## Families",
+        "",
+        "Rules a family adds that `/models` does not advertise. Limits not named here are "
+        "the request schema's: " + ", ".join(f"`{k}` ≤ {v}" for k, v in ARRAY_MAX.items()) + ".",
+        "",
+        "| family | rules |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| `{name}` | {family_rules(family)} |"
+        for name, family in sorted(catalog.families.items())
+    ]
+    lines += [
+        "",
+        "Required media in **bold** needs any one of: "
+        + "; ".join(
+            f"**{name}** = " + " or ".join(f"`{f}`" for f in fields)
+            for name, (fields, _) in REQUIREMENTS.items()
+        )
+        + ".",
+        "",
+        f"## Models ({len(catalog.models)})",
+        "",
+        MODEL_HEADER,
+    ]
     lines += [model_row(entry) for entry in sorted(catalog.models.values(), key=lambda m: m.id)]
     return "\n".join(lines) + "\n"
 

@@ -68,7 +68,9 @@ def required(path: Path, expected: str) -> Issue:
 def wrong_type(path: Path, expected: str, value: object) -> Issue:
     got = received_text(value)
     return Issue(
-        "invalid_type", path, f"Expected {expected}, received {got}",
+        "invalid_type",
+        path,
+        f"Expected {expected}, received {got}",
         {"expected": expected, "received": got},
     )
 
@@ -80,7 +82,8 @@ def not_in_enum(path: Path, options: Sequence[object], value: object) -> Issue:
     if isinstance(value, bool) or not isinstance(value, wanted):
         return wrong_type(path, expected, value)
     return Issue(
-        "invalid_enum_value", path,
+        "invalid_enum_value",
+        path,
         f"Invalid enum value. Expected {expected}, received '{value}'",
         {"expected": expected, "received": value, "options": list(options)},
     )
@@ -98,7 +101,9 @@ def too_long(path: Path, maximum: int, kind: str = "string") -> Issue:
     what = "character(s)" if kind == "string" else "element(s)"
     noun = "String" if kind == "string" else "Array"
     return Issue(
-        "too_big", path, f"{noun} must contain at most {maximum} {what}",
+        "too_big",
+        path,
+        f"{noun} must contain at most {maximum} {what}",
         {"maximum": maximum, "type": kind, "inclusive": True, "exact": False},
     )
 
@@ -107,28 +112,38 @@ def too_short(path: Path, minimum: int, kind: str = "string") -> Issue:
     what = "character(s)" if kind == "string" else "element(s)"
     noun = "String" if kind == "string" else "Array"
     return Issue(
-        "too_small", path, f"{noun} must contain at least {minimum} {what}",
+        "too_small",
+        path,
+        f"{noun} must contain at least {minimum} {what}",
         {"minimum": minimum, "type": kind, "inclusive": True, "exact": False},
     )
 
 
 def number_too_small(path: Path, minimum: float) -> Issue:
     return Issue(
-        "too_small", path, f"Number must be greater than or equal to {minimum:g}",
+        "too_small",
+        path,
+        f"Number must be greater than or equal to {minimum:g}",
         {"minimum": minimum, "type": "number", "inclusive": True, "exact": False},
     )
 
 
 def number_too_big(path: Path, maximum: float) -> Issue:
     return Issue(
-        "too_big", path, f"Number must be less than or equal to {maximum:g}",
+        "too_big",
+        path,
+        f"Number must be less than or equal to {maximum:g}",
         {"maximum": maximum, "type": "number", "inclusive": True, "exact": False},
     )
 
 
 def not_integer(path: Path) -> Issue:
-    return Issue("invalid_type", path, "Expected integer, received float",
-                 {"expected": "integer", "received": "float"})
+    return Issue(
+        "invalid_type",
+        path,
+        "Expected integer, received float",
+        {"expected": "integer", "received": "float"},
+    )
 
 
 def unrecognized_keys(path: Path, keys: Sequence[str]) -> Issue:
@@ -140,8 +155,12 @@ def unrecognized_keys(path: Path, keys: Sequence[str]) -> Issue:
 
 def invalid_union(path: Path, branches: Sequence[Sequence[Issue]]) -> Issue:
     """Zod's issue for a value that no member of a union accepts."""
-    return Issue("invalid_union", path, "Invalid input",
-                 union_errors=tuple(tuple(branch) for branch in branches))
+    return Issue(
+        "invalid_union",
+        path,
+        "Invalid input",
+        union_errors=tuple(tuple(branch) for branch in branches),
+    )
 
 
 def custom(path: Path, message: str) -> Issue:

@@ -58,10 +58,17 @@ def model_list(catalog: Catalog, model_type: str) -> dict[str, Any]:
     A `type` outside Venice's union of enums is a DetailedError with Zod's `invalid_union`.
     """
     if model_type not in (*MODEL_TYPES, *META_TYPES):
-        raise InvalidParameters([iss.invalid_union(("type",), [
-            [iss.not_in_enum(("type",), MODEL_TYPES, model_type)],
-            [iss.not_in_enum(("type",), META_TYPES, model_type)],
-        ])])
+        raise InvalidParameters(
+            [
+                iss.invalid_union(
+                    ("type",),
+                    [
+                        [iss.not_in_enum(("type",), MODEL_TYPES, model_type)],
+                        [iss.not_in_enum(("type",), META_TYPES, model_type)],
+                    ],
+                )
+            ]
+        )
     listed = model_type in ("video", "all")
     data = [model_entry(m) for m in catalog.listed()] if listed else []
     return {"object": "list", "type": model_type, "data": data}

@@ -11,8 +11,13 @@ from videoqueue.media.rules import ClipRule, ImageRule, MediaRules
 def _clip(rule: ClipRule, limit: ClipLimit | None) -> ClipRule:
     if limit is None:
         return rule
-    return replace(rule, max_bytes=limit.max_bytes, min_seconds=limit.min_seconds,
-                   max_seconds=limit.max_seconds, total_seconds=limit.total_seconds)
+    return replace(
+        rule,
+        max_bytes=limit.max_bytes,
+        min_seconds=limit.min_seconds,
+        max_seconds=limit.max_seconds,
+        total_seconds=limit.total_seconds,
+    )
 
 
 def media_rules(entry: ModelEntry, family: Family, *, max_video_bytes: int) -> MediaRules:

@@ -27,8 +27,9 @@ class SourceVideo:
     fps: float
 
 
-def output_seconds(request: VideoRequest, source: SourceVideo | None,
-                   reference_seconds: float | None) -> float:
+def output_seconds(
+    request: VideoRequest, source: SourceVideo | None, reference_seconds: float | None
+) -> float:
     """Seconds of video the job makes: the asked duration, else the source's, else 5."""
     if request.duration_seconds is not None:
         return request.duration_seconds
@@ -39,8 +40,13 @@ def output_seconds(request: VideoRequest, source: SourceVideo | None,
     return DEFAULT_SECONDS
 
 
-def _per_second(rule: PerSecondPrice, entry: ModelEntry, request: VideoRequest,
-                source: SourceVideo | None, reference_seconds: float | None) -> Decimal:
+def _per_second(
+    rule: PerSecondPrice,
+    entry: ModelEntry,
+    request: VideoRequest,
+    source: SourceVideo | None,
+    reference_seconds: float | None,
+) -> Decimal:
     seconds = Decimal(str(output_seconds(request, source, reference_seconds)))
     rates = rule.rates
     if reference_seconds and rule.reference_video_rates:
@@ -55,8 +61,9 @@ def _per_second(rule: PerSecondPrice, entry: ModelEntry, request: VideoRequest,
     return price
 
 
-def _upscale(rule: UpscalePrice, entry: ModelEntry, request: VideoRequest,
-             source: SourceVideo | None) -> Decimal:
+def _upscale(
+    rule: UpscalePrice, entry: ModelEntry, request: VideoRequest, source: SourceVideo | None
+) -> Decimal:
     default_factor = entry.upscale.default_factor if entry.upscale else 2
     factor = request.upscale_factor or default_factor
     height = source.height if source else request.input_height or CONSERVATIVE_INPUT_HEIGHT
@@ -72,8 +79,12 @@ def _upscale(rule: UpscalePrice, entry: ModelEntry, request: VideoRequest,
     return rate * Decimal(str(seconds))
 
 
-def price_micros(entry: ModelEntry, request: VideoRequest, source: SourceVideo | None = None,
-                 reference_seconds: float | None = None) -> int:
+def price_micros(
+    entry: ModelEntry,
+    request: VideoRequest,
+    source: SourceVideo | None = None,
+    reference_seconds: float | None = None,
+) -> int:
     """The price in micro-USD, rounded to whole cents (at least one cent).
 
     `source` is the probed input video (upscale, video-to-video); `reference_seconds` the

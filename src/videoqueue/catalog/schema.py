@@ -17,25 +17,56 @@ from videoqueue.catalog.issues import Issue, Path
 
 DURATIONS = (*(f"{n}s" for n in range(1, 31)), "-1", "1 gen", "auto", "Auto")
 ASPECT_RATIOS = (
-    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "9:21", "16:9", "21:9",
-    "adaptive", "auto",
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "4:5",
+    "5:4",
+    "9:16",
+    "9:21",
+    "16:9",
+    "21:9",
+    "adaptive",
+    "auto",
 )
 RESOLUTIONS = (
-    "256p", "360p", "480p", "540p", "580p", "720p", "1080p", "1440p", "2160p", "4k", "2x",
-    "4x", "2K", "768P", "true_1080p",
+    "256p",
+    "360p",
+    "480p",
+    "540p",
+    "580p",
+    "720p",
+    "1080p",
+    "1440p",
+    "2160p",
+    "4k",
+    "2x",
+    "4x",
+    "2K",
+    "768P",
+    "true_1080p",
 )
 UPSCALE_FACTORS = (1, 2, 4)
 BITRATE_MODES = ("standard", "high")
 TASK_TYPES = ("auto", "reference", "edit", "extend")
 TASK_TYPE_ALIASES = {"editing": "edit", "extension": "extend"}
 SEEDANCE_CONSENTS = (
-    "confirmed_terms_and_privacy", "confirmed_legal_right", "confirmed_screening_acknowledged",
+    "confirmed_terms_and_privacy",
+    "confirmed_legal_right",
+    "confirmed_screening_acknowledged",
 )
 PROMPT_MAX = 20000
 # maxItems of Venice's request schema, for every model; a family may only lower them.
 ARRAY_MAX = {
-    "reference_image_urls": 30, "reference_video_urls": 10, "reference_audio_urls": 10,
-    "reference_document_urls": 1, "elements": 4, "scene_image_urls": 4, "keyframes": 10,
+    "reference_image_urls": 30,
+    "reference_video_urls": 10,
+    "reference_audio_urls": 10,
+    "reference_document_urls": 1,
+    "elements": 4,
+    "scene_image_urls": 4,
+    "keyframes": 10,
 }
 ELEMENT_REFERENCE_IMAGES_MAX = 3
 URL_FIELDS = ("image_url", "end_image_url", "audio_url", "video_url")
@@ -72,8 +103,15 @@ def upscale_seconds(value: object) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _string(body: Mapping[str, Any], key: str, out: list[Issue], *, path: Path | None = None,
-            min_length: int = 0, max_length: int | None = None) -> None:
+def _string(
+    body: Mapping[str, Any],
+    key: str,
+    out: list[Issue],
+    *,
+    path: Path | None = None,
+    min_length: int = 0,
+    max_length: int | None = None,
+) -> None:
     value = body[key]
     where = path or (key,)
     if not isinstance(value, str):
@@ -110,8 +148,12 @@ def _element(element: object, path: Path, out: list[Issue]) -> None:
     else:
         _string(element, "frontal_image_url", out, path=(*path, "frontal_image_url"))
     if "reference_image_urls" in element:
-        _string_list(element["reference_image_urls"], (*path, "reference_image_urls"),
-                     ELEMENT_REFERENCE_IMAGES_MAX, out)
+        _string_list(
+            element["reference_image_urls"],
+            (*path, "reference_image_urls"),
+            ELEMENT_REFERENCE_IMAGES_MAX,
+            out,
+        )
     if "video_url" in element:
         _string(element, "video_url", out, path=(*path, "video_url"))
 
@@ -129,8 +171,11 @@ def _consents(value: object, out: list[Issue]) -> None:
         else:
             for flag in SEEDANCE_CONSENTS:
                 if seedance.get(flag) is not True:
-                    out.append(iss.invalid_literal((*path, flag), True, seedance.get(flag),
-                                                   present=flag in seedance))
+                    out.append(
+                        iss.invalid_literal(
+                            (*path, flag), True, seedance.get(flag), present=flag in seedance
+                        )
+                    )
             unknown = [k for k in seedance if k not in SEEDANCE_CONSENTS]
             if unknown:
                 out.append(iss.unrecognized_keys(path, unknown))
@@ -139,8 +184,9 @@ def _consents(value: object, out: list[Issue]) -> None:
         out.append(iss.unrecognized_keys(("consents",), unknown))
 
 
-def _duration(body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list[Issue], *,
-              for_quote: bool) -> None:
+def _duration(
+    body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list[Issue], *, for_quote: bool
+) -> None:
     allowed = durations(entry, family)
     if "duration" not in body:
         if entry.upscale is None:  # an upscale's is read from the file
@@ -153,17 +199,25 @@ def _duration(body: Mapping[str, Any], entry: ModelEntry, family: Family, out: l
             out.append(iss.wrong_type(("duration",), "string", value))
         elif for_quote and value not in allowed and value != "auto" and seconds is None:
             out.append(iss.not_in_enum(("duration",), allowed, value))
-        elif for_quote and seconds is not None and not (
-            0 < seconds <= entry.upscale.max_input_seconds
+        elif (
+            for_quote
+            and seconds is not None
+            and not (0 < seconds <= entry.upscale.max_input_seconds)
         ):
-            out.append(iss.custom(("duration",), "Expected a number of seconds greater than 0 "
-                                  f"and at most {entry.upscale.max_input_seconds:g}"))
+            out.append(
+                iss.custom(
+                    ("duration",),
+                    "Expected a number of seconds greater than 0 "
+                    f"and at most {entry.upscale.max_input_seconds:g}",
+                )
+            )
         return
     _enum(body, "duration", allowed, out)
 
 
-def _aspect_ratio(body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list[Issue], *,
-                  for_quote: bool) -> None:
+def _aspect_ratio(
+    body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list[Issue], *, for_quote: bool
+) -> None:
     allowed = aspect_ratios(entry, family)
     if "aspect_ratio" not in body:
         # Queue and quote alike: Venice prices these models by pixels ("megapixel-rate").
@@ -180,8 +234,12 @@ def _media(body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list
             _string(body, key, out, min_length=1 if key in entry.requires else 0)
         elif key in entry.requires:
             out.append(iss.required((key,), "string"))
-    for key in ("reference_image_urls", "reference_video_urls", "reference_audio_urls",
-                "reference_document_urls"):
+    for key in (
+        "reference_image_urls",
+        "reference_video_urls",
+        "reference_audio_urls",
+        "reference_document_urls",
+    ):
         if key in body:
             _string_list(body[key], (key,), array_max(key, family), out)
     if "elements" in body:
@@ -194,8 +252,12 @@ def _media(body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list
             for i, element in enumerate(elements):
                 _element(element, ("elements", i), out)
     if "scene_image_urls" in body:
-        _string_list(body["scene_image_urls"], ("scene_image_urls",),
-                     array_max("scene_image_urls", family), out)
+        _string_list(
+            body["scene_image_urls"],
+            ("scene_image_urls",),
+            array_max("scene_image_urls", family),
+            out,
+        )
 
 
 def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> list[Issue]:
@@ -228,8 +290,9 @@ def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> 
     return out
 
 
-def _number(body: Mapping[str, Any], key: str, out: list[Issue], *, minimum: float,
-            integer: bool = False) -> None:
+def _number(
+    body: Mapping[str, Any], key: str, out: list[Issue], *, minimum: float, integer: bool = False
+) -> None:
     value = body[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         out.append(iss.wrong_type((key,), "number", value))
@@ -271,18 +334,23 @@ def refinement_issues(body: Mapping[str, Any], family: Family) -> list[Issue]:
     audio = present(body, "reference_audio_urls") or (
         family.audio_url_is_reference and present(body, "audio_url")
     )
-    if audio and not (present(body, "reference_image_urls")
-                      or present(body, "reference_video_urls")):
-        out.append(iss.custom(
-            ("reference_audio_urls",),
-            "Reference audio must be paired with at least one reference image or reference video",
-        ))
+    if audio and not (
+        present(body, "reference_image_urls") or present(body, "reference_video_urls")
+    ):
+        out.append(
+            iss.custom(
+                ("reference_audio_urls",),
+                "Reference audio must be paired with at least one reference image or reference video",
+            )
+        )
     audio_limit = family.reference_audios
     if audio_limit is not None and family.audio_url_is_reference and present(body, "audio_url"):
         count = len(body.get("reference_audio_urls") or []) + 1
         if count > audio_limit.max_items:
-            out.append(iss.custom(
-                ("reference_audio_urls",),
-                f"At most {audio_limit.max_items} reference audios, audio_url included",
-            ))
+            out.append(
+                iss.custom(
+                    ("reference_audio_urls",),
+                    f"At most {audio_limit.max_items} reference audios, audio_url included",
+                )
+            )
     return out

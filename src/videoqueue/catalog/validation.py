@@ -87,17 +87,22 @@ def _check_visual_counts(family: Family, body: Mapping[str, Any]) -> None:
 
 
 def _check_source_matching(body: Mapping[str, Any], family: Family, *, for_quote: bool) -> None:
-    for key, matched in (("duration", family.source_matched_durations),
-                         ("aspect_ratio", family.source_matched_aspect_ratios)):
+    for key, matched in (
+        ("duration", family.source_matched_durations),
+        ("aspect_ratio", family.source_matched_aspect_ratios),
+    ):
         value = body.get(key)
         if value not in matched:
             continue
         if for_quote and "reference_video_total_duration" not in body:
-            raise BadRequest(f"{key} '{value}' follows the source clip: quote it with "
-                             "reference_video_total_duration")
+            raise BadRequest(
+                f"{key} '{value}' follows the source clip: quote it with "
+                "reference_video_total_duration"
+            )
         if not for_quote and not present(body, "reference_video_urls"):
-            raise BadRequest(f"{key} '{value}' follows the source clip: it needs "
-                             "reference_video_urls")
+            raise BadRequest(
+                f"{key} '{value}' follows the source clip: it needs reference_video_urls"
+            )
 
 
 def _check_prompt_references(body: Mapping[str, Any], family: Family) -> None:
@@ -108,16 +113,18 @@ def _check_prompt_references(body: Mapping[str, Any], family: Family) -> None:
         supplied = len(body.get(key) or [])
         for number in re.findall(re.escape(tag) + r"(\d+)", prompt):
             if not 1 <= int(number) <= supplied:
-                raise BadRequest(f"The prompt refers to {tag}{number}, but {key} has "
-                                 f"{supplied} item(s)")
+                raise BadRequest(
+                    f"The prompt refers to {tag}{number}, but {key} has {supplied} item(s)"
+                )
 
 
 def _check_upscale_quote(body: Mapping[str, Any], entry: ModelEntry) -> None:
     if entry.upscale is None or present(body, "video_url"):
         return
     if schema.upscale_seconds(body.get("duration")) is None:
-        raise BadRequest("Quote an upscale with video_url, or give its duration in seconds "
-                         "(\"10\" or \"10s\")")
+        raise BadRequest(
+            'Quote an upscale with video_url, or give its duration in seconds ("10" or "10s")'
+        )
 
 
 def default_resolution(entry: ModelEntry) -> str | None:
@@ -161,8 +168,7 @@ def _build(body: Mapping[str, Any], entry: ModelEntry, *, for_quote: bool) -> Vi
             None if reference_total is None else float(reference_total)
         ),
         input_height=(
-            int(body["input_height"]) if for_quote and upscale and "input_height" in body
-            else None
+            int(body["input_height"]) if for_quote and upscale and "input_height" in body else None
         ),
     )
 
@@ -172,8 +178,10 @@ def validate_queue(catalog: Catalog, body: Mapping[str, Any]) -> VideoRequest:
     entry = requested_model(catalog, body)
     family = catalog.family(entry)
     _refuse_unsupported(body, entry, family)
-    for issues in (schema.queue_issues(body, entry, family),
-                   schema.refinement_issues(body, family)):
+    for issues in (
+        schema.queue_issues(body, entry, family),
+        schema.refinement_issues(body, family),
+    ):
         if issues:
             raise InvalidParameters(issues)
     _check_requirements(entry, body)

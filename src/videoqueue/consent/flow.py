@@ -24,16 +24,18 @@ CONSENT_FLOW = "seedance"
 CONSENT_VERSION = "v2.0"
 DOCS_URL = "https://docs.venice.ai/guides/media/seedance-face-consent"
 ROLE_ORDER = tuple(FACE_ROLES.values())
-POLICY_TEXT = "\n".join((
-    "I attest that every person whose face or likeness appears in this media is me, or has "
-    "given me explicit legal consent to use it; this attestation covers every face in each "
-    "image.",
-    "I own the media I am uploading, or I have the right to use it for this purpose.",
-    "I accept the Terms of Service and the Privacy Policy, and I understand that breaking them "
-    "may lead to suspension of my account and to legal liability.",
-    "This server keeps no content beyond the job: its media is deleted with the job, and only "
-    "a fingerprint (SHA-256) of each attested file is kept, to remember this consent.",
-))
+POLICY_TEXT = "\n".join(
+    (
+        "I attest that every person whose face or likeness appears in this media is me, or has "
+        "given me explicit legal consent to use it; this attestation covers every face in each "
+        "image.",
+        "I own the media I am uploading, or I have the right to use it for this purpose.",
+        "I accept the Terms of Service and the Privacy Policy, and I understand that breaking them "
+        "may lead to suspension of my account and to legal liability.",
+        "This server keeps no content beyond the job: its media is deleted with the job, and only "
+        "a fingerprint (SHA-256) of each attested file is kept, to remember this consent.",
+    )
+)
 
 
 class NeedsConsent(VideoqueueError):
@@ -71,9 +73,15 @@ def face_media(facts: Sequence[MediaFacts]) -> list[FaceMedia]:
     return list(found.values())
 
 
-def require_consent(session: Session, *, account_id: str, model: str,
-                    facts: Sequence[MediaFacts], consents: Mapping[str, Any] | None,
-                    clock: Clock) -> ConsentRecord | None:
+def require_consent(
+    session: Session,
+    *,
+    account_id: str,
+    model: str,
+    facts: Sequence[MediaFacts],
+    consents: Mapping[str, Any] | None,
+    clock: Clock,
+) -> ConsentRecord | None:
     """Pass if every face in the media is attested (now, or earlier for the same bytes).
 
     Raises `NeedsConsent` naming the roles of the unattested face media. A request carrying
@@ -83,13 +91,24 @@ def require_consent(session: Session, *, account_id: str, model: str,
     faces = face_media(facts)
     if not faces:
         return None
-    attested = store.attested_hashes(session, account_id=account_id, flow=CONSENT_FLOW,
-                                     version=CONSENT_VERSION, hashes=[f.sha256 for f in faces])
+    attested = store.attested_hashes(
+        session,
+        account_id=account_id,
+        flow=CONSENT_FLOW,
+        version=CONSENT_VERSION,
+        hashes=[f.sha256 for f in faces],
+    )
     pending = [f for f in faces if f.sha256 not in attested]
     if not pending:
         return None
     if not (consents and CONSENT_FLOW in consents):
         raise NeedsConsent([f.role for f in pending])
-    return store.record_consent(session, account_id=account_id, flow=CONSENT_FLOW,
-                                version=CONSENT_VERSION, model=model,
-                                media=[(f.sha256, f.role) for f in pending], clock=clock)
+    return store.record_consent(
+        session,
+        account_id=account_id,
+        flow=CONSENT_FLOW,
+        version=CONSENT_VERSION,
+        model=model,
+        media=[(f.sha256, f.role) for f in pending],
+        clock=clock,
+    )

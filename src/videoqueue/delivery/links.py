@@ -107,8 +107,9 @@ class Fetch:
     delete_after_download: bool
 
 
-def issue_link(session: Session, signer: LinkSigner, policy: LinkPolicy, *, job_id: str,
-               now: datetime) -> tuple[LinkClaims, str]:
+def issue_link(
+    session: Session, signer: LinkSigner, policy: LinkPolicy, *, job_id: str, now: datetime
+) -> tuple[LinkClaims, str]:
     """Create a link to `job_id`'s output in the caller's transaction; returns it and its token."""
     claims, token = signer.issue(job_id, now + timedelta(seconds=policy.ttl_seconds))
     store.insert_link(session, claims, max_fetches=policy.max_fetches, now=now)
@@ -141,8 +142,14 @@ def _count_in_window(link: DeliveryLink, policy: LinkPolicy, now: datetime) -> N
     link.window_count += 1
 
 
-def admit_fetch(session: Session, claims: LinkClaims, policy: LinkPolicy, *,
-                now: datetime, serves_bytes: bool = True) -> Fetch:
+def admit_fetch(
+    session: Session,
+    claims: LinkClaims,
+    policy: LinkPolicy,
+    *,
+    now: datetime,
+    serves_bytes: bool = True,
+) -> Fetch:
     """Count one GET (or HEAD, `serves_bytes=False`) of a verified link, or raise why it is
     refused.
 
@@ -169,8 +176,9 @@ def admit_fetch(session: Session, claims: LinkClaims, policy: LinkPolicy, *,
     if serves_bytes:
         link.fetch_count += 1
         link.last_fetch_at = now
-    return Fetch(job_id=job.id, output_key=job.output_key,
-                 delete_after_download=link.delete_after_download)
+    return Fetch(
+        job_id=job.id, output_key=job.output_key, delete_after_download=link.delete_after_download
+    )
 
 
 def revoke_link(session: Session, claims: LinkClaims, *, now: datetime) -> DeliveryLink:

@@ -18,8 +18,10 @@ class LinkSecretError(RuntimeError):
 def _read(path: Path) -> bytes:
     secret = path.read_text(encoding="ascii").strip()
     if len(secret) < 32:
-        raise LinkSecretError(f"{path} holds fewer than 32 characters; delete it to make a new "
-                              "one (links issued with the old secret stop working)")
+        raise LinkSecretError(
+            f"{path} holds fewer than 32 characters; delete it to make a new "
+            "one (links issued with the old secret stop working)"
+        )
     return secret.encode("ascii")
 
 

@@ -12,12 +12,20 @@ from videoqueue.delivery.models import DeliveryLink
 from videoqueue.delivery.tokens import LinkClaims
 
 
-def insert_link(session: Session, claims: LinkClaims, *, max_fetches: int,
-                now: datetime) -> DeliveryLink:
+def insert_link(
+    session: Session, claims: LinkClaims, *, max_fetches: int, now: datetime
+) -> DeliveryLink:
     """Record a newly issued link."""
-    link = DeliveryLink(id=claims.link_id, job_id=claims.job_id, created_at=now,
-                        expires_at=claims.expires_at, max_fetches=max_fetches, fetch_count=0,
-                        window_count=0, delete_after_download=False)
+    link = DeliveryLink(
+        id=claims.link_id,
+        job_id=claims.job_id,
+        created_at=now,
+        expires_at=claims.expires_at,
+        max_fetches=max_fetches,
+        fetch_count=0,
+        window_count=0,
+        delete_after_download=False,
+    )
     session.add(link)
     session.flush()
     return link
@@ -46,6 +54,5 @@ def revoke_job_links(session: Session, job_id: str, *, now: datetime) -> int:
 def delete_after_download(session: Session, job_id: str) -> None:
     """Delete the job's media once a link has served the whole file."""
     session.execute(
-        update(DeliveryLink).where(DeliveryLink.job_id == job_id)
-        .values(delete_after_download=True)
+        update(DeliveryLink).where(DeliveryLink.job_id == job_id).values(delete_after_download=True)
     )

@@ -75,14 +75,21 @@ class LinkSigner:
     def issue(self, job_id: str, expires_at: datetime) -> tuple[LinkClaims, str]:
         """A new link for `job_id`'s output, valid until `expires_at` (kept to whole seconds)."""
         expiry = int(expires_at.timestamp())
-        claims = LinkClaims(link_id=secrets.token_hex(LINK_ID_BYTES), job_id=job_id,
-                            expires_at=datetime.fromtimestamp(expiry, UTC))
+        claims = LinkClaims(
+            link_id=secrets.token_hex(LINK_ID_BYTES),
+            job_id=job_id,
+            expires_at=datetime.fromtimestamp(expiry, UTC),
+        )
         return claims, self.sign(claims)
 
     def sign(self, claims: LinkClaims) -> str:
         """The token for `claims`."""
-        packed = _CLAIMS.pack(VERSION, bytes.fromhex(claims.link_id),
-                              uuid.UUID(claims.job_id).bytes, int(claims.expires_at.timestamp()))
+        packed = _CLAIMS.pack(
+            VERSION,
+            bytes.fromhex(claims.link_id),
+            uuid.UUID(claims.job_id).bytes,
+            int(claims.expires_at.timestamp()),
+        )
         return _b64encode(packed + self._mac(packed))
 
     def verify(self, token: str) -> LinkClaims:
@@ -94,5 +101,8 @@ class LinkSigner:
         version, link_id, job_id, expiry = _CLAIMS.unpack(packed)
         if version != VERSION:
             raise InvalidToken(f"unknown token version {version}")
-        return LinkClaims(link_id=link_id.hex(), job_id=str(uuid.UUID(bytes=job_id)),
-                          expires_at=datetime.fromtimestamp(expiry, UTC))
+        return LinkClaims(
+            link_id=link_id.hex(),
+            job_id=str(uuid.UUID(bytes=job_id)),
+            expires_at=datetime.fromtimestamp(expiry, UTC),
+        )

@@ -10,8 +10,14 @@ from typing import Any, Protocol
 from videoqueue.errors import VideoqueueError
 from videoqueue.media.probe import VideoInfo
 
-__all__ = ["Engine", "EngineError", "JobInput", "ProgressCallback", "ProviderContentPolicy",
-           "VideoInfo"]
+__all__ = [
+    "Engine",
+    "EngineError",
+    "JobInput",
+    "ProgressCallback",
+    "ProviderContentPolicy",
+    "VideoInfo",
+]
 
 ProgressCallback = Callable[[float], None]
 """Called by an engine with the fraction of the work done, 0.0 … 1.0."""
@@ -32,8 +38,13 @@ class ProviderContentPolicy(EngineError):
 
     status = 422
 
-    def __init__(self, message: str | None = None, *, recommended_model: str | None = None,
-                 refundable: bool = True) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        recommended_model: str | None = None,
+        refundable: bool = True,
+    ) -> None:
         super().__init__(message, refundable=refundable)
         self.recommended_model = recommended_model
 
@@ -69,5 +80,6 @@ class Engine(Protocol):
 
     name: str
 
-    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
-        ...
+    def generate(
+        self, job: JobInput, output_path: Path, progress: ProgressCallback
+    ) -> VideoInfo: ...

@@ -57,8 +57,9 @@ class Done:
         if self.error is None:
             return
         if self.content_policy:
-            raise ProviderContentPolicy(self.error, recommended_model=self.recommended_model,
-                                        refundable=self.refundable)
+            raise ProviderContentPolicy(
+                self.error, recommended_model=self.recommended_model, refundable=self.refundable
+            )
         raise EngineError(self.error, refundable=self.refundable)
 
 
@@ -76,9 +77,12 @@ def load_engine(factory: str) -> Engine:
 
 def _finished(error: Exception) -> Done:
     if isinstance(error, EngineError):
-        return Done(error=error.message, refundable=error.refundable,
-                    content_policy=isinstance(error, ProviderContentPolicy),
-                    recommended_model=getattr(error, "recommended_model", None))
+        return Done(
+            error=error.message,
+            refundable=error.refundable,
+            content_policy=isinstance(error, ProviderContentPolicy),
+            recommended_model=getattr(error, "recommended_model", None),
+        )
     return Done(error=f"{type(error).__name__}: {error}")
 
 
@@ -125,8 +129,11 @@ class IsolatedEngine:
             self.close()
             ours, theirs = self._context.Pipe(duplex=True)
             self._process = self._context.Process(
-                target=child_main, args=(theirs, self.factory), daemon=True,
-                name=f"videoqueue-engine-{self.name}")
+                target=child_main,
+                args=(theirs, self.factory),
+                daemon=True,
+                name=f"videoqueue-engine-{self.name}",
+            )
             self._process.start()
             theirs.close()
             self._connection = ours
@@ -149,7 +156,8 @@ class IsolatedEngine:
             code = self._exit_code()
             self.close()
             raise EngineCrashed(
-                f"the {self.name} engine's process died (exit code {code})") from None
+                f"the {self.name} engine's process died (exit code {code})"
+            ) from None
 
     def _exit_code(self) -> int | None:
         if self._process is None:

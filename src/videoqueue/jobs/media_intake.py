@@ -25,16 +25,23 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
     )
 
 
-def media_intake(settings: Settings, entry: ModelEntry, family: Family,
-                 sandbox: Sandbox | None = None) -> tuple[MediaLoader, MediaInspector]:
+def media_intake(
+    settings: Settings, entry: ModelEntry, family: Family, sandbox: Sandbox | None = None
+) -> tuple[MediaLoader, MediaInspector]:
     """A loader (data and http(s) URLs, capped per kind) and an inspector for `entry`'s rules
     (decoding in `sandbox`'s processes when given)."""
     rules = media_rules(entry, family, max_video_bytes=settings.media_max_video_bytes)
     return MediaLoader(rules, fetch_policy(settings)), MediaInspector(rules, sandbox)
 
 
-def probe_source(settings: Settings, entry: ModelEntry, family: Family, request: VideoRequest,
-                 url: str, sandbox: Sandbox | None = None) -> SourceVideo:
+def probe_source(
+    settings: Settings,
+    entry: ModelEntry,
+    family: Family,
+    request: VideoRequest,
+    url: str,
+    sandbox: Sandbox | None = None,
+) -> SourceVideo:
     """Fetch and probe a quote's `video_url` as queue would (same limits), for its price."""
     load, inspector = media_intake(settings, entry, family, sandbox)
     facts = inspector.inspect(MediaBlob(field="video_url", data=load(url, "video_url")))

@@ -32,7 +32,9 @@ def build_worker(settings: Settings) -> Worker:
     return Worker(
         db=Database(settings.resolved_database_url),
         storage=storage_from_url(settings.resolved_storage_url),
-        engines=engines, clock=SystemClock(), lease_seconds=settings.lease_seconds,
+        engines=engines,
+        clock=SystemClock(),
+        lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
     )
 
@@ -53,8 +55,9 @@ def worker_main(settings_json: dict[str, Any], parent_pid: int | None = None) ->
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if parent_pid is not None:
-        threading.Thread(target=stop_when_orphaned, args=(parent_pid, stop), daemon=True,
-                         name="orphan-watch").start()
+        threading.Thread(
+            target=stop_when_orphaned, args=(parent_pid, stop), daemon=True, name="orphan-watch"
+        ).start()
     worker = build_worker(settings)
     log.info("worker %s ready (engines: %s)", worker.worker_id, ", ".join(worker.engines))
     worker.run_forever(stop, settings.poll_seconds)
@@ -82,9 +85,9 @@ class Supervisor:
     def _spawn(self) -> BaseProcess:
         # Not a daemon: a worker starts its engines' child processes, which daemons may not.
         # stop() ends it, and it stops by itself if this process dies.
-        process = self._context.Process(target=worker_main,
-                                        args=(self.settings_json, os.getpid()),
-                                        name="videoqueue-worker")
+        process = self._context.Process(
+            target=worker_main, args=(self.settings_json, os.getpid()), name="videoqueue-worker"
+        )
         process.start()
         return process
 
@@ -104,8 +107,12 @@ class Supervisor:
                 lived = time.monotonic() - self._started[i]
                 self._quick_exits[i] = self._quick_exits[i] + 1 if lived < QUICK_EXIT_S else 0
                 pause = restart_pause(self._quick_exits[i])
-                log.warning("worker pid %s exited (%s); starting a new one in %d s",
-                            process.pid, process.exitcode, pause)
+                log.warning(
+                    "worker pid %s exited (%s); starting a new one in %d s",
+                    process.pid,
+                    process.exitcode,
+                    pause,
+                )
                 if self._stop.wait(pause):
                     return
                 self.processes[i] = self._spawn()

@@ -17,14 +17,32 @@ from videoqueue.jobs.states import PENDING, JobState, check_transition
 RECENT_JOBS_FOR_AVERAGE = 50
 
 
-def create_job(session: Session, *, account_id: str, model: str, engine: str,
-               params: dict[str, Any], inputs: dict[str, Any], price_micros: int,
-               max_attempts: int, clock: Clock, job_id: str | None = None) -> Job:
+def create_job(
+    session: Session,
+    *,
+    account_id: str,
+    model: str,
+    engine: str,
+    params: dict[str, Any],
+    inputs: dict[str, Any],
+    price_micros: int,
+    max_attempts: int,
+    clock: Clock,
+    job_id: str | None = None,
+) -> Job:
     """Insert a QUEUED job."""
     job = Job(
-        account_id=account_id, model=model, engine=engine, state=JobState.QUEUED,
-        params=params, inputs=inputs, price_micros=price_micros, attempts=0,
-        max_attempts=max_attempts, progress=0.0, created_at=clock.now(),
+        account_id=account_id,
+        model=model,
+        engine=engine,
+        state=JobState.QUEUED,
+        params=params,
+        inputs=inputs,
+        price_micros=price_micros,
+        attempts=0,
+        max_attempts=max_attempts,
+        progress=0.0,
+        created_at=clock.now(),
     )
     if job_id is not None:
         job.id = job_id
@@ -43,18 +61,26 @@ def get_job_for_update(session: Session, job_id: str) -> Job | None:
     return session.scalar(locked(select(Job).where(Job.id == job_id)))
 
 
-def claim_next_job(session: Session, *, worker_id: str, engines: Collection[str], clock: Clock,
-                   lease_seconds: float) -> Job | None:
+def claim_next_job(
+    session: Session,
+    *,
+    worker_id: str,
+    engines: Collection[str],
+    clock: Clock,
+    lease_seconds: float,
+) -> Job | None:
     """Lease the oldest runnable job (queued, or running on a lapsed lease with attempts left)."""
     now = clock.now()
     runnable = or_(
         Job.state == JobState.QUEUED,
-        and_(Job.state == JobState.RUNNING, Job.lease_expires_at < now,
-             Job.attempts < Job.max_attempts),
+        and_(
+            Job.state == JobState.RUNNING,
+            Job.lease_expires_at < now,
+            Job.attempts < Job.max_attempts,
+        ),
     )
     stmt = (
-        select(Job).where(runnable, Job.engine.in_(list(engines)))
-        .order_by(Job.created_at).limit(1)
+        select(Job).where(runnable, Job.engine.in_(list(engines))).order_by(Job.created_at).limit(1)
     )
     job = session.scalar(locked(stmt, skip_locked=True))
     if job is None:
@@ -71,12 +97,17 @@ def claim_next_job(session: Session, *, worker_id: str, engines: Collection[str]
     return job
 
 
-def renew_lease(session: Session, *, job_id: str, worker_id: str, clock: Clock,
-                lease_seconds: float, progress: float | None = None) -> bool:
+def renew_lease(
+    session: Session,
+    *,
+    job_id: str,
+    worker_id: str,
+    clock: Clock,
+    lease_seconds: float,
+    progress: float | None = None,
+) -> bool:
     """Extend the worker's lease (and record progress). False if the lease is no longer ours."""
-    values: dict[str, Any] = {
-        "lease_expires_at": clock.now() + timedelta(seconds=lease_seconds)
-    }
+    values: dict[str, Any] = {"lease_expires_at": clock.now() + timedelta(seconds=lease_seconds)}
     if progress is not None:
         values["progress"] = progress
     result = session.execute(
@@ -122,8 +153,11 @@ def exhausted_jobs(session: Session, *, clock: Clock, limit: int = 20) -> list[J
     """Running jobs whose lease lapsed on their last allowed attempt, locked for failing."""
     stmt = (
         select(Job)
-        .where(Job.state == JobState.RUNNING, Job.lease_expires_at < clock.now(),
-               Job.attempts >= Job.max_attempts)
+        .where(
+            Job.state == JobState.RUNNING,
+            Job.lease_expires_at < clock.now(),
+            Job.attempts >= Job.max_attempts,
+        )
         .limit(limit)
     )
     return list(session.scalars(locked(stmt, skip_locked=True)))
@@ -141,13 +175,18 @@ def average_execution_ms(session: Session, model: str, default_ms: int) -> int:
     """P80 of the model's recent completed run times, in ms (`default_ms` before any)."""
     rows = session.execute(
         select(Job.started_at, Job.finished_at)
-        .where(Job.model == model, Job.finished_at.is_not(None), Job.started_at.is_not(None),
-               Job.state.in_([JobState.COMPLETED, JobState.DELETED]))
+        .where(
+            Job.model == model,
+            Job.finished_at.is_not(None),
+            Job.started_at.is_not(None),
+            Job.state.in_([JobState.COMPLETED, JobState.DELETED]),
+        )
         .order_by(Job.finished_at.desc())
         .limit(RECENT_JOBS_FOR_AVERAGE)
     ).all()
     durations = sorted(
-        (finished - started).total_seconds() * 1000 for started, finished in rows
+        (finished - started).total_seconds() * 1000
+        for started, finished in rows
         if isinstance(started, datetime) and isinstance(finished, datetime)
     )
     if not durations:

@@ -61,8 +61,9 @@ def job_prefix(job_id: str) -> str:
 
 
 class _Intake:
-    def __init__(self, job_id: str, storage: Storage, load: LoadMedia,
-                 inspector: MediaInspector) -> None:
+    def __init__(
+        self, job_id: str, storage: Storage, load: LoadMedia, inspector: MediaInspector
+    ) -> None:
         self.job_id = job_id
         self.storage = storage
         self.load = load
@@ -104,8 +105,9 @@ def _geometry(request: VideoRequest, media: list[MediaFacts]) -> tuple[int, int]
 
 def source_video(facts: MediaFacts) -> SourceVideo:
     """The probed `video_url` as pricing sees it."""
-    return SourceVideo(duration_s=facts.duration_s or 0.0, height=facts.height or 0,
-                       fps=facts.fps or 0.0)
+    return SourceVideo(
+        duration_s=facts.duration_s or 0.0, height=facts.height or 0, fps=facts.fps or 0.0
+    )
 
 
 def check_upscale_input(entry: ModelEntry, request: VideoRequest, facts: MediaFacts) -> None:
@@ -116,8 +118,14 @@ def check_upscale_input(entry: ModelEntry, request: VideoRequest, facts: MediaFa
     ensure_within_cap(facts.width, facts.height, factor, DEFAULT_MAX_OUTPUT_PIXELS)
 
 
-def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
-                load: LoadMedia, inspector: MediaInspector) -> PreparedJob:
+def prepare_job(
+    request: VideoRequest,
+    entry: ModelEntry,
+    *,
+    storage: Storage,
+    load: LoadMedia,
+    inspector: MediaInspector,
+) -> PreparedJob:
     """Store the request's media under a new job id and work out its frame size and price.
 
     Each file is decoded and checked by `inspector` (format, size, length, faces) first; an
@@ -139,8 +147,9 @@ def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
     width, height = _geometry(request, intake.media)
     # Reference videos are billed on their probed length, as the quote's declared total is;
     # a source-matched duration renders (and bills) as long as they are.
-    reference_seconds = sum(f.duration_s or 0.0 for f in intake.media
-                            if f.kind == "reference_video_urls")
+    reference_seconds = sum(
+        f.duration_s or 0.0 for f in intake.media if f.kind == "reference_video_urls"
+    )
     params = {
         **request.as_json(),
         "media": {},
@@ -150,21 +159,47 @@ def prepare_job(request: VideoRequest, entry: ModelEntry, *, storage: Storage,
         "seed": _seed(request),
         "duration_s": output_seconds(request, source, reference_seconds),
     }
-    return PreparedJob(job_id=job_id, entry=entry, params=params, inputs=inputs,
-                       price_micros=price_micros(entry, request, source, reference_seconds),
-                       media=tuple(intake.media))
+    return PreparedJob(
+        job_id=job_id,
+        entry=entry,
+        params=params,
+        inputs=inputs,
+        price_micros=price_micros(entry, request, source, reference_seconds),
+        media=tuple(intake.media),
+    )
 
 
-def enqueue(session: Session, prepared: PreparedJob, *, account_id: str, clock: Clock,
-            max_attempts: int, key: KeyBudget | None = None) -> Job:
+def enqueue(
+    session: Session,
+    prepared: PreparedJob,
+    *,
+    account_id: str,
+    clock: Clock,
+    max_attempts: int,
+    key: KeyBudget | None = None,
+) -> Job:
     """Charge the job's price (to `key`'s spend, when given) and create it, in the caller's
     transaction."""
     # Charge first: it locks the account row before the job's foreign key takes a share lock
     # on it, so two queue requests of one account cannot deadlock on PostgreSQL.
-    charge(session, account_id=account_id, job_id=prepared.job_id, model=prepared.entry.id,
-           micros=prepared.price_micros, clock=clock, key=key)
+    charge(
+        session,
+        account_id=account_id,
+        job_id=prepared.job_id,
+        model=prepared.entry.id,
+        micros=prepared.price_micros,
+        clock=clock,
+        key=key,
+    )
     return create_job(
-        session, job_id=prepared.job_id, account_id=account_id, model=prepared.entry.id,
-        engine=prepared.entry.engine, params=prepared.params, inputs=prepared.inputs,
-        price_micros=prepared.price_micros, max_attempts=max_attempts, clock=clock,
+        session,
+        job_id=prepared.job_id,
+        account_id=account_id,
+        model=prepared.entry.id,
+        engine=prepared.entry.engine,
+        params=prepared.params,
+        inputs=prepared.inputs,
+        price_micros=prepared.price_micros,
+        max_attempts=max_attempts,
+        clock=clock,
     )

@@ -31,8 +31,12 @@ from videoqueue.storage.base import Storage
 log = logging.getLogger(__name__)
 
 INFERENCE_FAILED = {"error": "Inference processing failed"}
-PATH_FIELDS = {"image_url": "image_path", "end_image_url": "end_image_path",
-               "audio_url": "audio_path", "video_url": "video_path"}
+PATH_FIELDS = {
+    "image_url": "image_path",
+    "end_image_url": "end_image_path",
+    "audio_url": "audio_path",
+    "video_url": "video_path",
+}
 
 
 def failure_body(error: EngineError) -> dict[str, Any]:
@@ -44,8 +48,11 @@ def failure_body(error: EngineError) -> dict[str, Any]:
             message += " Credits have been refunded."
         if error.recommended_model:
             message += f" Try using {error.recommended_model} instead."
-        body: dict[str, Any] = {"message": message, "type": "provider_content_policy",
-                                "credits_refunded": error.refundable}
+        body: dict[str, Any] = {
+            "message": message,
+            "type": "provider_content_policy",
+            "credits_refunded": error.refundable,
+        }
         if error.recommended_model:
             body["recommended_model"] = error.recommended_model
         return {"error": body}
@@ -72,9 +79,14 @@ class _Heartbeat(threading.Thread):
         while not self._stop_event.wait(w.heartbeat_seconds):
             try:
                 with w.db.transaction() as session:
-                    ok = store.renew_lease(session, job_id=self.job_id, worker_id=w.worker_id,
-                                           clock=w.clock, lease_seconds=w.lease_seconds,
-                                           progress=self.progress)
+                    ok = store.renew_lease(
+                        session,
+                        job_id=self.job_id,
+                        worker_id=w.worker_id,
+                        clock=w.clock,
+                        lease_seconds=w.lease_seconds,
+                        progress=self.progress,
+                    )
             except Exception:
                 log.exception("heartbeat for job %s failed; retrying", self.job_id)
                 continue
@@ -90,9 +102,17 @@ class _Heartbeat(threading.Thread):
 class Worker:
     """Claims and runs jobs for the engines it has."""
 
-    def __init__(self, *, db: Database, storage: Storage, engines: Mapping[str, Engine],
-                 clock: Clock, lease_seconds: float, heartbeat_seconds: float,
-                 worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        storage: Storage,
+        engines: Mapping[str, Engine],
+        clock: Clock,
+        lease_seconds: float,
+        heartbeat_seconds: float,
+        worker_id: str | None = None,
+    ) -> None:
         self.db = db
         self.storage = storage
         self.engines = engines
@@ -122,19 +142,27 @@ class Worker:
         with self.db.transaction() as session:
             jobs = store.exhausted_jobs(session, clock=self.clock)
             for job in jobs:
-                body = {**INFERENCE_FAILED, "details": "the worker running this job was lost",
-                        "credits_refunded": True}
+                body = {
+                    **INFERENCE_FAILED,
+                    "details": "the worker running this job was lost",
+                    "credits_refunded": True,
+                }
                 store.fail_job(job, status=500, body=body, clock=self.clock)
-                refund(session, job_id=job.id, clock=self.clock,
-                       note="worker lost on the last attempt")
+                refund(
+                    session, job_id=job.id, clock=self.clock, note="worker lost on the last attempt"
+                )
         return len(jobs)
 
     def run_once(self) -> bool:
         """Claim one job and take it to an end; False when nothing was runnable."""
         with self.db.transaction() as session:
-            job = store.claim_next_job(session, worker_id=self.worker_id,
-                                       engines=list(self.engines), clock=self.clock,
-                                       lease_seconds=self.lease_seconds)
+            job = store.claim_next_job(
+                session,
+                worker_id=self.worker_id,
+                engines=list(self.engines),
+                clock=self.clock,
+                lease_seconds=self.lease_seconds,
+            )
             if job is None:
                 return False
             session.expunge(job)
@@ -192,8 +220,9 @@ class Worker:
             if isinstance(engine, IsolatedEngine):
                 engine.close()
 
-    def _settle(self, job_id: str, *, output_bytes: int | None = None,
-                error: EngineError | None = None) -> None:
+    def _settle(
+        self, job_id: str, *, output_bytes: int | None = None, error: EngineError | None = None
+    ) -> None:
         with self.db.transaction() as session:
             job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
             if job is None:
@@ -201,8 +230,9 @@ class Worker:
                 return
             if error is None:
                 assert output_bytes is not None
-                store.complete_job(job, output_key=output_key(job_id), output_bytes=output_bytes,
-                                   clock=self.clock)
+                store.complete_job(
+                    job, output_key=output_key(job_id), output_bytes=output_bytes, clock=self.clock
+                )
                 return
             store.fail_job(job, status=error.status, body=failure_body(error), clock=self.clock)
             if error.refundable:
@@ -223,9 +253,18 @@ class Worker:
         references = [fetch(k) for k in job.inputs.get("reference_image_urls", [])]
         p = job.params
         return JobInput(
-            job_id=job.id, model=job.model, prompt=p.get("prompt", ""),
-            negative_prompt=p.get("negative_prompt", ""), width=p["width"], height=p["height"],
-            fps=p["fps"], duration_s=p.get("duration_s") or 5.0, audio=bool(p.get("audio")),
-            seed=p["seed"], reference_image_paths=tuple(references),
-            upscale_factor=p.get("upscale_factor") or 2, params=p, **paths,
+            job_id=job.id,
+            model=job.model,
+            prompt=p.get("prompt", ""),
+            negative_prompt=p.get("negative_prompt", ""),
+            width=p["width"],
+            height=p["height"],
+            fps=p["fps"],
+            duration_s=p.get("duration_s") or 5.0,
+            audio=bool(p.get("audio")),
+            seed=p["seed"],
+            reference_image_paths=tuple(references),
+            upscale_factor=p.get("upscale_factor") or 2,
+            params=p,
+            **paths,
         )

@@ -76,8 +76,9 @@ def _signature_matches(data: bytes, demuxer: str) -> bool:
     return data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: Matroska / WebM
 
 
-def _open_container(data: bytes, rule: ClipRule, field: str, error: type[MediaError],
-                    what: str) -> InputContainer:
+def _open_container(
+    data: bytes, rule: ClipRule, field: str, error: type[MediaError], what: str
+) -> InputContainer:
     """The file opened with the first allowed demuxer whose signature it carries."""
     accepted = " or ".join(FORMAT_NAMES[f] for f in rule.formats)
     for demuxer in rule.formats:
@@ -86,8 +87,10 @@ def _open_container(data: bytes, rule: ClipRule, field: str, error: type[MediaEr
         try:
             container = av.open(io.BytesIO(data), format=demuxer)
         except Exception:  # whatever the demuxer raises, the file is at fault
-            raise error(f"{field}: the {FORMAT_NAMES[demuxer]} file could not be decoded "
-                        f"(truncated or damaged?)") from None
+            raise error(
+                f"{field}: the {FORMAT_NAMES[demuxer]} file could not be decoded "
+                f"(truncated or damaged?)"
+            ) from None
         if isinstance(container, InputContainer):
             return container
         container.close()
@@ -144,19 +147,23 @@ class MediaInspector:
                 raise error(
                     f"{source.field}: a duration matched to the source needs a source clip of "
                     f"{seconds(shortest)} to {seconds(longest)}; this one lasts {length:.1f} s",
-                    code="VIDEO_DURATION_TOO_SHORT" if length < shortest
+                    code="VIDEO_DURATION_TOO_SHORT"
+                    if length < shortest
                     else "VIDEO_DURATION_TOO_LONG",
                 )
         audio_kinds = {"reference_audio_urls"}
         if self.rules.audio_url_is_reference:
             audio_kinds.add("audio_url")
-        for kinds, rule, what in ((
-            {"reference_video_urls"}, self.rules.reference_video, "video"
-        ), (audio_kinds, self.rules.reference_audio, "audio")):
+        for kinds, rule, what in (
+            ({"reference_video_urls"}, self.rules.reference_video, "video"),
+            (audio_kinds, self.rules.reference_audio, "audio"),
+        ):
             clips = [f for f in facts if f.kind in kinds]
             total = sum(f.duration_s or 0.0 for f in clips)
-            if len(clips) > 1 and rule.total_seconds is not None and (
-                total > rule.total_seconds + DURATION_SLACK_S
+            if (
+                len(clips) > 1
+                and rule.total_seconds is not None
+                and (total > rule.total_seconds + DURATION_SLACK_S)
             ):
                 names = " and ".join(sorted(kinds))
                 raise DurationTooLong(
@@ -170,8 +177,9 @@ class MediaInspector:
     def _image(self, blob: MediaBlob, kind: str, screen: bool) -> MediaFacts:
         rule = self.rules.image
         field = blob.field
-        too_large = ImageTooLarge(f"{field}: the image is larger than "
-                                  f"{rule.max_pixels // 1_000_000} megapixels")
+        too_large = ImageTooLarge(
+            f"{field}: the image is larger than {rule.max_pixels // 1_000_000} megapixels"
+        )
         try:
             with Image.open(io.BytesIO(blob.data), formats=IMAGE_FORMATS) as image:
                 width, height = image.size
@@ -193,8 +201,9 @@ class MediaInspector:
             ) from None
         self._check_geometry(field, width, height)
         face = gray is not None and has_face(gray)
-        return MediaFacts(field=field, kind=kind, sha256=blob.sha256, width=width,
-                          height=height, has_face=face)
+        return MediaFacts(
+            field=field, kind=kind, sha256=blob.sha256, width=width, height=height, has_face=face
+        )
 
     def _check_geometry(self, field: str, width: int, height: int) -> None:
         rule = self.rules.image
@@ -219,11 +228,15 @@ class MediaInspector:
         if duration > rule.max_seconds + DURATION_SLACK_S:
             raise DurationTooLong(
                 f"{field}: the {what} lasts {duration:.1f} s; at most "
-                f"{seconds(rule.max_seconds)} is allowed", code=code + "_LONG")
+                f"{seconds(rule.max_seconds)} is allowed",
+                code=code + "_LONG",
+            )
         if duration < rule.min_seconds - DURATION_SLACK_S:
             raise DurationTooShort(
                 f"{field}: the {what} lasts {duration:.1f} s; at least "
-                f"{seconds(rule.min_seconds)} is required", code=code + "_SHORT")
+                f"{seconds(rule.min_seconds)} is required",
+                code=code + "_SHORT",
+            )
 
     def _audio(self, blob: MediaBlob, kind: str) -> MediaFacts:
         rule = self.rules.clip_rule(kind)
@@ -264,7 +277,8 @@ class MediaInspector:
                 codec = stream.codec_context.name
                 if rule.video_codecs and codec not in rule.video_codecs:
                     raise InvalidVideoFormat(
-                        f"{field}: the video is {codec}; it must be H.264 or H.265")
+                        f"{field}: the video is {codec}; it must be H.264 or H.265"
+                    )
                 stream.thread_type = "AUTO"
                 stated = _stated_seconds(container, stream)
                 if stated > rule.max_seconds + DURATION_SLACK_S:
@@ -272,8 +286,13 @@ class MediaInspector:
                 # Reference clips are short: decode them whole (their real length, and frames
                 # for the face screen). Long inputs decode one frame to prove they play.
                 whole = kind == "reference_video_urls" or screen
-                decoded, face = _decode(container, stream, whole=whole, screen=screen,
-                                        stop_after_s=rule.max_seconds + DURATION_SLACK_S)
+                decoded, face = _decode(
+                    container,
+                    stream,
+                    whole=whole,
+                    screen=screen,
+                    stop_after_s=rule.max_seconds + DURATION_SLACK_S,
+                )
                 width = stream.codec_context.width
                 height = stream.codec_context.height
                 rate = stream.average_rate or stream.guessed_rate
@@ -285,12 +304,26 @@ class MediaInspector:
             raise InvalidVideoFormat(f"{field}: the file holds no decodable video frames")
         duration = max(stated, decoded)
         self._check_length(field, "video", duration, rule)
-        return MediaFacts(field=field, kind=kind, sha256=blob.sha256, width=width, height=height,
-                          duration_s=duration, fps=float(rate) if rate else None, has_face=face)
+        return MediaFacts(
+            field=field,
+            kind=kind,
+            sha256=blob.sha256,
+            width=width,
+            height=height,
+            duration_s=duration,
+            fps=float(rate) if rate else None,
+            has_face=face,
+        )
 
 
-def _decode(container: InputContainer, stream: av.video.stream.VideoStream, *, whole: bool,
-            screen: bool, stop_after_s: float) -> tuple[float | None, bool]:
+def _decode(
+    container: InputContainer,
+    stream: av.video.stream.VideoStream,
+    *,
+    whole: bool,
+    screen: bool,
+    stop_after_s: float,
+) -> tuple[float | None, bool]:
     """(the decoded length in seconds or None if no frame decodes, whether a face was seen).
 
     Stops once the frames pass `stop_after_s`: a file whose container understates its length

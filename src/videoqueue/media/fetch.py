@@ -100,15 +100,17 @@ def _parse(url: str, field: str) -> httpx.URL:
     except (httpx.InvalidURL, ValueError):
         raise MediaError(f"{field}: not a valid URL", code="INVALID_REQUEST") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise MediaError(f"{field} must be an http(s):// URL or a data: URL",
-                         code="INVALID_REQUEST")
+        raise MediaError(
+            f"{field} must be an http(s):// URL or a data: URL", code="INVALID_REQUEST"
+        )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise MediaError(f"{field}: not a valid URL (port {parsed.port})", code="INVALID_REQUEST")
     return parsed
 
 
-def checked_addresses(url: httpx.URL, field: str, policy: FetchPolicy,
-                      resolve: Resolver) -> list[IPAddress]:
+def checked_addresses(
+    url: httpx.URL, field: str, policy: FetchPolicy, resolve: Resolver
+) -> list[IPAddress]:
     """The addresses `url`'s host resolves to, every one allowed by `policy`; else refuse."""
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -137,8 +139,13 @@ def _pinned(url: httpx.URL, ip: IPAddress) -> tuple[httpx.URL, dict[str, str], d
     return url.copy_with(host=str(ip)), headers, extensions
 
 
-def _read_capped(response: httpx.Response, field: str, max_bytes: int,
-                 too_large: Callable[[], MediaError], deadline: float) -> bytes:
+def _read_capped(
+    response: httpx.Response,
+    field: str,
+    max_bytes: int,
+    too_large: Callable[[], MediaError],
+    deadline: float,
+) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large()
@@ -152,9 +159,16 @@ def _read_capped(response: httpx.Response, field: str, max_bytes: int,
     return bytes(body)
 
 
-def fetch_media(url: str, field: str, *, max_bytes: int, too_large: Callable[[], MediaError],
-                policy: FetchPolicy, resolve: Resolver = resolve_addresses,
-                transport: httpx.BaseTransport | None = None) -> bytes:
+def fetch_media(
+    url: str,
+    field: str,
+    *,
+    max_bytes: int,
+    too_large: Callable[[], MediaError],
+    policy: FetchPolicy,
+    resolve: Resolver = resolve_addresses,
+    transport: httpx.BaseTransport | None = None,
+) -> bytes:
     """The body behind an http(s) media URL, at most `max_bytes` (else `too_large()` is raised).
 
     Raises `MediaUrlRefused` for an address the policy does not allow (before connecting to it),
@@ -163,8 +177,9 @@ def fetch_media(url: str, field: str, *, max_bytes: int, too_large: Callable[[],
     current = _parse(url, field)
     deadline = time.monotonic() + policy.total_timeout_s
     timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
-    with httpx.Client(transport=transport, timeout=timeout, trust_env=False,
-                      follow_redirects=False) as client:
+    with httpx.Client(
+        transport=transport, timeout=timeout, trust_env=False, follow_redirects=False
+    ) as client:
         for _ in range(policy.max_redirects + 1):
             addresses = checked_addresses(current, field, policy, resolve)
             response = _get(client, current, addresses, field)
@@ -188,8 +203,9 @@ def fetch_media(url: str, field: str, *, max_bytes: int, too_large: Callable[[],
     raise MediaFetchFailed(f"{field}: more than {policy.max_redirects} redirects")
 
 
-def _get(client: httpx.Client, url: httpx.URL, addresses: Sequence[IPAddress],
-         field: str) -> httpx.Response:
+def _get(
+    client: httpx.Client, url: httpx.URL, addresses: Sequence[IPAddress], field: str
+) -> httpx.Response:
     """Send the GET to the first checked address that accepts a connection."""
     problem = "could not be reached"
     for ip in addresses:

@@ -31,15 +31,17 @@ def decode_data_url(url: str, *, field: str) -> bytes:
     """The bytes of a `data:<mime>;base64,<payload>` URL. Raises `MediaError` (400)."""
     header, sep, payload = url.partition(",")
     if not sep or not header.startswith("data:"):
-        raise MediaError(f"{field} must be an http(s):// URL or a data: URL",
-                         code="INVALID_REQUEST")
+        raise MediaError(
+            f"{field} must be an http(s):// URL or a data: URL", code="INVALID_REQUEST"
+        )
     if not header.endswith(";base64"):
         raise MediaError(f"{field}: only base64 data URLs are supported", code="INVALID_REQUEST")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise MediaError(f"{field}: the data URL is not valid base64",
-                         code="INVALID_REQUEST") from None
+        raise MediaError(
+            f"{field}: the data URL is not valid base64", code="INVALID_REQUEST"
+        ) from None
 
 
 def too_large_error(field: str, max_bytes: int) -> Callable[[], MediaError]:
@@ -50,8 +52,10 @@ def too_large_error(field: str, max_bytes: int) -> Callable[[], MediaError]:
     def make() -> MediaError:
         if cls is MediaClass.IMAGE:
             return ImageTooLarge(f"{field}: the image is larger than {limit}")
-        return MediaTooLarge(f"{field}: the {cls.value} file is larger than {limit}",
-                             code=f"{cls.value.upper()}_TOO_LARGE")
+        return MediaTooLarge(
+            f"{field}: the {cls.value} file is larger than {limit}",
+            code=f"{cls.value.upper()}_TOO_LARGE",
+        )
 
     return make
 
@@ -60,9 +64,14 @@ class MediaLoader:
     """`(url, field) → bytes` for every media field: data URLs, and http(s) URLs behind the
     fetch policy's SSRF guard, each capped at its kind's byte limit."""
 
-    def __init__(self, rules: MediaRules, policy: FetchPolicy, *,
-                 resolve: Resolver = resolve_addresses,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        rules: MediaRules,
+        policy: FetchPolicy,
+        *,
+        resolve: Resolver = resolve_addresses,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.rules = rules
         self.policy = policy
         self.resolve = resolve
@@ -76,5 +85,12 @@ class MediaLoader:
             if len(data) > max_bytes:
                 raise too_large()
             return data
-        return fetch_media(url, field, max_bytes=max_bytes, too_large=too_large,
-                           policy=self.policy, resolve=self.resolve, transport=self.transport)
+        return fetch_media(
+            url,
+            field,
+            max_bytes=max_bytes,
+            too_large=too_large,
+            policy=self.policy,
+            resolve=self.resolve,
+            transport=self.transport,
+        )

@@ -90,13 +90,20 @@ class MediaRules:
 
     image: ImageRule = field(default_factory=ImageRule)
     audio: ClipRule = ClipRule(formats=(WAV, MP3), max_bytes=15 * MB, max_seconds=30.0)
-    reference_audio: ClipRule = ClipRule(formats=(WAV, MP3), max_bytes=15 * MB, min_seconds=2.0,
-                                         max_seconds=15.0, total_seconds=15.0)
-    video: ClipRule = ClipRule(formats=(MP4_MOV, MATROSKA_WEBM), max_bytes=256 * MB,
-                               max_seconds=300.0)
-    reference_video: ClipRule = ClipRule(formats=(MP4_MOV,), max_bytes=50 * MB, min_seconds=2.0,
-                                         max_seconds=15.0, total_seconds=15.0,
-                                         video_codecs=("h264", "hevc"))
+    reference_audio: ClipRule = ClipRule(
+        formats=(WAV, MP3), max_bytes=15 * MB, min_seconds=2.0, max_seconds=15.0, total_seconds=15.0
+    )
+    video: ClipRule = ClipRule(
+        formats=(MP4_MOV, MATROSKA_WEBM), max_bytes=256 * MB, max_seconds=300.0
+    )
+    reference_video: ClipRule = ClipRule(
+        formats=(MP4_MOV,),
+        max_bytes=50 * MB,
+        min_seconds=2.0,
+        max_seconds=15.0,
+        total_seconds=15.0,
+        video_codecs=("h264", "hevc"),
+    )
     audio_url_is_reference: bool = False
     """Seedance R2V: `audio_url` counts as one more reference audio (spec §4.1)."""
     detect_faces: bool = False

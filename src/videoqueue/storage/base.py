@@ -49,8 +49,9 @@ class Storage(Protocol):
         """The object's size in bytes. Raises `ObjectNotFound`."""
         ...
 
-    def read_range(self, key: str, start: int, end: int,
-                   chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def read_range(
+        self, key: str, start: int, end: int, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
         """Yield bytes `start` … `end` (inclusive). Raises `ObjectNotFound` before the first
         chunk."""
         ...
@@ -59,8 +60,7 @@ class Storage(Protocol):
         """Remove every object whose key starts with `prefix` (missing is fine)."""
         ...
 
-    def exists(self, key: str) -> bool:
-        ...
+    def exists(self, key: str) -> bool: ...
 
     def delivery_url(self, key: str, link: ShareLink) -> str:
         """The pre-signed `download_url` a client GETs `key` from, without credentials.

@@ -60,8 +60,9 @@ class LocalStorage:
         except FileNotFoundError:
             raise ObjectNotFound() from None
 
-    def read_range(self, key: str, start: int, end: int,
-                   chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def read_range(
+        self, key: str, start: int, end: int, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
         try:
             f = self._path(key).open("rb")
         except FileNotFoundError:

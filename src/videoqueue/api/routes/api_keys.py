@@ -57,8 +57,9 @@ def _key_details(session: Session, key: ApiKey, now: datetime) -> dict[str, Any]
         "id": key.id,
         "last6Chars": key.last_chars,
         "lastUsedAt": _optional_time(key.last_used_at),
-        "usage": {"trailingSevenDays": {"usd": usd_text(trailing, 4), "vcu": "0.0000",
-                                        "diem": "0.0000"}},
+        "usage": {
+            "trailingSevenDays": {"usd": usd_text(trailing, 4), "vcu": "0.0000", "diem": "0.0000"}
+        },
     }
     if key.usd_limit_micros is not None:
         spent = key_spend_micros(session, key.id, period_start(key.limit_period, now))
@@ -74,8 +75,7 @@ def _list(ctx: AppContext, caller: Caller) -> dict[str, Any]:
 
 
 @router.get("/api_keys")
-async def get_api_keys(request: Request,
-                       caller: AdminCaller) -> JSONResponse:
+async def get_api_keys(request: Request, caller: AdminCaller) -> JSONResponse:
     """The account's API keys that are not revoked, with their limits and recent spend."""
     return JSONResponse(await run_in_threadpool(_list, context(request), caller))
 
@@ -83,25 +83,32 @@ async def get_api_keys(request: Request,
 def _create(ctx: AppContext, caller: Caller, new: NewKey) -> dict[str, Any]:
     with ctx.db.transaction() as session:
         key, secret = create_key(
-            session, account_id=caller.account_id, kind=new.kind, clock=ctx.clock,
-            name=new.description, expires_at=new.expires_at,
-            usd_limit_micros=new.usd_limit_micros, limit_period=new.limit_period,
+            session,
+            account_id=caller.account_id,
+            kind=new.kind,
+            clock=ctx.clock,
+            name=new.description,
+            expires_at=new.expires_at,
+            usd_limit_micros=new.usd_limit_micros,
+            limit_period=new.limit_period,
         )
-        return {"success": True, "data": {
-            "apiKey": secret,
-            "apiKeyType": key.kind.value,
-            "consumptionLimit": {"usd": _limit_usd(key), "diem": None},
-            "limitPeriod": key.limit_period.value,
-            "modelPrivacy": "ALL",
-            "description": key.name,
-            "expiresAt": _optional_time(key.expires_at),
-            "id": key.id,
-        }}
+        return {
+            "success": True,
+            "data": {
+                "apiKey": secret,
+                "apiKeyType": key.kind.value,
+                "consumptionLimit": {"usd": _limit_usd(key), "diem": None},
+                "limitPeriod": key.limit_period.value,
+                "modelPrivacy": "ALL",
+                "description": key.name,
+                "expiresAt": _optional_time(key.expires_at),
+                "id": key.id,
+            },
+        }
 
 
 @router.post("/api_keys")
-async def post_api_key(request: Request,
-                       caller: AdminCaller) -> JSONResponse:
+async def post_api_key(request: Request, caller: AdminCaller) -> JSONResponse:
     """Create a key for the account. The secret `apiKey` is shown in this answer only."""
     ctx = context(request)
     new = parse_new_key(await json_object(request), ctx.clock.now())
@@ -109,15 +116,15 @@ async def post_api_key(request: Request,
 
 
 @router.get("/api_keys/rate_limits")
-async def get_rate_limits(request: Request,
-                          caller: KeyCaller) -> JSONResponse:
+async def get_rate_limits(request: Request, caller: KeyCaller) -> JSONResponse:
     """The calling key's balance, expiry and per-model request limits."""
     return JSONResponse(await run_in_threadpool(_rate_limits, context(request), caller))
 
 
 def _next_epoch(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) \
-        + timedelta(days=1)
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        days=1
+    )
 
 
 def _rate_limits(ctx: AppContext, caller: Caller) -> dict[str, Any]:
@@ -126,21 +133,28 @@ def _rate_limits(ctx: AppContext, caller: Caller) -> dict[str, Any]:
         account = session.get(Account, caller.account_id)
         key = session.get(ApiKey, caller.key_id)
         assert account is not None and key is not None
-        within_limit = key.usd_limit_micros is None or key_spend_micros(
-            session, key.id, period_start(key.limit_period, now)) < key.usd_limit_micros
+        within_limit = (
+            key.usd_limit_micros is None
+            or key_spend_micros(session, key.id, period_start(key.limit_period, now))
+            < key.usd_limit_micros
+        )
     per_minute = ctx.settings.queue_requests_per_minute
-    return {"data": {
-        "accessPermitted": (account.unlimited or account.balance_micros > 0) and within_limit,
-        "apiTier": {"id": "unlimited" if account.unlimited else "paid",
-                    "isCharged": not account.unlimited},
-        "balances": {"USD": micros_to_usd(account.balance_micros), "DIEM": 0},
-        "keyExpiration": _optional_time(key.expires_at),
-        "nextEpochBegins": iso_z(_next_epoch(now)),
-        "rateLimits": [
-            {"apiModelId": model_id, "rateLimits": [{"amount": per_minute, "type": "RPM"}]}
-            for model_id in sorted(ctx.catalog.models)
-        ],
-    }}
+    return {
+        "data": {
+            "accessPermitted": (account.unlimited or account.balance_micros > 0) and within_limit,
+            "apiTier": {
+                "id": "unlimited" if account.unlimited else "paid",
+                "isCharged": not account.unlimited,
+            },
+            "balances": {"USD": micros_to_usd(account.balance_micros), "DIEM": 0},
+            "keyExpiration": _optional_time(key.expires_at),
+            "nextEpochBegins": iso_z(_next_epoch(now)),
+            "rateLimits": [
+                {"apiModelId": model_id, "rateLimits": [{"amount": per_minute, "type": "RPM"}]}
+                for model_id in sorted(ctx.catalog.models)
+            ],
+        }
+    }
 
 
 def _details(ctx: AppContext, caller: Caller, key_id: str) -> dict[str, Any]:
@@ -152,8 +166,7 @@ def _details(ctx: AppContext, caller: Caller, key_id: str) -> dict[str, Any]:
 
 
 @router.get("/api_keys/{key_id}")
-async def get_api_key(key_id: str, request: Request,
-                      caller: AdminCaller) -> JSONResponse:
+async def get_api_key(key_id: str, request: Request, caller: AdminCaller) -> JSONResponse:
     """One of the account's keys, with its limits and recent spend."""
     return JSONResponse(await run_in_threadpool(_details, context(request), caller, key_id))
 
@@ -166,8 +179,7 @@ def _revoke(ctx: AppContext, caller: Caller, key_id: str) -> dict[str, Any]:
 
 
 @router.delete("/api_keys")
-async def delete_api_key_by_query(request: Request,
-                                  caller: AdminCaller) -> JSONResponse:
+async def delete_api_key_by_query(request: Request, caller: AdminCaller) -> JSONResponse:
     """Revoke the key named by `?id=` (Venice's form); it stops authenticating at once."""
     key_id = request.query_params.get("id")
     if not key_id:
@@ -176,8 +188,6 @@ async def delete_api_key_by_query(request: Request,
 
 
 @router.delete("/api_keys/{key_id}")
-async def delete_api_key(key_id: str, request: Request,
-                         caller: AdminCaller) -> JSONResponse:
+async def delete_api_key(key_id: str, request: Request, caller: AdminCaller) -> JSONResponse:
     """Revoke one of the account's keys; it stops authenticating at once."""
     return JSONResponse(await run_in_threadpool(_revoke, context(request), caller, key_id))
-

@@ -57,11 +57,16 @@ def usage_entry(entry: LedgerEntry) -> dict[str, Any]:
     return {
         "amount": amount,
         "currency": "USD",
-        "inferenceDetails": None if entry.job_id is None else {
-            "completionTokens": None, "inferenceExecutionTime": None, "promptTokens": None,
+        "inferenceDetails": None
+        if entry.job_id is None
+        else {
+            "completionTokens": None,
+            "inferenceExecutionTime": None,
+            "promptTokens": None,
             "requestId": entry.job_id,
         },
-        "notes": (f"Refund: {entry.note}" if entry.note else "Refund") if refund
+        "notes": (f"Refund: {entry.note}" if entry.note else "Refund")
+        if refund
         else "API Inference",
         "pricePerUnitUsd": abs(amount),
         "sku": f"{entry.model or 'video'}-video-unit",
@@ -120,13 +125,23 @@ def _usage(ctx: AppContext, caller: Caller, query: _Query) -> dict[str, Any]:
     total = 0
     if currency in (None, "USD"):
         with ctx.db.transaction() as session:
-            entries, total = usage_page(session, caller.account_id, start=start, end=end,
-                                        newest_first=newest_first, limit=limit,
-                                        offset=(page - 1) * limit)
+            entries, total = usage_page(
+                session,
+                caller.account_id,
+                start=start,
+                end=end,
+                newest_first=newest_first,
+                limit=limit,
+                offset=(page - 1) * limit,
+            )
     return {
         "data": [usage_entry(e) for e in entries],
-        "pagination": {"limit": limit, "page": page, "total": total,
-                       "totalPages": math.ceil(total / limit)},
+        "pagination": {
+            "limit": limit,
+            "page": page,
+            "total": total,
+            "totalPages": math.ceil(total / limit),
+        },
     }
 
 
@@ -148,9 +163,13 @@ def _decode_cursor(cursor: str, account_id: str) -> dict[str, Any]:
     """The walk a cursor continues; 400 if it is malformed or was issued to someone else."""
     try:
         walk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        valid = (isinstance(walk, dict) and walk.get("account") == account_id
-                 and set(walk) == CURSOR_KEYS and isinstance(walk["at"], str)
-                 and isinstance(walk["size"], int))
+        valid = (
+            isinstance(walk, dict)
+            and walk.get("account") == account_id
+            and set(walk) == CURSOR_KEYS
+            and isinstance(walk["at"], str)
+            and isinstance(walk["size"], int)
+        )
         if valid:
             datetime.fromisoformat(walk["at"])
     except (ValueError, binascii.Error, TypeError):
@@ -165,8 +184,9 @@ def _usage_history(ctx: AppContext, caller: Caller, query: _Query) -> dict[str, 
     cursor = query.params.get("cursor")
     if cursor is not None:
         if set(query.params) - {"cursor"}:
-            query.issues.append(iss.custom(("cursor",), "A cursor carries its walk's filters: "
-                                                      "send it alone"))
+            query.issues.append(
+                iss.custom(("cursor",), "A cursor carries its walk's filters: send it alone")
+            )
             query.check()
         walk = _decode_cursor(cursor, caller.account_id)
     else:
@@ -176,20 +196,28 @@ def _usage_history(ctx: AppContext, caller: Caller, query: _Query) -> dict[str, 
         if start is not None and end is not None and end <= start:
             query.issues.append(iss.custom(("endTimestamp",), "Must be later than startTimestamp"))
         query.check()
-        walk = {"account": caller.account_id, "currency": currency, "size": size,
-                "start": start.isoformat() if start else None,
-                "end": end.isoformat() if end else None, "at": None, "id": None}
+        walk = {
+            "account": caller.account_id,
+            "currency": currency,
+            "size": size,
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+            "at": None,
+            "id": None,
+        }
     entries: list[LedgerEntry] = []
     if walk["currency"] in (None, "USD"):
         after = (datetime.fromisoformat(walk["at"]), str(walk["id"])) if walk["at"] else None
         with ctx.db.transaction() as session:
             entries = usage_after(
-                session, caller.account_id,
+                session,
+                caller.account_id,
                 start=datetime.fromisoformat(walk["start"]) if walk["start"] else None,
                 end=datetime.fromisoformat(walk["end"]) if walk["end"] else None,
-                after=after, limit=int(walk["size"]) + 1,
+                after=after,
+                limit=int(walk["size"]) + 1,
             )
-    page, more = entries[:int(walk["size"])], len(entries) > int(walk["size"])
+    page, more = entries[: int(walk["size"])], len(entries) > int(walk["size"])
     next_cursor = None
     if more:
         last = page[-1]
@@ -198,8 +226,7 @@ def _usage_history(ctx: AppContext, caller: Caller, query: _Query) -> dict[str, 
 
 
 @router.get("/billing/usage-history")
-async def get_usage_history(request: Request,
-                            caller: AdminCaller) -> JSONResponse:
+async def get_usage_history(request: Request, caller: AdminCaller) -> JSONResponse:
     """The account's charges and refunds in ascending time order, walked with `nextCursor`
     (first page: `startTimestamp`, `endTimestamp`, `pageSize`, `currency`; then `cursor`)."""
     query = _Query(request.query_params)

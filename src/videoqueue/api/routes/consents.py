@@ -58,8 +58,7 @@ async def list_consents(request: Request, caller: ConsentCaller) -> JSONResponse
 
 
 @router.delete("/consents/{consent_id}")
-async def revoke_consent(consent_id: str, request: Request,
-                         caller: ConsentCaller) -> JSONResponse:
+async def revoke_consent(consent_id: str, request: Request, caller: ConsentCaller) -> JSONResponse:
     """Revoke a consent: its record and file hashes are erased, and the next request with
     those files answers `409 needs_consent` again. Answers `{success: true}`."""
     await run_in_threadpool(_delete, context(request), caller, consent_id)

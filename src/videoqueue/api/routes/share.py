@@ -42,14 +42,20 @@ PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-
 
 
 def _refusal(error: LinkError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status,
-                        headers={**PRIVATE_HEADERS, **error.headers()})
+    return JSONResponse(
+        error.body(), status_code=error.status, headers={**PRIVATE_HEADERS, **error.headers()}
+    )
 
 
 def _admit(ctx: AppContext, claims: LinkClaims, serves_bytes: bool = True) -> Fetch:
     with ctx.db.transaction() as session:
-        return admit_fetch(session, claims, link_policy(ctx.settings), now=ctx.clock.now(),
-                           serves_bytes=serves_bytes)
+        return admit_fetch(
+            session,
+            claims,
+            link_policy(ctx.settings),
+            now=ctx.clock.now(),
+            serves_bytes=serves_bytes,
+        )
 
 
 def _serves_last_byte(response: Response) -> bool:
@@ -121,8 +127,11 @@ async def inspect_share(token: str, request: Request) -> Response:
         return _refusal(error)
     except ObjectNotFound:
         return _refusal(MediaUnavailable())
-    return Response(status_code=200, media_type="video/mp4", headers={
-        **PRIVATE_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)})
+    return Response(
+        status_code=200,
+        media_type="video/mp4",
+        headers={**PRIVATE_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)},
+    )
 
 
 def _revoke(ctx: AppContext, claims: LinkClaims) -> str:

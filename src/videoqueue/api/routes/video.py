@@ -55,14 +55,21 @@ async def queue_video(request: Request, caller: QueueCaller) -> JSONResponse:
     body = await json_object(request)
     ctx = context(request)
     idempotency = IdempotentRequest.from_header(
-        request.headers.get("idempotency-key"), account_id=caller.account_id, body=body,
-        ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+        request.headers.get("idempotency-key"),
+        account_id=caller.account_id,
+        body=body,
+        ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+    )
     result = await run_in_threadpool(_queue, ctx, caller, body, idempotency)
     return JSONResponse(result)
 
 
-def _queue(ctx: AppContext, caller: Caller, body: dict[str, Any],
-           idempotency: IdempotentRequest | None = None) -> dict[str, Any]:
+def _queue(
+    ctx: AppContext,
+    caller: Caller,
+    body: dict[str, Any],
+    idempotency: IdempotentRequest | None = None,
+) -> dict[str, Any]:
     if idempotency is not None and (replay := idempotency.replay(ctx.db, ctx.clock)):
         return replay
     video = validate_queue(ctx.catalog, body)
@@ -77,12 +84,22 @@ def _queue(ctx: AppContext, caller: Caller, body: dict[str, Any],
             lock_account(session, caller.account_id)
             claim = idempotency.claim(session, ctx.clock) if idempotency else None
             # The consent decision comes before the charge: a 409 costs nothing (spec §11.2).
-            require_consent(session, account_id=caller.account_id, model=entry.id,
-                            facts=prepared.media, consents=video.options.get("consents"),
-                            clock=ctx.clock)
-            job = enqueue(session, prepared, account_id=caller.account_id, clock=ctx.clock,
-                          max_attempts=ctx.settings.max_attempts,
-                          key=key_budget(session, caller.key_id))
+            require_consent(
+                session,
+                account_id=caller.account_id,
+                model=entry.id,
+                facts=prepared.media,
+                consents=video.options.get("consents"),
+                clock=ctx.clock,
+            )
+            job = enqueue(
+                session,
+                prepared,
+                account_id=caller.account_id,
+                clock=ctx.clock,
+                max_attempts=ctx.settings.max_attempts,
+                key=key_budget(session, caller.key_id),
+            )
             if entry.delivery == "download_url":
                 download_url = issue_download_url(ctx, session, job.id)
             result = {"model": entry.id, "queue_id": job.id}
@@ -117,9 +134,15 @@ async def quote_video(request: Request) -> JSONResponse:
     entry = ctx.catalog.get(video.model)
     source = None
     if entry.upscale is not None and isinstance(body.get("video_url"), str):
-        source = await run_in_threadpool(probe_source, ctx.settings, entry,
-                                         ctx.catalog.family(entry), video, body["video_url"],
-                                         ctx.sandbox)
+        source = await run_in_threadpool(
+            probe_source,
+            ctx.settings,
+            entry,
+            ctx.catalog.family(entry),
+            video,
+            body["video_url"],
+            ctx.sandbox,
+        )
     micros = price_micros(entry, video, source)
     return JSONResponse({"quote": micros_to_usd(micros)})
 
@@ -162,10 +185,14 @@ def _elapsed_ms(ctx: AppContext, since: datetime) -> int:
 
 def _processing(ctx: AppContext, job: Job) -> dict[str, Any]:
     with ctx.db.transaction() as session:
-        average = store.average_execution_ms(session, job.model,
-                                             ctx.settings.default_average_execution_ms)
-    return {"status": "PROCESSING", "average_execution_time": average,
-            "execution_duration": _elapsed_ms(ctx, job.created_at)}
+        average = store.average_execution_ms(
+            session, job.model, ctx.settings.default_average_execution_ms
+        )
+    return {
+        "status": "PROCESSING",
+        "average_execution_time": average,
+        "execution_duration": _elapsed_ms(ctx, job.created_at),
+    }
 
 
 def delete_job_media(ctx: AppContext, job_id: str) -> None:
@@ -216,8 +243,7 @@ def discard_job(ctx: AppContext, job_id: str) -> None:
             was_queued = locked_job.state == JobState.QUEUED
             store.cancel_job(locked_job, clock=ctx.clock)
             if was_queued:
-                refund(session, job_id=job_id, clock=ctx.clock,
-                       note="cancelled before it started")
+                refund(session, job_id=job_id, clock=ctx.clock, note="cancelled before it started")
     delete_job_media(ctx, job_id)
 
 

@@ -39,7 +39,6 @@ class WalletMismatch(VideoqueueError):
     code = "X402_WALLET_MISMATCH"
 
 
-
 @router.post("/x402/top-up")
 async def top_up(request: Request) -> JSONResponse:
     """Add USDC credit to a wallet with an x402 payment.
@@ -52,21 +51,30 @@ async def top_up(request: Request) -> JSONResponse:
     ctx = context(request)
     terms = TopUpTerms.from_settings(ctx.settings)
     if not terms.rails:
-        raise TopUpFailed("X402_NOT_CONFIGURED", "x402 top-ups are not configured on this server",
-                          status=503)
+        raise TopUpFailed(
+            "X402_NOT_CONFIGURED", "x402 top-ups are not configured on this server", status=503
+        )
     header = payment_header(request)
     if header is None:
         raise top_up_requirements(ctx, request.url.path, terms)
     payment = read_payment(header, terms)
     credit = await run_in_threadpool(_settle, ctx, wallet_services(request).facilitator, payment)
-    settlement = SettleResponse(success=True, network=credit.network, payer=credit.wallet_address,
-                                transaction=credit.transaction)
+    settlement = SettleResponse(
+        success=True,
+        network=credit.network,
+        payer=credit.wallet_address,
+        transaction=credit.transaction,
+    )
     return JSONResponse(
-        {"success": True, "data": {
-            "walletAddress": credit.wallet_address,
-            "amountCredited": micros_to_usd(credit.amount_micros),
-            "newBalance": micros_to_usd(credit.new_balance_micros), "paymentId": credit.payment_id,
-        }},
+        {
+            "success": True,
+            "data": {
+                "walletAddress": credit.wallet_address,
+                "amountCredited": micros_to_usd(credit.amount_micros),
+                "newBalance": micros_to_usd(credit.new_balance_micros),
+                "paymentId": credit.payment_id,
+            },
+        },
         headers={"PAYMENT-RESPONSE": encode_payment_response_header(settlement)},
     )
 
@@ -81,12 +89,18 @@ def _settle(ctx: AppContext, facilitator: Facilitator, payment: Payment) -> Cred
         payer, transaction = _facilitate(facilitator, payment)
     except BaseException as exc:
         with ctx.db.transaction() as session:
-            record_failure(session, payment_id=payment.payment_id, reason=repr(exc),
-                           clock=ctx.clock)
+            record_failure(
+                session, payment_id=payment.payment_id, reason=repr(exc), clock=ctx.clock
+            )
         raise
     with ctx.db.transaction() as session:
-        return record_settlement(session, payment_id=payment.payment_id, payer=payer,
-                                 transaction=transaction, clock=ctx.clock)
+        return record_settlement(
+            session,
+            payment_id=payment.payment_id,
+            payer=payer,
+            transaction=transaction,
+            clock=ctx.clock,
+        )
 
 
 def _facilitate(facilitator: Facilitator, payment: Payment) -> tuple[str, str]:
@@ -94,26 +108,43 @@ def _facilitate(facilitator: Facilitator, payment: Payment) -> tuple[str, str]:
     try:
         verified = facilitator.verify(payment.payload, payment.requirements)
     except Exception as exc:
-        raise TopUpFailed("X402_FACILITATOR_ERROR", "The payment facilitator failed",
-                          status=500, reason=type(exc).__name__) from exc
+        raise TopUpFailed(
+            "X402_FACILITATOR_ERROR",
+            "The payment facilitator failed",
+            status=500,
+            reason=type(exc).__name__,
+        ) from exc
     if not verified.is_valid:
         reason = verified.invalid_reason or "invalid"
         if "signature" in reason:
-            raise TopUpFailed("X402_INVALID_PAYMENT", "Invalid payment header",
-                              reason="signature_mismatch")
-        raise TopUpFailed("X402_PAYMENT_VERIFICATION_FAILED", "Payment verification failed",
-                          reason=reason)
+            raise TopUpFailed(
+                "X402_INVALID_PAYMENT", "Invalid payment header", reason="signature_mismatch"
+            )
+        raise TopUpFailed(
+            "X402_PAYMENT_VERIFICATION_FAILED", "Payment verification failed", reason=reason
+        )
     try:
         settled = facilitator.settle(payment.payload, payment.requirements)
     except httpx.TimeoutException as exc:
-        raise TopUpFailed("X402_SETTLEMENT_TIMEOUT", "Settlement timed out; the payment may "
-                          "still settle", status=504) from exc
+        raise TopUpFailed(
+            "X402_SETTLEMENT_TIMEOUT",
+            "Settlement timed out; the payment may still settle",
+            status=504,
+        ) from exc
     except Exception as exc:
-        raise TopUpFailed("X402_FACILITATOR_ERROR", "The payment facilitator failed",
-                          status=500, reason=type(exc).__name__) from exc
+        raise TopUpFailed(
+            "X402_FACILITATOR_ERROR",
+            "The payment facilitator failed",
+            status=500,
+            reason=type(exc).__name__,
+        ) from exc
     if not settled.success:
-        raise TopUpFailed("X402_SETTLEMENT_FAILED", "Payment settlement failed; no funds moved",
-                          status=402, reason=settled.error_reason or "settlement_failed")
+        raise TopUpFailed(
+            "X402_SETTLEMENT_FAILED",
+            "Payment settlement failed; no funds moved",
+            status=402,
+            reason=settled.error_reason or "settlement_failed",
+        )
     payer = payment.payer or normalize_wallet(settled.payer or verified.payer or "")
     if payer is None:
         raise TopUpFailed("X402_INVALID_PAYMENT_PAYER", "The facilitator named no payer")
@@ -123,9 +154,16 @@ def _facilitate(facilitator: Facilitator, payment: Payment) -> tuple[str, str]:
 def _path_wallet(value: str) -> str:
     address = normalize_wallet(value)
     if address is None:
-        raise InvalidParameters([iss.Issue(
-            "invalid_string", ("walletAddress",), "Invalid wallet address",
-            {"validation": "regex"})])
+        raise InvalidParameters(
+            [
+                iss.Issue(
+                    "invalid_string",
+                    ("walletAddress",),
+                    "Invalid wallet address",
+                    {"validation": "regex"},
+                )
+            ]
+        )
     return address
 
 
@@ -135,31 +173,41 @@ def _own_wallet(wallet: Wallet, requested: str, what: str) -> None:
 
 
 @router.get("/x402/balance/{wallet_address}")
-async def balance(wallet_address: str, request: Request,
-                  wallet: SignedIn) -> JSONResponse:
+async def balance(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's credit in USD. Needs a `SIGN-IN-WITH-X` header signed by that wallet."""
     _own_wallet(wallet, _path_wallet(wallet_address), "balance")
     settings = context(request).settings
     minimum = usd_to_micros(settings.wallet_minimum_balance_usd)
     terms = TopUpTerms.from_settings(settings)
-    return JSONResponse({"success": True, "data": {
-        "walletAddress": wallet.address, "balanceUsd": micros_to_usd(wallet.balance_micros),
-        "canConsume": wallet.balance_micros >= minimum,
-        "minimumTopUpUsd": micros_to_usd(terms.minimum_micros),
-        "suggestedTopUpUsd": micros_to_usd(terms.suggested_micros),
-    }})
+    return JSONResponse(
+        {
+            "success": True,
+            "data": {
+                "walletAddress": wallet.address,
+                "balanceUsd": micros_to_usd(wallet.balance_micros),
+                "canConsume": wallet.balance_micros >= minimum,
+                "minimumTopUpUsd": micros_to_usd(terms.minimum_micros),
+                "suggestedTopUpUsd": micros_to_usd(terms.suggested_micros),
+            },
+        }
+    )
 
 
-def _page_number(request: Request, name: str, default: int, low: int,
-                 high: int | None) -> int | iss.Issue:
+def _page_number(
+    request: Request, name: str, default: int, low: int, high: int | None
+) -> int | iss.Issue:
     raw = request.query_params.get(name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        return iss.Issue("invalid_type", (name,), "Expected number, received nan",
-                         {"expected": "number", "received": "nan"})
+        return iss.Issue(
+            "invalid_type",
+            (name,),
+            "Expected number, received nan",
+            {"expected": "number", "received": "nan"},
+        )
     if value < low:
         return iss.number_too_small((name,), low)
     if high is not None and value > high:
@@ -168,8 +216,7 @@ def _page_number(request: Request, name: str, default: int, low: int,
 
 
 @router.get("/x402/transactions/{wallet_address}")
-async def transactions(wallet_address: str, request: Request,
-                       wallet: SignedIn) -> JSONResponse:
+async def transactions(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's ledger, newest first: `TOP_UP` (+), `CHARGE` (-), `REFUND` (+).
 
     `limit` 1 to 100 (default 50), `offset` from 0. Needs a `SIGN-IN-WITH-X` header signed by
@@ -188,16 +235,23 @@ async def transactions(wallet_address: str, request: Request,
 
 def _transactions(ctx: AppContext, wallet: Wallet, limit: int, offset: int) -> dict[str, Any]:
     with ctx.db.transaction() as session:
-        entries, more = ledger_page(session, account_id=wallet.account_id, limit=limit,
-                                    offset=offset)
+        entries, more = ledger_page(
+            session, account_id=wallet.account_id, limit=limit, offset=offset
+        )
     return {
         "walletAddress": wallet.address,
         "currentBalance": micros_to_usd(wallet.balance_micros),
-        "transactions": [{
-            "id": entry.id, "amount": micros_to_usd(entry.amount_micros),
-            "balanceAfter": micros_to_usd(entry.balance_after_micros), "type": entry.kind.value,
-            "createdAt": iso_z(entry.created_at),
-            "requestId": entry.job_id, "modelId": entry.model,
-        } for entry in entries],
+        "transactions": [
+            {
+                "id": entry.id,
+                "amount": micros_to_usd(entry.amount_micros),
+                "balanceAfter": micros_to_usd(entry.balance_after_micros),
+                "type": entry.kind.value,
+                "createdAt": iso_z(entry.created_at),
+                "requestId": entry.job_id,
+                "modelId": entry.model,
+            }
+            for entry in entries
+        ],
         "pagination": {"limit": limit, "offset": offset, "hasMore": more},
     }

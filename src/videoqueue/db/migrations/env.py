@@ -13,7 +13,9 @@ assert url is not None
 engine = make_engine(url)
 with engine.connect() as connection:
     context.configure(
-        connection=connection, target_metadata=metadata, render_as_batch=True,
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=True,
         transaction_per_migration=True,
     )
     with context.begin_transaction():
