@@ -76,7 +76,7 @@ def test_overlay_adds_models_and_families(overlay: Path) -> None:
             "unknown media fields ['image_urls']",
         ),
         (
-            '[models."wan-2-7-text-to-video"]\nprice = { rule = "per_second", rates = { "720p" = 1 } }\n',
+            '[models."wan-2-7-text-to-video"]\nprice = { rule = "per_second", rates = { "720p" = 1 } }\n',  # noqa: E501
             "no rate for ['1080p']",
         ),
         (

@@ -43,7 +43,7 @@ FALLBACK_MESSAGE = "Sign-in-with-X authentication failed"
 
 _MESSAGES = {
     "X402_SIGN_IN_PARSE_ERROR": "Sign-in-with-X header is not base64-encoded JSON",
-    "X402_SIGN_IN_INVALID_PAYLOAD": "Sign-in-with-X payload needs address, message (or its fields) and signature",
+    "X402_SIGN_IN_INVALID_PAYLOAD": "Sign-in-with-X payload needs address, message (or its fields) and signature",  # noqa: E501
     "X402_SIGN_IN_INVALID_MESSAGE": "Sign-in-with-X message is not a valid sign-in message",
     "X402_SIGN_IN_MISSING_NONCE": "Sign-in-with-X message has no nonce",
     "X402_SIGN_IN_ADDRESS_MISMATCH": "Sign-in-with-X address does not match the signed message",
@@ -53,7 +53,7 @@ _MESSAGES = {
     "X402_SIGN_IN_EXPIRED": "Sign-in-with-X message has expired",
     "X402_SIGN_IN_FUTURE_TIMESTAMP": "Sign-in-with-X message is issued in the future",
     "X402_SIGN_IN_NOT_BEFORE": "Sign-in-with-X message is not valid yet",
-    "X402_SIGN_IN_TIMESTAMP_MISMATCH": "Sign-in-with-X timestamp does not match the message's Issued At",
+    "X402_SIGN_IN_TIMESTAMP_MISMATCH": "Sign-in-with-X timestamp does not match the message's Issued At",  # noqa: E501
     "X402_SIGN_IN_INVALID_SIGNATURE": "Invalid Sign-in-with-x signature",
 }
 _SOLANA_REFERENCE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")

@@ -340,7 +340,7 @@ def refinement_issues(body: Mapping[str, Any], family: Family) -> list[Issue]:
         out.append(
             iss.custom(
                 ("reference_audio_urls",),
-                "Reference audio must be paired with at least one reference image or reference video",
+                "Reference audio must be paired with at least one reference image or reference video",  # noqa: E501
             )
         )
     audio_limit = family.reference_audios
