@@ -35,6 +35,7 @@ JOB = JobInput(
     height=720,
     fps=24,
     duration_s=5.0,
+    frame_count=120,
     audio=True,
     seed=1234,
 )
@@ -45,7 +46,7 @@ def render_preview(path: Path) -> None:
 
 
 def encode_solid_frames(path: Path) -> None:
-    n_frames = round(JOB.duration_s * JOB.fps)
+    n_frames = JOB.frame_count
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=JOB.fps, options=X264_OPTIONS)
         stream.width, stream.height, stream.pix_fmt = JOB.width, JOB.height, "yuv420p"
@@ -75,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the best counts")
     args = parser.parse_args()
-    n_frames = round(JOB.duration_s * JOB.fps)
+    n_frames = JOB.frame_count
     with tempfile.TemporaryDirectory() as tmp:
         cases = {
             "preview engine (video+audio)": (render_preview, Path(tmp, "preview.mp4")),

@@ -26,8 +26,9 @@ import av
 import imageio_ffmpeg  # type: ignore[import-untyped]
 import numpy as np
 
-from videoqueue.engines.base import JobInput
-from videoqueue.engines.upscale import UpscaleEngine, output_size
+from videoqueue.engines.base import JobInput, Media
+from videoqueue.engines.upscale import UpscaleEngine
+from videoqueue.media.scaling import output_size
 
 WIDTH, HEIGHT, FPS, SECONDS, FACTOR = 854, 480, 24, 5, 2
 FRAMES = FPS * SECONDS
@@ -136,7 +137,7 @@ def _reap(proc: subprocess.Popen[bytes]) -> tuple[float, float]:
 def child(clip: Path, out: Path, args: argparse.Namespace) -> None:
     engine = UpscaleEngine(preset=args.preset, crf=args.crf, threads=args.threads)
     job = JobInput(
-        job_id="bench", model="topaz-video-upscale", video_path=clip, upscale_factor=FACTOR
+        job_id="bench", model="topaz-video-upscale", media=Media(video=clip), upscale_factor=FACTOR
     )
     start = time.perf_counter()
     engine.generate(job, out, lambda _fraction: None)

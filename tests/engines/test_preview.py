@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from videoqueue.engines.base import EngineError, JobInput
+from videoqueue.engines.base import EngineError, JobInput, Media
 from videoqueue.engines.preview import PreviewEngine
 from videoqueue.media.errors import MediaError
 from videoqueue.media.probe import probe_video
@@ -28,12 +28,21 @@ SMALL = JobInput(
     height=180,
     fps=24,
     duration_s=1.0,
+    frame_count=24,
     seed=7,
 )
 
 
+MEDIA_ROLES = {f.name for f in fields(Media)}
+
+
 def render(path: Path, job: JobInput = SMALL, /, **changes: Any) -> Path:
-    PreviewEngine().generate(replace(job, **changes), path, lambda _: None)
+    """Render `job` with `changes`: its fields, a duration in seconds, or media roles."""
+    media = {k: changes.pop(k) for k in list(changes) if k in MEDIA_ROLES}
+    if "duration_s" in changes:
+        changes["frame_count"] = round(changes["duration_s"] * job.fps)
+    changed = replace(job, media=replace(job.media, **media), **changes)
+    PreviewEngine().generate(changed, path, lambda _: None)
     return path
 
 
@@ -157,9 +166,11 @@ def test_same_job_gives_identical_bytes(tmp_path: Path) -> None:
 def test_same_job_with_images_and_audio_file_gives_identical_bytes(tmp_path: Path) -> None:
     job = replace(
         SMALL,
-        image_path=make_image(tmp_path / "start.png", (400, 300), flip=False),
-        end_image_path=make_image(tmp_path / "end.png", (320, 180), flip=True),
-        audio_path=write_sine(tmp_path / "tone.wav", 330, 0.5),
+        media=Media(
+            image=make_image(tmp_path / "start.png", (400, 300), flip=False),
+            end_image=make_image(tmp_path / "end.png", (320, 180), flip=True),
+            audio=write_sine(tmp_path / "tone.wav", 330, 0.5),
+        ),
     )
 
     first = render(tmp_path / "a.mp4", job).read_bytes()
@@ -170,7 +181,7 @@ def test_first_frame_is_start_image_and_last_is_end_image(tmp_path: Path) -> Non
     start = make_image(tmp_path / "start.png", (400, 300), flip=False)
     end = make_image(tmp_path / "end.jpg", (640, 360), flip=True)
 
-    frames = decode_frames(render(tmp_path / "out.mp4", image_path=start, end_image_path=end))
+    frames = decode_frames(render(tmp_path / "out.mp4", image=start, end_image=end))
 
     size = (SMALL.width, SMALL.height)
     assert mean_difference(frames[0], expected_fill(start, size)) < 4
@@ -187,7 +198,7 @@ def test_reference_images_appear_as_thumbnails(tmp_path: Path) -> None:
         frame = decode_frames(path)[5][: SMALL.height // 2, SMALL.width // 2 :].astype(np.int16)
         return int(((frame[..., 0] > 200) & (frame[..., 1] < 60) & (frame[..., 2] < 60)).sum())
 
-    with_thumbnail = red_pixels(render(tmp_path / "a.mp4", reference_image_paths=(red,)))
+    with_thumbnail = red_pixels(render(tmp_path / "a.mp4", reference_images=(red,)))
     without = red_pixels(render(tmp_path / "b.mp4"))
     assert with_thumbnail - without > 300
 
@@ -195,7 +206,7 @@ def test_reference_images_appear_as_thumbnails(tmp_path: Path) -> None:
 def test_given_audio_file_is_what_plays(tmp_path: Path) -> None:
     tone = write_sine(tmp_path / "tone.wav", 440.0, 0.4)
 
-    samples = decode_audio(render(tmp_path / "out.mp4", audio_path=tone)).mean(axis=0)
+    samples = decode_audio(render(tmp_path / "out.mp4", audio=tone)).mean(axis=0)
 
     spectrum = np.abs(np.fft.rfft(samples))
     frequencies = np.fft.rfftfreq(samples.size, 1 / 48_000)
@@ -205,7 +216,9 @@ def test_given_audio_file_is_what_plays(tmp_path: Path) -> None:
 
 def test_progress_rises_to_one_in_few_calls(tmp_path: Path) -> None:
     calls: list[float] = []
-    PreviewEngine().generate(replace(SMALL, duration_s=5.0), tmp_path / "out.mp4", calls.append)
+    PreviewEngine().generate(
+        replace(SMALL, duration_s=5.0, frame_count=120), tmp_path / "out.mp4", calls.append
+    )
 
     assert 2 <= len(calls) <= 50
     assert calls == sorted(calls)
@@ -220,7 +233,7 @@ def test_cancelling_through_progress_leaves_no_file(tmp_path: Path) -> None:
         raise RuntimeError("cancelled")
 
     with pytest.raises(RuntimeError, match="cancelled"):
-        PreviewEngine().generate(replace(SMALL, duration_s=2.0), path, cancel)
+        PreviewEngine().generate(replace(SMALL, duration_s=2.0, frame_count=48), path, cancel)
 
     assert not path.exists()
 
@@ -232,11 +245,11 @@ def test_odd_dimensions_are_rejected(tmp_path: Path) -> None:
     assert not caught.value.refundable
 
 
-@pytest.mark.parametrize("field", ["image_path", "end_image_path", "reference_image_paths"])
+@pytest.mark.parametrize("field", ["image", "end_image", "reference_images"])
 def test_unreadable_image_is_a_non_refundable_error(tmp_path: Path, field: str) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
-    value: Path | tuple[Path, ...] = (broken,) if field == "reference_image_paths" else broken
+    value: Path | tuple[Path, ...] = (broken,) if field == "reference_images" else broken
 
     with pytest.raises(EngineError, match=field) as caught:
         render(tmp_path / "out.mp4", **{field: value})
@@ -248,8 +261,8 @@ def test_unreadable_audio_is_a_non_refundable_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF but not really audio")
 
-    with pytest.raises(EngineError, match="audio_path") as caught:
-        render(tmp_path / "out.mp4", audio_path=broken)
+    with pytest.raises(EngineError, match="audio") as caught:
+        render(tmp_path / "out.mp4", audio=broken)
 
     assert not caught.value.refundable
 

@@ -15,15 +15,11 @@ import pytest
 from av.audio.stream import AudioStream
 
 from tests.media_files import faststart_noise_mp4
-from videoqueue.engines.base import EngineError, JobInput
+from videoqueue.engines.base import EngineError, JobInput, Media
 from videoqueue.engines.realesrgan import RealEsrganEngine
-from videoqueue.engines.upscale import (
-    UpscaleEngine,
-    UpscaleTooLarge,
-    ensure_within_cap,
-    output_size,
-)
+from videoqueue.engines.upscale import UpscaleEngine
 from videoqueue.media.probe import probe_video
+from videoqueue.media.scaling import UpscaleTooLarge, ensure_within_cap, output_size
 
 FPS = 24
 
@@ -96,7 +92,7 @@ def upscale(source: Path, factor: int, tmp_path: Path, progress: list[float] | N
     """Run the engine, checking that what it reports is what a prober reads from its output."""
     out = tmp_path / f"out-x{factor}.mp4"
     job = JobInput(
-        job_id="j1", model="topaz-video-upscale", video_path=source, upscale_factor=factor
+        job_id="j1", model="topaz-video-upscale", media=Media(video=source), upscale_factor=factor
     )
     info = UpscaleEngine().generate(job, out, (progress if progress is not None else []).append)
     probed = probe_video(out)
@@ -192,10 +188,16 @@ def test_ensure_within_cap_refuses_4x_over_the_limit() -> None:
 
 def test_engine_refuses_output_over_its_cap(tmp_path: Path) -> None:
     source = make_video(tmp_path / "in.mp4", 160, 90, frames=2, audio=None)
-    job = JobInput(job_id="j1", model="topaz-video-upscale", video_path=source, upscale_factor=4)
+    job = JobInput(
+        job_id="j1",
+        model="topaz-video-upscale",
+        media=Media(video=source),
+        upscale_factor=4,
+        max_output_pixels=320 * 180,
+    )
 
     with pytest.raises(EngineError, match="maximum of 57600 pixels"):
-        UpscaleEngine(max_output_pixels=320 * 180).generate(job, tmp_path / "o.mp4", ignore)
+        UpscaleEngine().generate(job, tmp_path / "o.mp4", ignore)
 
     assert not (tmp_path / "o.mp4").exists()
 
@@ -203,7 +205,9 @@ def test_engine_refuses_output_over_its_cap(tmp_path: Path) -> None:
 def test_corrupt_input_raises_engine_error(tmp_path: Path) -> None:
     source = tmp_path / "in.mp4"
     source.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 20)
-    job = JobInput(job_id="j1", model="topaz-video-upscale", video_path=source)
+    job = JobInput(
+        job_id="j1", model="topaz-video-upscale", media=Media(video=source), upscale_factor=2
+    )
 
     with pytest.raises(EngineError, match="not a readable video"):
         UpscaleEngine().generate(job, tmp_path / "o.mp4", ignore)
@@ -219,7 +223,9 @@ def test_audio_only_input_raises_engine_error(tmp_path: Path) -> None:
         silence.sample_rate, silence.pts, silence.time_base = 44100, 0, Fraction(1, 44100)
         container.mux(sound.encode(silence))
         container.mux(sound.encode(None))
-    job = JobInput(job_id="j1", model="topaz-video-upscale", video_path=source)
+    job = JobInput(
+        job_id="j1", model="topaz-video-upscale", media=Media(video=source), upscale_factor=2
+    )
 
     with pytest.raises(EngineError, match="no video stream"):
         UpscaleEngine().generate(job, tmp_path / "o.mp4", ignore)
@@ -240,7 +246,9 @@ class Cancelled(Exception):
 
 def test_error_in_progress_callback_stops_the_decoding_thread(tmp_path: Path) -> None:
     source = make_video(tmp_path / "in.mp4", 160, 90, frames=48)
-    job = JobInput(job_id="j1", model="topaz-video-upscale", video_path=source)
+    job = JobInput(
+        job_id="j1", model="topaz-video-upscale", media=Media(video=source), upscale_factor=2
+    )
     threads_before = threading.active_count()
 
     def cancel(fraction: float) -> None:
@@ -259,7 +267,9 @@ def test_truncated_input_fails_instead_of_giving_a_short_video(tmp_path: Path) -
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(whole[: len(whole) // 3])
     assert probe_video(truncated).frames == 48, "the header still promises every frame"
-    job = JobInput(job_id="t", model="topaz-video-upscale", video_path=truncated, upscale_factor=2)
+    job = JobInput(
+        job_id="t", model="topaz-video-upscale", media=Media(video=truncated), upscale_factor=2
+    )
     output = tmp_path / "out.mp4"
     with pytest.raises(EngineError, match=r"ended after \d+ of its 48 frames") as caught:
         UpscaleEngine().generate(job, output, lambda _: None)

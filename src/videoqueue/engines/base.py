@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from videoqueue.errors import VideoqueueError
 from videoqueue.media.probe import VideoInfo
 
 __all__ = [
+    "Element",
     "Engine",
     "EngineError",
     "JobInput",
+    "Media",
     "ProgressCallback",
     "ProviderContentPolicy",
     "VideoInfo",
@@ -49,7 +51,63 @@ class ProviderContentPolicy(EngineError):
         self.recommended_model = recommended_model
 
 
-@dataclass(frozen=True)
+M = TypeVar("M")
+N = TypeVar("N")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Element(Generic[M]):
+    """A Kling element: a frontal image, up to three more views of it, an optional clip."""
+
+    frontal_image: M
+    reference_images: tuple[M, ...] = ()
+    video: M | None = None
+
+    def map(self, convert: Callable[[M], N]) -> Element[N]:
+        return Element(
+            frontal_image=convert(self.frontal_image),
+            reference_images=tuple(convert(m) for m in self.reference_images),
+            video=None if self.video is None else convert(self.video),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Media(Generic[M]):
+    """A job's input files by role: storage keys in a job's spec, local files in `JobInput`."""
+
+    image: M | None = None
+    end_image: M | None = None
+    audio: M | None = None
+    video: M | None = None
+    reference_images: tuple[M, ...] = ()
+    reference_videos: tuple[M, ...] = ()
+    reference_audios: tuple[M, ...] = ()
+    elements: tuple[Element[M], ...] = ()
+    scene_images: tuple[M, ...] = ()
+
+    def map(self, convert: Callable[[M], N]) -> Media[N]:
+        """The same roles, each file converted (a storage key fetched to a path, say)."""
+
+        def one(item: M | None) -> N | None:
+            return None if item is None else convert(item)
+
+        def many(items: tuple[M, ...]) -> tuple[N, ...]:
+            return tuple(convert(m) for m in items)
+
+        return Media(
+            image=one(self.image),
+            end_image=one(self.end_image),
+            audio=one(self.audio),
+            video=one(self.video),
+            reference_images=many(self.reference_images),
+            reference_videos=many(self.reference_videos),
+            reference_audios=many(self.reference_audios),
+            elements=tuple(e.map(convert) for e in self.elements),
+            scene_images=many(self.scene_images),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobInput:
     """Everything an engine needs for one generation, with media as local files."""
 
@@ -60,16 +118,14 @@ class JobInput:
     width: int = 1280
     height: int = 720
     fps: int = 24
+    frame_count: int = 120
     duration_s: float = 5.0
     audio: bool = True
     seed: int = 0
-    image_path: Path | None = None
-    end_image_path: Path | None = None
-    audio_path: Path | None = None
-    video_path: Path | None = None
-    reference_image_paths: tuple[Path, ...] = ()
-    upscale_factor: int = 2
-    params: Mapping[str, Any] = field(default_factory=dict)
+    upscale_factor: int | None = None
+    max_output_pixels: int | None = None
+    """The largest upscaled frame (width x height) the model allows; None: no cap."""
+    media: Media[Path] = field(default_factory=Media)
 
 
 class Engine(Protocol):

