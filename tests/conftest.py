@@ -19,7 +19,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import create_engine, text
 
+from tests.media_server import MediaServer, running
 from videoqueue.api.app import create_app
+from videoqueue.api.failures import venice_failure
 from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
 from videoqueue.billing.ledger import create_account, top_up
@@ -27,8 +29,11 @@ from videoqueue.billing.models import AccountKind
 from videoqueue.clock import Clock, ManualClock, SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
+from videoqueue.engines.base import Media
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.process import Supervisor
+from videoqueue.jobs.reaper import reap
+from videoqueue.jobs.spec import JobSpec
 from videoqueue.settings import Settings
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -162,6 +167,19 @@ def env(settings: Settings) -> Iterator[Env]:
 
 
 @pytest.fixture
+def server() -> Iterator[MediaServer]:
+    """A real HTTP server on 127.0.0.1 for media URLs, counting what reached it."""
+    with running() as media_server:
+        yield media_server
+
+
+@pytest.fixture
+def local_env(settings: Settings) -> Iterator[Env]:
+    """The app with private ranges allowed, so it may fetch from the test's 127.0.0.1 server."""
+    yield from build_env(settings.model_copy(update={"media_allow_private_networks": True}))
+
+
+@pytest.fixture
 def workers(env: Env) -> Iterator[Supervisor]:
     """One real worker process (supervised: it is replaced if it dies)."""
     supervisor = Supervisor(env.settings, 1)
@@ -205,3 +223,34 @@ def png_data_url(
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def retrieve_error(job: Job) -> tuple[int, dict[str, Any]]:
+    """The status and body `/video/retrieve` answers for a failed job."""
+    assert job.failure is not None, f"job {job.id} has not failed"
+    return venice_failure(job.failure)
+
+
+def reap_now(db: Database, clock: Clock) -> int:
+    """Run the reaper once, as a worker process does on its interval; how many it failed."""
+    with db.transaction() as session:
+        return reap(session, clock=clock)
+
+
+def tiny_spec(prompt: str = "", **changes: Any) -> JobSpec:
+    """A job spec for a 2x2 one-second clip without inputs (for jobs made without the API)."""
+    values: dict[str, Any] = {
+        "prompt": prompt,
+        "negative_prompt": "",
+        "width": 2,
+        "height": 2,
+        "fps": 24,
+        "frame_count": 24,
+        "duration_s": 1.0,
+        "audio": False,
+        "seed": 1,
+        "upscale_factor": None,
+        "max_output_pixels": None,
+        "media": Media(),
+    }
+    return JobSpec(**{**values, **changes})

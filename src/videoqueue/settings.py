@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from videoqueue.catalog.content_policy import ContentRule
+
 DEFAULT_DATA_DIR = Path("videoqueue-data")
-
-
-class ContentRule(BaseModel):
-    """An operator's prompt rule: a prompt matching `pattern` (a regular expression, case
-    ignored) is refused with 422, optionally suggesting a prompt to send instead."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    pattern: str
-    suggested_prompt: str | None = None
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        return value
 
 
 class Settings(BaseSettings):

@@ -32,6 +32,7 @@ from tests.media_files import (
 )
 from tests.media_server import MediaServer, running
 from videoqueue.billing.models import Account
+from videoqueue.engines.base import Media
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.process import Supervisor
 from videoqueue.settings import Settings
@@ -42,18 +43,6 @@ SEEDANCE_I2V = "seedance-2-0-image-to-video-basic"
 SEEDANCE_R2V = "seedance-2-0-reference-to-video-basic"
 V2V = "wan-2-7-video-to-video"
 BALANCE_USD = 100
-
-
-@pytest.fixture
-def server() -> Iterator[MediaServer]:
-    with running() as media_server:
-        yield media_server
-
-
-@pytest.fixture
-def local_env(settings: Settings) -> Iterator[Env]:
-    """The app with private ranges allowed, so it may fetch from the test's 127.0.0.1 server."""
-    yield from build_env(settings.model_copy(update={"media_allow_private_networks": True}))
 
 
 @pytest.fixture
@@ -341,9 +330,9 @@ def test_remote_media_is_fetched_and_stored_with_the_job(
     assert response.status_code == 200, response.text
     queue_id = response.json()["queue_id"]
     digest = hashlib.sha256(image).hexdigest()
-    assert load_job(local_env.db, queue_id).inputs == {
-        "image_url": f"jobs/{queue_id}/inputs/{digest}"
-    }
+    assert load_job(local_env.db, queue_id).job_spec.media == Media(
+        image=f"jobs/{queue_id}/inputs/{digest}"
+    )
     stored = local_env.settings.data_dir / "media" / "jobs" / queue_id / "inputs" / digest
     assert stored.read_bytes() == image
 

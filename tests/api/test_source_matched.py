@@ -40,7 +40,7 @@ def test_the_output_takes_the_source_clips_length_and_shape(env: Env) -> None:
     response = env.post("/video/queue", _body(5.0), env.make_key())
     assert response.status_code == 200, response.text
     job = load_job(env.db, response.json()["queue_id"])
-    params, price = job.params, job.price_micros
+    params, price = job.spec, job.price_micros
     assert params["duration_s"] == 5.0
     assert (params["width"], params["height"]) == (854, 480), "16:9 like the source clip"
     # (5 s of source + 5 s of output) x the 480p reference-video rate, $0.1685/s

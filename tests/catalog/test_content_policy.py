@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 
 from tests.conftest import Env
 from videoqueue.billing.models import Account
+from videoqueue.catalog.content_policy import ContentRule
 from videoqueue.jobs.models import Job
-from videoqueue.settings import ContentRule, Settings
+from videoqueue.settings import Settings
 
 T2V = "wan-2.6-text-to-video"
 I2V = "wan-2.6-image-to-video"

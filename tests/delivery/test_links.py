@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import tiny_spec
 from videoqueue.billing.ledger import create_account
 from videoqueue.billing.models import AccountKind
 from videoqueue.clock import ManualClock
@@ -54,8 +55,7 @@ def _job(db: Database, *, state: JobState = JobState.COMPLETED) -> str:
             account_id=account.id,
             model="m",
             engine="preview",
-            params={},
-            inputs={},
+            spec=tiny_spec(),
             price_micros=0,
             max_attempts=1,
             clock=clock,
@@ -98,7 +98,7 @@ def test_a_burst_is_throttled_until_the_window_ends(db: Database) -> None:
     throttled = _admit(db, claims, START + timedelta(seconds=4))
     assert isinstance(throttled, LinkThrottled)
     assert throttled.status == 429
-    assert throttled.headers() == {"Retry-After": "6"}
+    assert throttled.headers()["Retry-After"] == "6"
     assert isinstance(_admit(db, claims, START + timedelta(seconds=10)), Fetch)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import load_job
+from tests.conftest import load_job, retrieve_error, tiny_spec
 from videoqueue.billing.ledger import charge, create_account, top_up
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
 from videoqueue.clock import SystemClock
@@ -48,8 +48,7 @@ def _queue(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
             account_id=account.id,
             model="m",
             engine="scripted",
-            params={"prompt": prompt, "width": 2, "height": 2, "fps": 24, "seed": 1},
-            inputs={},
+            spec=tiny_spec(prompt),
             price_micros=400_000,
             max_attempts=max_attempts,
             clock=CLOCK,
@@ -67,9 +66,10 @@ def test_a_crashed_attempt_is_retried_then_failed_and_refunded_once(worker: Work
     assert (job.state, job.attempts, job.lease_owner) == (JobState.QUEUED, 1, None)
     assert worker.run_once()
     job = load_job(worker.db, job_id)
-    assert job.state == JobState.FAILED and job.error_status == 500
-    assert job.error_body is not None and job.error_body["credits_refunded"] is True
-    assert "process died" in job.error_body["details"]
+    status, body = retrieve_error(job)
+    assert job.state == JobState.FAILED and status == 500
+    assert body["credits_refunded"] is True
+    assert "process died" in body["details"]
     with worker.db.transaction() as session:
         refunds = session.scalars(
             select(LedgerEntry).where(
@@ -95,4 +95,4 @@ def test_an_input_error_is_not_retried_and_not_refunded(worker: Worker) -> None:
     assert worker.run_once()
     job = load_job(worker.db, job_id)
     assert (job.state, job.attempts) == (JobState.FAILED, 1)
-    assert job.error_body is not None and job.error_body["credits_refunded"] is False
+    assert retrieve_error(job)[1]["credits_refunded"] is False

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from tests.conftest import load_job
+from tests.conftest import load_job, reap_now, retrieve_error, tiny_spec
 from videoqueue.billing.ledger import charge, create_account, refund, top_up
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
 from videoqueue.clock import ManualClock
@@ -21,7 +21,6 @@ from videoqueue.db.tables import metadata
 from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import InvalidTransition, JobState, check_transition
-from videoqueue.jobs.worker import Worker
 
 LEASE = 10.0
 WORKERS = st.sampled_from(["a", "b", "c"])
@@ -56,8 +55,7 @@ def _enqueue(
             account_id=account_id,
             model="m",
             engine=engine,
-            params={},
-            inputs={},
+            spec=tiny_spec(),
             price_micros=price,
             max_attempts=max_attempts,
             clock=clock,
@@ -132,19 +130,12 @@ def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database) -> No
     _claim(db, clock, "w1")
     clock.advance(LEASE + 1)
     assert _claim(db, clock, "w2") is None, "no attempts left"
-    worker = Worker(
-        db=db,
-        storage=None,
-        engines={},
-        clock=clock,  # type: ignore[arg-type]
-        lease_seconds=LEASE,
-        heartbeat_seconds=1,
-    )
-    assert worker.fail_exhausted() == 1
-    assert worker.fail_exhausted() == 0
+    assert reap_now(db, clock) == 1
+    assert reap_now(db, clock) == 0
     job = load_job(db, job_id)
-    assert job.state == JobState.FAILED and job.error_status == 500
-    assert job.error_body is not None and job.error_body["credits_refunded"] is True
+    status, body = retrieve_error(job)
+    assert job.state == JobState.FAILED and status == 500
+    assert body["credits_refunded"] is True
     with db.transaction() as session:
         assert refund(session, job_id=job_id, clock=clock) is None, "second refund is a no-op"
         balance = session.get(Account, account)
@@ -272,14 +263,7 @@ class LeaseMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.jobs))
     @rule()
     def reap(self) -> None:
-        Worker(
-            db=self.db,
-            storage=None,
-            engines={},
-            clock=self.clock,  # type: ignore[arg-type]
-            lease_seconds=LEASE,
-            heartbeat_seconds=1,
-        ).fail_exhausted()
+        reap_now(self.db, self.clock)
 
     @invariant()
     def money_and_ownership_hold(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import wait_until
+from tests.conftest import tiny_spec, wait_until
 from videoqueue.billing.ledger import create_account
 from videoqueue.billing.models import AccountKind
 from videoqueue.clock import SystemClock
@@ -33,8 +33,7 @@ def _queue_a_job(db: Database) -> None:
             account_id=account.id,
             model="m",
             engine="preview",
-            params={},
-            inputs={},
+            spec=tiny_spec(),
             price_micros=0,
             max_attempts=1,
             clock=clock,

@@ -85,12 +85,6 @@ def resolver(table: dict[str, Sequence[str]], calls: list[str] | None = None) ->
     return resolve
 
 
-@pytest.fixture
-def server() -> Iterator[MediaServer]:
-    with running() as media_server:
-        yield media_server
-
-
 @pytest.mark.parametrize(
     ("address", "category"),
     [

@@ -11,14 +11,19 @@ from videoqueue.api.body import BodySizeLimit
 from videoqueue.api.context import AppContext
 from videoqueue.api.errors import install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
+from videoqueue.api.policies import fetch_policy, job_terms, link_policy
 from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
 from videoqueue.billing.facilitator import facilitator_from_settings
 from videoqueue.catalog.catalog import load_catalog
+from videoqueue.catalog.media_intake import MediaIntake
 from videoqueue.clock import Clock, SystemClock
 from videoqueue.db.session import Database
+from videoqueue.delivery.links import LinkTerms
 from videoqueue.delivery.secret import load_link_secret
 from videoqueue.delivery.tokens import LinkSigner
+from videoqueue.jobs.service import JobService
+from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
@@ -33,13 +38,34 @@ def create_app(
     `wallets` replaces the x402 facilitator named by the settings (and may add an EIP-1271
     contract-wallet verifier).
     """
+    clock = clock or SystemClock()
+    db = Database(settings.resolved_database_url)
+    storage = storage_from_url(settings.resolved_storage_url)
+    catalog = load_catalog(settings.catalog_path)
+    sandbox = DecodeSandbox()
+    links = LinkTerms(
+        signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),
+        policy=link_policy(settings),
+        public_base_url=settings.resolved_public_base_url,
+    )
+    jobs = JobService(
+        db=db,
+        storage=storage,
+        catalog=catalog,
+        clock=clock,
+        intake=MediaIntake(fetch_policy(settings), settings.media_max_video_bytes, sandbox),
+        links=links,
+        terms=job_terms(settings),
+    )
     ctx = AppContext(
         settings=settings,
-        db=Database(settings.resolved_database_url),
-        storage=storage_from_url(settings.resolved_storage_url),
-        catalog=load_catalog(settings.catalog_path),
-        clock=clock or SystemClock(),
-        link_signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),
+        db=db,
+        storage=storage,
+        catalog=catalog,
+        clock=clock,
+        links=links,
+        sandbox=sandbox,
+        jobs=jobs,
     )
 
     @asynccontextmanager

@@ -14,6 +14,8 @@ from videoqueue.api.payment_required import authentication_required
 from videoqueue.api.wallet_auth import admit_wallet, refuse_payment_header, sign_in_header
 from videoqueue.auth.keys import AuthenticationFailed, find_active_key
 from videoqueue.auth.models import KeyKind
+from videoqueue.billing.ledger import KeyBudget
+from videoqueue.jobs.service import Payer
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class Caller:
     key_id: str | None = None
     key_kind: KeyKind | None = None
     wallet_address: str | None = None
+    key_budget: KeyBudget | None = None
+    """What the key may spend (read with the key, so the charge need not read it again)."""
+
+    @property
+    def payer(self) -> Payer:
+        return Payer(self.account_id, self.key_budget)
 
 
 def bearer_secret(request: Request) -> str | None:
@@ -37,7 +45,10 @@ def bearer_secret(request: Request) -> str | None:
 def _lookup(ctx: AppContext, secret: str) -> Caller:
     with ctx.db.transaction() as session:
         key = find_active_key(session, secret, ctx.clock)
-        return Caller(account_id=key.account_id, key_id=key.id, key_kind=key.kind)
+        budget = KeyBudget(key.id, key.usd_limit_micros, key.limit_period)
+        return Caller(
+            account_id=key.account_id, key_id=key.id, key_kind=key.kind, key_budget=budget
+        )
 
 
 async def require_caller(request: Request) -> Caller:

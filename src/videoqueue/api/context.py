@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from videoqueue.catalog.catalog import Catalog
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
-from videoqueue.delivery.tokens import LinkSigner
+from videoqueue.delivery.links import LinkTerms
+from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
 from videoqueue.storage.base import Storage
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AppContext:
     settings: Settings
     db: Database
     storage: Storage
     catalog: Catalog
     clock: Clock
-    link_signer: LinkSigner = field(kw_only=True)
-    sandbox: DecodeSandbox = field(kw_only=True, default_factory=DecodeSandbox)
+    links: LinkTerms
+    """How download links are made and how hard each may be used."""
+    sandbox: DecodeSandbox
     """Where clients' media files are decoded (never in the API process itself)."""
+    jobs: JobService
+    """The order flow: submit, quote, retrieve, complete."""
 
 
 def context(request: Request) -> AppContext:

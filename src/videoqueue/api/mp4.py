@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from starlette.background import BackgroundTask
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import StreamingResponse
 
+from videoqueue.errors import VideoqueueError
 from videoqueue.storage.base import Storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(VideoqueueError):
+    """Requested range not satisfiable"""
+
+    status = 416
+
+    def __init__(self, size: int, headers: Mapping[str, str]) -> None:
+        super().__init__()
+        self._headers = {**headers, "Content-Range": f"bytes */{size}"}
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -30,25 +45,28 @@ def _range(header: str | None, size: int) -> tuple[int, int] | str | None:
 
 
 def mp4_response(
-    storage: Storage, key: str, range_header: str | None, background: BackgroundTask | None = None
-) -> Response:
-    """`video/mp4` bytes of `key`, honouring `Range`. Raises `ObjectNotFound` if missing."""
+    storage: Storage,
+    key: str,
+    range_header: str | None,
+    background: BackgroundTask | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> StreamingResponse:
+    """`video/mp4` bytes of `key`, honouring `Range`, with `headers` added (also to a 416).
+
+    Raises `ObjectNotFound` if missing, `RangeNotSatisfiable` for a range beyond the end.
+    """
+    extra = dict(headers or {})
     size = storage.size(key)
     wanted = _range(range_header, size)
-    headers = {"Accept-Ranges": "bytes"}
     if wanted == "unsatisfiable":
-        return JSONResponse(
-            {"error": "Requested range not satisfiable"},
-            status_code=416,
-            headers={"Content-Range": f"bytes */{size}"},
-        )
+        raise RangeNotSatisfiable(size, extra)
     start, end = (0, size - 1) if wanted is None or isinstance(wanted, str) else wanted
     chunks = storage.read_range(key, start, end)
-    headers["Content-Length"] = str(end - start + 1)
+    extra.update({"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)})
     status = 200
     if wanted is not None:
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        extra["Content-Range"] = f"bytes {start}-{end}/{size}"
     return StreamingResponse(
-        chunks, status_code=status, media_type="video/mp4", headers=headers, background=background
+        chunks, status_code=status, media_type="video/mp4", headers=extra, background=background
     )

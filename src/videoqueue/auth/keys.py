@@ -10,7 +10,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.auth.models import ApiKey, KeyKind
-from videoqueue.billing.ledger import KeyBudget
 from videoqueue.billing.models import LimitPeriod
 from videoqueue.clock import Clock
 from videoqueue.errors import VideoqueueError
@@ -114,13 +113,3 @@ def revoke_key(
         stmt.values(revoked_at=clock.now()).execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def key_budget(session: Session, key_id: str | None) -> KeyBudget | None:
-    """What the ledger needs to charge with this key: its id and spend limit (None: no key)."""
-    if key_id is None:
-        return None
-    key = session.get(ApiKey, key_id)
-    if key is None:
-        return None
-    return KeyBudget(key_id=key.id, limit_micros=key.usd_limit_micros, period=key.limit_period)

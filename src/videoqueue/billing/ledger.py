@@ -20,6 +20,9 @@ from videoqueue.db.dialect import locked
 from videoqueue.errors import VideoqueueError
 
 
+LOCKED_ACCOUNTS = "videoqueue_locked_accounts"
+
+
 class InsufficientBalance(VideoqueueError):
     """Insufficient USD or Diem balance to complete request. Visit https://venice.ai/settings/api to add credits."""  # noqa: E501
 
@@ -67,10 +70,15 @@ def create_account(
 
 
 def lock_account(session: Session, account_id: str) -> Account:
-    """The account row, locked for the rest of the transaction."""
+    """The account row, locked for the rest of the transaction (read once per transaction:
+    a session serves one transaction, and a lock holds until it ends)."""
+    held: dict[str, Account] = session.info.setdefault(LOCKED_ACCOUNTS, {})
+    if account_id in held:
+        return held[account_id]
     account = session.scalar(locked(select(Account).where(Account.id == account_id)))
     if account is None:
         raise LookupError(f"no account {account_id}")
+    held[account_id] = account
     return account
 
 
@@ -131,6 +139,21 @@ def key_spend_micros(session: Session, key_id: str, since: datetime | None) -> i
     return -int(net or 0)
 
 
+def refuse_unaffordable(
+    session: Session, account: Account, micros: int, clock: Clock, key: KeyBudget | None = None
+) -> None:
+    """Raise `KeySpendLimitExceeded` or `InsufficientBalance` if `micros` cannot be charged.
+
+    An `unlimited` account (the operator's) is never refused for its balance.
+    """
+    if key is not None and key.limit_micros is not None:
+        spent = key_spend_micros(session, key.key_id, period_start(key.period, clock.now()))
+        if spent + micros > key.limit_micros:
+            raise KeySpendLimitExceeded()
+    if not account.unlimited and account.balance_micros < micros:
+        raise InsufficientBalance()
+
+
 def charge(
     session: Session,
     *,
@@ -143,16 +166,10 @@ def charge(
 ) -> LedgerEntry:
     """Charge a job's price. Raises `KeySpendLimitExceeded` or `InsufficientBalance`.
 
-    An `unlimited` account (the operator's) is never refused for its balance, but its
-    charges are written all the same.
+    An `unlimited` account's charges are written all the same.
     """
     account = lock_account(session, account_id)
-    if key is not None and key.limit_micros is not None:
-        spent = key_spend_micros(session, key.key_id, period_start(key.period, clock.now()))
-        if spent + micros > key.limit_micros:
-            raise KeySpendLimitExceeded()
-    if not account.unlimited and account.balance_micros < micros:
-        raise InsufficientBalance()
+    refuse_unaffordable(session, account, micros, clock, key)
     return _write(
         session,
         account,

@@ -6,8 +6,28 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator
+
 from videoqueue.errors import VideoqueueError
-from videoqueue.settings import ContentRule
+
+
+class ContentRule(BaseModel):
+    """An operator's prompt rule: a prompt matching `pattern` (a regular expression, case
+    ignored) is refused with 422, optionally suggesting a prompt to send instead."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str
+    suggested_prompt: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
 
 class ContentViolation(VideoqueueError):

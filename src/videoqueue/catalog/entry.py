@@ -106,6 +106,9 @@ class Upscale(_Data):
     factors: tuple[int, ...] = (1, 2, 4)
     default_factor: int = 2
     max_input_seconds: float = 300.0
+    max_output_pixels: int = 4096 * 2160
+    """The largest output frame (width x height): DCI 4K lets a 1080p input go x2, and a x4
+    needs an input of at most ~1024x540. Queue refuses larger with 400; the engine holds it."""
 
 
 class PerSecondPrice(_Data):
@@ -177,6 +180,8 @@ class ModelEntry(_Data):
     delivery: Literal["bytes", "download_url"] = "bytes"
     listed: bool = True
     engine: str = "preview"
+    fps: int = Field(default=24, gt=0)
+    """The frame rate the engine renders this model at."""
     default_resolution: str | None = None
     price: PriceRule
 

@@ -1,49 +1,52 @@
-"""The loader and inspector `prepare_job` reads a request's media with, from settings and model."""
+"""Reading a request's media as its model's rules say: the loader, the inspector, the probe."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from videoqueue.catalog.entry import Family, ModelEntry
 from videoqueue.catalog.media_rules import media_rules
 from videoqueue.catalog.pricing import SourceVideo
 from videoqueue.catalog.request import VideoRequest
-from videoqueue.jobs.submit import check_upscale_input, source_video
-from videoqueue.media.checks import MediaInspector, Sandbox
+from videoqueue.media.checks import MediaFacts, MediaInspector, Sandbox
 from videoqueue.media.fetch import FetchPolicy
 from videoqueue.media.intake import MediaBlob, MediaLoader
-from videoqueue.settings import Settings
+from videoqueue.media.scaling import ensure_within_cap
 
 
-def fetch_policy(settings: Settings) -> FetchPolicy:
-    """Where and how media URLs may be fetched, as the operator configured it."""
-    return FetchPolicy(
-        allow_private_networks=settings.media_allow_private_networks,
-        allowed_networks=tuple(settings.media_allowed_networks),
-        connect_timeout_s=settings.media_fetch_connect_timeout_seconds,
-        read_timeout_s=settings.media_fetch_read_timeout_seconds,
-        total_timeout_s=settings.media_fetch_total_timeout_seconds,
-        max_redirects=settings.media_fetch_max_redirects,
+def source_video(facts: MediaFacts) -> SourceVideo:
+    """The probed `video_url` as pricing sees it."""
+    return SourceVideo(
+        duration_s=facts.duration_s or 0.0, height=facts.height or 0, fps=facts.fps or 0.0
     )
 
 
-def media_intake(
-    settings: Settings, entry: ModelEntry, family: Family, sandbox: Sandbox | None = None
-) -> tuple[MediaLoader, MediaInspector]:
-    """A loader (data and http(s) URLs, capped per kind) and an inspector for `entry`'s rules
-    (decoding in `sandbox`'s processes when given)."""
-    rules = media_rules(entry, family, max_video_bytes=settings.media_max_video_bytes)
-    return MediaLoader(rules, fetch_policy(settings)), MediaInspector(rules, sandbox)
+def check_upscale_input(entry: ModelEntry, request: VideoRequest, facts: MediaFacts) -> None:
+    """Refuse (400) an upscale whose output would exceed the model's cap, before any charge."""
+    if entry.upscale is None or not (facts.width and facts.height):
+        return
+    factor = request.upscale_factor or entry.upscale.default_factor
+    ensure_within_cap(facts.width, facts.height, factor, entry.upscale.max_output_pixels)
 
 
-def probe_source(
-    settings: Settings,
-    entry: ModelEntry,
-    family: Family,
-    request: VideoRequest,
-    url: str,
-    sandbox: Sandbox | None = None,
-) -> SourceVideo:
-    """Fetch and probe a quote's `video_url` as queue would (same limits), for its price."""
-    load, inspector = media_intake(settings, entry, family, sandbox)
-    facts = inspector.inspect(MediaBlob(field="video_url", data=load(url, "video_url")))
-    check_upscale_input(entry, request, facts)
-    return source_video(facts)
+@dataclass(frozen=True)
+class MediaIntake:
+    """How media URLs are fetched and where files are decoded (never in the API process)."""
+
+    fetch: FetchPolicy
+    max_video_bytes: int
+    sandbox: Sandbox | None = None
+
+    def for_model(self, entry: ModelEntry, family: Family) -> tuple[MediaLoader, MediaInspector]:
+        """A loader (data and http(s) URLs, capped per kind) and an inspector for its rules."""
+        rules = media_rules(entry, family, max_video_bytes=self.max_video_bytes)
+        return MediaLoader(rules, self.fetch), MediaInspector(rules, self.sandbox)
+
+    def probe_source(
+        self, entry: ModelEntry, family: Family, request: VideoRequest, url: str
+    ) -> SourceVideo:
+        """Fetch and probe a quote's `video_url` as queue would (same limits), for its price."""
+        load, inspector = self.for_model(entry, family)
+        facts = inspector.inspect(MediaBlob(field="video_url", data=load(url, "video_url")))
+        check_upscale_input(entry, request, facts)
+        return source_video(facts)

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Select[Any])
 
+READ_ONLY_OPTION = "videoqueue_read_only"
+"""An engine execution option: its transactions only read (SQLite begins them DEFERRED)."""
+
 
 def make_engine(url: str) -> Engine:
     """An engine for a `sqlite:///…` or `postgresql+psycopg://…` URL, tuned for the queue."""
@@ -39,9 +42,11 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # One writer at a time: every transaction takes the write lock up front, so two
-        # processes never both read a balance or a queued job and then both write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # One writer at a time: a transaction that may write takes the write lock up front, so
+        # two processes never both read a balance or a queued job and then both write. Reads
+        # (`READ_ONLY_OPTION`) begin deferred and, under WAL, never wait for a writer.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

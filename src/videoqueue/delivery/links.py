@@ -18,6 +18,12 @@ from videoqueue.delivery.tokens import InvalidToken, LinkClaims, LinkSigner
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import PENDING, JobState
+from videoqueue.storage.base import ShareLink, Storage
+from videoqueue.storage.layout import output_key
+
+PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
+"""On every answer at a link: it may sit in logs and caches on the way, so no shared cache
+keeps the video and no page it is opened from is told the link."""
 
 
 class LinkError(VideoqueueError):
@@ -27,7 +33,7 @@ class LinkError(VideoqueueError):
     code = "LINK_NOT_FOUND"
 
     def headers(self) -> dict[str, str]:
-        return {}
+        return dict(PRIVATE_HEADERS)
 
 
 class LinkNotFound(LinkError):
@@ -85,7 +91,7 @@ class LinkThrottled(LinkError):
         self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
+        return {**super().headers(), "Retry-After": str(self.retry_after_s)}
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,26 @@ class LinkPolicy:
     max_fetches: int = 5
     burst: int = 3
     burst_seconds: float = 10.0
+
+
+SHARE_READ_PATH = "/v1/share/read"
+"""Where videoqueue serves a download link: `{public_base_url}{SHARE_READ_PATH}/<token>`."""
+
+
+@dataclass(frozen=True)
+class LinkTerms:
+    """What a new link is made of: the signer, the policy and the base URL clients reach."""
+
+    signer: LinkSigner
+    policy: LinkPolicy
+    public_base_url: str
+
+    def issue(self, session: Session, storage: Storage, *, job_id: str, now: datetime) -> str:
+        """Create the job's link in the caller's transaction; returns its `download_url`."""
+        claims, token = issue_link(session, self.signer, self.policy, job_id=job_id, now=now)
+        url = f"{self.public_base_url}{SHARE_READ_PATH}/{token}"
+        link = ShareLink(token=token, url=url, expires_at=claims.expires_at)
+        return storage.delivery_url(output_key(job_id), link)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,31 @@
-"""The job row: a generation request, its lease, its result."""
+"""The job row (a generation request, its lease, its result) and the idempotency-key row."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from videoqueue.db.base import Base, UTCDateTime, new_id
+from videoqueue.jobs.failure import Failure, FailureKind
+from videoqueue.jobs.spec import JobSpec
 from videoqueue.jobs.states import JobState
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 class Job(Base):
@@ -24,8 +40,7 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(200))
     engine: Mapped[str] = mapped_column(String(50))
     state: Mapped[JobState] = mapped_column(Enum(JobState, native_enum=False, length=16))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     price_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -37,6 +52,47 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     output_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     output_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    error_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error_body: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    failure_kind: Mapped[FailureKind | None] = mapped_column(
+        Enum(
+            FailureKind,
+            native_enum=False,
+            length=32,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        ),
+        nullable=True,
+    )
+    failure_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_refunded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    failure_recommended_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     media_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    @property
+    def job_spec(self) -> JobSpec:
+        return JobSpec.from_json(self.spec)
+
+    @property
+    def failure(self) -> Failure | None:
+        if self.failure_kind is None:
+            return None
+        return Failure(
+            self.failure_kind,
+            self.failure_message or "",
+            bool(self.failure_refunded),
+            self.failure_recommended_model,
+        )
+
+
+class IdempotencyRecord(Base):
+    """The answer given to the first request that used an idempotency key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("account_id", "key", name="uq_idempotency_keys_account_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    key: Mapped[str] = mapped_column(String(MAX_IDEMPOTENCY_KEY_LENGTH))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

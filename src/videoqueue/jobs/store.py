@@ -6,15 +6,18 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import locked, notify_job_queued
-from videoqueue.jobs.models import Job
+from videoqueue.jobs.failure import Failure
+from videoqueue.jobs.models import IdempotencyRecord, Job
+from videoqueue.jobs.spec import JobSpec
 from videoqueue.jobs.states import PENDING, JobState, check_transition
 
 RECENT_JOBS_FOR_AVERAGE = 50
+JOB_ID_LENGTH = 36
 
 
 def create_job(
@@ -23,8 +26,7 @@ def create_job(
     account_id: str,
     model: str,
     engine: str,
-    params: dict[str, Any],
-    inputs: dict[str, Any],
+    spec: JobSpec,
     price_micros: int,
     max_attempts: int,
     clock: Clock,
@@ -36,8 +38,7 @@ def create_job(
         model=model,
         engine=engine,
         state=JobState.QUEUED,
-        params=params,
-        inputs=inputs,
+        spec=spec.to_json(),
         price_micros=price_micros,
         attempts=0,
         max_attempts=max_attempts,
@@ -52,8 +53,16 @@ def create_job(
     return job
 
 
+def could_be_job_id(text: str) -> bool:
+    """False for what no job id can be: text no database takes as a key (a NUL, a lone
+    surrogate), or longer than an id's column."""
+    return 0 < len(text) <= JOB_ID_LENGTH and text.isascii() and text.isprintable()
+
+
 def get_job(session: Session, job_id: str, *, account_id: str) -> Job | None:
     """The job if it exists and belongs to the account (anyone else's is simply not found)."""
+    if not could_be_job_id(job_id):
+        return None
     return session.scalar(select(Job).where(Job.id == job_id, Job.account_id == account_id))
 
 
@@ -138,12 +147,14 @@ def complete_job(job: Job, *, output_key: str, output_bytes: int, clock: Clock) 
     job.lease_expires_at = None
 
 
-def fail_job(job: Job, *, status: int, body: dict[str, Any], clock: Clock) -> None:
-    """Record the HTTP error that retrieve will answer for this job from now on."""
+def fail_job(job: Job, *, failure: Failure, clock: Clock) -> None:
+    """Record why the job failed; each API renders it from these columns from now on."""
     check_transition(job.state, JobState.FAILED)
     job.state = JobState.FAILED
-    job.error_status = status
-    job.error_body = body
+    job.failure_kind = failure.kind
+    job.failure_message = failure.message
+    job.failure_refunded = failure.refunded
+    job.failure_recommended_model = failure.recommended_model
     job.finished_at = clock.now()
     job.lease_owner = None
     job.lease_expires_at = None
@@ -214,3 +225,44 @@ def release_job(job: Job) -> None:
     job.state = JobState.QUEUED
     job.lease_owner = None
     job.lease_expires_at = None
+
+
+def find_idempotency_record(
+    session: Session, *, account_id: str, key: str, since: datetime
+) -> IdempotencyRecord | None:
+    """The account's record of `key` made after `since` (older ones have expired)."""
+    return session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.account_id == account_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at > since,
+        )
+    )
+
+
+def insert_idempotency_record(
+    session: Session,
+    *,
+    account_id: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    expired_before: datetime,
+) -> IdempotencyRecord:
+    """Take `key` for the account (replacing an expired record of it). Raises IntegrityError
+    when another transaction holds it."""
+    session.execute(
+        delete(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.account_id == account_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at <= expired_before,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    record = IdempotencyRecord(
+        account_id=account_id, key=key, request_hash=request_hash, response={}, created_at=now
+    )
+    session.add(record)
+    session.flush()
+    return record

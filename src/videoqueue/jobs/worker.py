@@ -12,51 +12,25 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import JobWaiter
 from videoqueue.db.session import Database
-from videoqueue.engines.base import Engine, EngineError, JobInput, ProviderContentPolicy
+from videoqueue.engines.base import Engine, EngineError, JobInput
 from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
 from videoqueue.jobs import store
+from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.submit import output_key
+from videoqueue.jobs.reaper import reap
 from videoqueue.storage.base import Storage
+from videoqueue.storage.layout import output_key
 
 log = logging.getLogger(__name__)
-
-INFERENCE_FAILED = {"error": "Inference processing failed"}
-PATH_FIELDS = {
-    "image_url": "image_path",
-    "end_image_url": "end_image_path",
-    "audio_url": "audio_path",
-    "video_url": "video_path",
-}
-
-
-def failure_body(error: EngineError) -> dict[str, Any]:
-    """What retrieve answers for a job that failed with `error`, saying if it was refunded."""
-    if isinstance(error, ProviderContentPolicy):
-        # Venice's ProviderContentPolicyError (spec §6).
-        message = error.message
-        if error.refundable:
-            message += " Credits have been refunded."
-        if error.recommended_model:
-            message += f" Try using {error.recommended_model} instead."
-        body: dict[str, Any] = {
-            "message": message,
-            "type": "provider_content_policy",
-            "credits_refunded": error.refundable,
-        }
-        if error.recommended_model:
-            body["recommended_model"] = error.recommended_model
-        return {"error": body}
-    return {**INFERENCE_FAILED, "details": error.message, "credits_refunded": error.refundable}
 
 
 def new_worker_id() -> str:
@@ -123,10 +97,15 @@ class Worker:
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
         waiter = JobWaiter(self.db.engine)
+        # Lapsed leases are looked for twice a lease: a lost job fails within 1.5 leases.
+        next_reap = time.monotonic()
         try:
             while not stop.is_set():
                 try:
-                    self.fail_exhausted()
+                    if time.monotonic() >= next_reap:
+                        with self.db.transaction() as session:
+                            reap(session, clock=self.clock)
+                        next_reap = time.monotonic() + self.lease_seconds / 2
                     worked = self.run_once()
                 except Exception:
                     log.exception("worker loop error")
@@ -136,22 +115,6 @@ class Worker:
         finally:
             waiter.close()
             self.close()
-
-    def fail_exhausted(self) -> int:
-        """Fail and refund jobs whose last attempt's lease lapsed; returns how many."""
-        with self.db.transaction() as session:
-            jobs = store.exhausted_jobs(session, clock=self.clock)
-            for job in jobs:
-                body = {
-                    **INFERENCE_FAILED,
-                    "details": "the worker running this job was lost",
-                    "credits_refunded": True,
-                }
-                store.fail_job(job, status=500, body=body, clock=self.clock)
-                refund(
-                    session, job_id=job.id, clock=self.clock, note="worker lost on the last attempt"
-                )
-        return len(jobs)
 
     def run_once(self) -> bool:
         """Claim one job and take it to an end; False when nothing was runnable."""
@@ -234,37 +197,17 @@ class Worker:
                     job, output_key=output_key(job_id), output_bytes=output_bytes, clock=self.clock
                 )
                 return
-            store.fail_job(job, status=error.status, body=failure_body(error), clock=self.clock)
+            store.fail_job(job, failure=Failure.of(error), clock=self.clock)
             if error.refundable:
                 refund(session, job_id=job_id, clock=self.clock, note=error.message[:500])
 
     def _job_input(self, job: Job, work: Path) -> JobInput:
         def fetch(key: str) -> Path:
-            # Input keys end in the file's SHA-256: one local copy serves every field using it.
+            # Input keys end in the file's SHA-256: one local copy serves every role using it.
             path = work / key.rsplit("/", 1)[-1]
             if not path.exists():
                 self.storage.fetch_to(key, path)
             return path
 
-        paths: dict[str, Any] = {}
-        for field, target in PATH_FIELDS.items():
-            if isinstance(job.inputs.get(field), str):
-                paths[target] = fetch(job.inputs[field])
-        references = [fetch(k) for k in job.inputs.get("reference_image_urls", [])]
-        p = job.params
-        return JobInput(
-            job_id=job.id,
-            model=job.model,
-            prompt=p.get("prompt", ""),
-            negative_prompt=p.get("negative_prompt", ""),
-            width=p["width"],
-            height=p["height"],
-            fps=p["fps"],
-            duration_s=p.get("duration_s") or 5.0,
-            audio=bool(p.get("audio")),
-            seed=p["seed"],
-            reference_image_paths=tuple(references),
-            upscale_factor=p.get("upscale_factor") or 2,
-            params=p,
-            **paths,
-        )
+        spec = job.job_spec
+        return spec.engine_input(job_id=job.id, model=job.model, media=spec.media.map(fetch))

@@ -1,4 +1,4 @@
-"""`GET` and `DELETE /v1/share/read/<token>`: a private model's `download_url`, served by us.
+"""`GET`, `HEAD` and `DELETE /v1/share/read/<token>`: a private model's `download_url`.
 
 The signed token is the only credential: no `Authorization` header is needed or read.
 """
@@ -20,42 +20,33 @@ from starlette.responses import (
 )
 
 from videoqueue.api.context import AppContext, context
-from videoqueue.api.links import SHARE_READ_PATH, link_policy
 from videoqueue.api.mp4 import mp4_response
-from videoqueue.api.routes.video import delete_job_media, discard_job
 from videoqueue.delivery.links import (
+    PRIVATE_HEADERS,
+    SHARE_READ_PATH,
     Fetch,
-    LinkError,
     MediaNotReady,
     MediaUnavailable,
     admit_fetch,
     revoke_link,
     verify_token,
 )
-from videoqueue.delivery.tokens import LinkClaims
+from videoqueue.jobs.service import JobService
 from videoqueue.storage.base import ObjectNotFound
 
 router = APIRouter(tags=["Private downloads"])
 
-# The link may sit in logs and caches on the way: keep the video out of shared caches.
-PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
 
-
-def _refusal(error: LinkError) -> JSONResponse:
-    return JSONResponse(
-        error.body(), status_code=error.status, headers={**PRIVATE_HEADERS, **error.headers()}
-    )
-
-
-def _admit(ctx: AppContext, claims: LinkClaims, serves_bytes: bool = True) -> Fetch:
+def _admit(ctx: AppContext, token: str, serves_bytes: bool = True) -> Fetch:
+    """The admitted fetch of a link whose video is ready, or the `LinkError` saying why not."""
+    claims = verify_token(ctx.links.signer, token)
     with ctx.db.transaction() as session:
-        return admit_fetch(
-            session,
-            claims,
-            link_policy(ctx.settings),
-            now=ctx.clock.now(),
-            serves_bytes=serves_bytes,
+        fetch = admit_fetch(
+            session, claims, ctx.links.policy, now=ctx.clock.now(), serves_bytes=serves_bytes
         )
+    if fetch.output_key is None:
+        raise MediaNotReady()
+    return fetch
 
 
 def _serves_last_byte(response: Response) -> bool:
@@ -67,7 +58,7 @@ def _serves_last_byte(response: Response) -> bool:
     return span.rpartition("-")[2] == str(int(size) - 1)
 
 
-def _delete_once_sent(ctx: AppContext, response: StreamingResponse, job_id: str) -> None:
+def _delete_once_sent(jobs: JobService, response: StreamingResponse, job_id: str) -> None:
     """Delete the job's media after the response's last byte is handed to the server."""
     sent: list[bool] = []
     chunks = response.body_iterator
@@ -79,7 +70,7 @@ def _delete_once_sent(ctx: AppContext, response: StreamingResponse, job_id: str)
 
     async def cleanup() -> None:
         if sent:  # not after a dropped download: the client may still resume it
-            await run_in_threadpool(delete_job_media, ctx, job_id)
+            await run_in_threadpool(jobs.delete_media, job_id)
 
     body: AsyncContentStream = watched()
     response.body_iterator = body
@@ -95,21 +86,17 @@ async def read_share(token: str, request: Request) -> Response:
     and 429 with `Retry-After` when fetched too often.
     """
     ctx = context(request)
+    fetch = await run_in_threadpool(_admit, ctx, token)
+    assert fetch.output_key is not None
     try:
-        claims = verify_token(ctx.link_signer, token)
-        fetch = await run_in_threadpool(_admit, ctx, claims)
-        if fetch.output_key is None:
-            raise MediaNotReady()
-        response = mp4_response(ctx.storage, fetch.output_key, request.headers.get("range"))
-    except LinkError as error:
-        return _refusal(error)
+        response = mp4_response(
+            ctx.storage, fetch.output_key, request.headers.get("range"), headers=PRIVATE_HEADERS
+        )
     except ObjectNotFound:
-        return _refusal(MediaUnavailable())
-    response.headers.update(PRIVATE_HEADERS)
-    if isinstance(response, StreamingResponse):
-        response.headers["Content-Disposition"] = f'attachment; filename="{fetch.job_id}.mp4"'
-        if fetch.delete_after_download and _serves_last_byte(response):
-            _delete_once_sent(ctx, response, fetch.job_id)
+        raise MediaUnavailable() from None
+    response.headers["Content-Disposition"] = f'attachment; filename="{fetch.job_id}.mp4"'
+    if fetch.delete_after_download and _serves_last_byte(response):
+        _delete_once_sent(ctx.jobs, response, fetch.job_id)
     return response
 
 
@@ -117,24 +104,18 @@ async def read_share(token: str, request: Request) -> Response:
 async def inspect_share(token: str, request: Request) -> Response:
     """What a GET of the link would answer (status, size, type), without using up a fetch."""
     ctx = context(request)
+    fetch = await run_in_threadpool(_admit, ctx, token, False)
+    assert fetch.output_key is not None
     try:
-        claims = verify_token(ctx.link_signer, token)
-        fetch = await run_in_threadpool(_admit, ctx, claims, False)
-        if fetch.output_key is None:
-            raise MediaNotReady()
         size = await run_in_threadpool(ctx.storage.size, fetch.output_key)
-    except LinkError as error:
-        return _refusal(error)
     except ObjectNotFound:
-        return _refusal(MediaUnavailable())
-    return Response(
-        status_code=200,
-        media_type="video/mp4",
-        headers={**PRIVATE_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)},
-    )
+        raise MediaUnavailable() from None
+    headers = {**PRIVATE_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)}
+    return Response(status_code=200, media_type="video/mp4", headers=headers)
 
 
-def _revoke(ctx: AppContext, claims: LinkClaims) -> str:
+def _revoke(ctx: AppContext, token: str) -> str:
+    claims = verify_token(ctx.links.signer, token)
     with ctx.db.transaction() as session:
         return revoke_link(session, claims, now=ctx.clock.now()).job_id
 
@@ -147,11 +128,7 @@ async def revoke_share(token: str, request: Request) -> JSONResponse:
     deleted too, and a job still running is cancelled. Revoking again is harmless.
     """
     ctx = context(request)
-    try:
-        claims = verify_token(ctx.link_signer, token)
-        job_id = await run_in_threadpool(_revoke, ctx, claims)
-    except LinkError as error:
-        return _refusal(error)
+    job_id = await run_in_threadpool(_revoke, ctx, token)
     if ctx.settings.download_link_delete_media:
-        await run_in_threadpool(discard_job, ctx, job_id)
+        await run_in_threadpool(ctx.jobs.discard, job_id)
     return JSONResponse({"success": True}, headers=PRIVATE_HEADERS)

@@ -1,0 +1,351 @@
+"""The jobs service: the one order flow every API dialect calls.
+
+Submit, quote, retrieve, complete and discard take plain values and return plain values;
+the routers only parse requests and render these results. The cheap refusals come first
+(validation, prompt rules, an idempotent replay, a short balance), then the media work, then
+one write transaction that charges and creates the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from videoqueue.billing.ledger import (
+    KeyBudget,
+    charge,
+    lock_account,
+    refund,
+    refuse_unaffordable,
+)
+from videoqueue.billing.models import Account
+from videoqueue.catalog.catalog import Catalog
+from videoqueue.catalog.content_policy import ContentRule, check_prompt
+from videoqueue.catalog.entry import ModelEntry
+from videoqueue.catalog.media_intake import MediaIntake
+from videoqueue.catalog.pricing import price_micros
+from videoqueue.catalog.request import VideoRequest
+from videoqueue.catalog.validation import validate_queue, validate_quote
+from videoqueue.clock import Clock
+from videoqueue.consent.flow import require_consent
+from videoqueue.db.base import new_id
+from videoqueue.db.session import Database
+from videoqueue.delivery import store as link_store
+from videoqueue.delivery.links import LinkTerms
+from videoqueue.jobs import idempotency, store
+from videoqueue.jobs.failure import Failure
+from videoqueue.jobs.idempotency import IdempotencyKey, IdempotencyKeyTaken
+from videoqueue.jobs.models import Job
+from videoqueue.jobs.states import JobState
+from videoqueue.jobs.submit import StoredMedia, job_spec, store_media
+from videoqueue.storage.base import ObjectNotFound, Storage
+from videoqueue.storage.layout import job_prefix
+
+PRICED_BY_MEDIA = ("video_url", "reference_video_urls")
+"""Media fields whose probed length or size enters the price; no other media does."""
+
+
+class MediaNotFound(ObjectNotFound):
+    """Media could not be found. Request may be invalid, expired, or deleted."""
+
+    code = "MEDIA_NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Who a job is charged to: the account, and the API key's spend limit when by key."""
+
+    account_id: str
+    key: KeyBudget | None = None
+
+
+@dataclass(frozen=True)
+class JobTerms:
+    """The operator's rules for accepting and reporting jobs."""
+
+    max_attempts: int = 3
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    content_rules: tuple[ContentRule, ...] = ()
+    default_average_ms: int = 60_000
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A queued job (or the replay of one): what the client is told."""
+
+    model: str
+    queue_id: str
+    download_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"model": self.model, "queue_id": self.queue_id}
+        if self.download_url is not None:
+            answer["download_url"] = self.download_url
+        return answer
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> Accepted:
+        return cls(answer["model"], answer["queue_id"], answer.get("download_url"))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Still queued or running."""
+
+    average_ms: int
+    elapsed_ms: int
+    progress: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Finished: the MP4 is at `output_key`; delete the job's media once it is sent, if asked."""
+
+    job_id: str
+    output_key: str
+    delete_media: bool
+
+
+@dataclass(frozen=True)
+class ServedByLink:
+    """Finished, but its video is served only at its `download_url`."""
+
+    average_ms: int
+    elapsed_ms: int
+
+
+Retrieved = Pending | Failed | Ready | ServedByLink
+
+
+def _elapsed_ms(since: datetime, until: datetime) -> int:
+    return max(0, int((until - since).total_seconds() * 1000))
+
+
+class JobService:
+    """Submit, price, poll and end jobs over one database, storage and catalogue."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        storage: Storage,
+        catalog: Catalog,
+        clock: Clock,
+        intake: MediaIntake,
+        links: LinkTerms,
+        terms: JobTerms,
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.catalog = catalog
+        self.clock = clock
+        self.intake = intake
+        self.links = links
+        self.terms = terms
+
+    def quote(self, body: Mapping[str, Any]) -> int:
+        """The price in micro-USD that `submit` would charge for this request shape."""
+        request = validate_quote(self.catalog, body)
+        entry = self.catalog.get(request.model)
+        source = None
+        if entry.upscale is not None and isinstance(body.get("video_url"), str):
+            family = self.catalog.family(entry)
+            source = self.intake.probe_source(entry, family, request, body["video_url"])
+        return price_micros(entry, request, source)
+
+    def submit(
+        self, body: Mapping[str, Any], payer: Payer, idem: IdempotencyKey | None = None
+    ) -> Accepted:
+        """Validate, price, charge and queue a generation; a replayed key answers as before.
+
+        Raises the validation, prompt, media, consent, balance and idempotency errors, each
+        before anything is charged.
+        """
+        # 1. Check the request against its model and the operator's prompt rules.
+        request = validate_queue(self.catalog, body)
+        entry = self.catalog.get(request.model)
+        check_prompt(request.prompt, self.terms.content_rules)
+
+        # 2. A request without media needs nothing else before its one transaction.
+        if not request.media:
+            return self._accept(request, entry, StoredMedia(job_id=new_id()), payer, idem)
+
+        # 3. Refuse cheaply before any URL is fetched: an idempotent replay, a short balance.
+        with self.db.read() as session:
+            if idem is not None:
+                answer = idempotency.replay(
+                    session, payer.account_id, idem, self.terms.idempotency_ttl, self.clock
+                )
+                if answer is not None:
+                    return Accepted.from_json(answer)
+            if not any(name in request.media for name in PRICED_BY_MEDIA):
+                self._refuse_unaffordable(session, payer, price_micros(entry, request))
+
+        # 4. Fetch, decode, check and store the media under the new job's id.
+        load, inspector = self.intake.for_model(entry, self.catalog.family(entry))
+        stored = store_media(
+            request, entry, job_id=new_id(), storage=self.storage, load=load, inspector=inspector
+        )
+
+        # 5. Charge and create the job in one transaction, or delete what was stored.
+        try:
+            accepted = self._accept(request, entry, stored, payer, idem)
+        except BaseException:
+            self.storage.delete_prefix(job_prefix(stored.job_id))
+            raise
+        if accepted.queue_id != stored.job_id:  # a replay: the stored copy is not needed
+            self.storage.delete_prefix(job_prefix(stored.job_id))
+        return accepted
+
+    def _refuse_unaffordable(self, session: Session, payer: Payer, micros: int) -> None:
+        account = session.get(Account, payer.account_id)
+        if account is not None:
+            refuse_unaffordable(session, account, micros, self.clock, payer.key)
+
+    def _accept(
+        self,
+        request: VideoRequest,
+        entry: ModelEntry,
+        stored: StoredMedia,
+        payer: Payer,
+        idem: IdempotencyKey | None,
+    ) -> Accepted:
+        """The one write transaction: replay or claim the key, consent, charge, create."""
+        ttl = self.terms.idempotency_ttl
+        try:
+            with self.db.transaction() as session:
+                # The payer's row is locked first: a racing request of the same account waits
+                # here, then finds this one's key (and no row referencing it can deadlock).
+                lock_account(session, payer.account_id)
+                record = None
+                if idem is not None:
+                    answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
+                    if answer is not None:
+                        return Accepted.from_json(answer)
+                    record = idempotency.claim(session, payer.account_id, idem, ttl, self.clock)
+                # The consent decision comes before the charge: a 409 costs nothing (§11.2).
+                require_consent(
+                    session,
+                    account_id=payer.account_id,
+                    model=entry.id,
+                    facts=stored.facts,
+                    consents=request.options.get("consents"),
+                    clock=self.clock,
+                )
+                accepted = self._create(session, request, entry, stored, payer)
+                if record is not None:
+                    idempotency.remember(record, accepted.to_json())
+                return accepted
+        except IdempotencyKeyTaken:
+            assert idem is not None
+            with self.db.read() as session:
+                answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
+            if answer is None:
+                raise
+            return Accepted.from_json(answer)
+
+    def _create(
+        self,
+        session: Session,
+        request: VideoRequest,
+        entry: ModelEntry,
+        stored: StoredMedia,
+        payer: Payer,
+    ) -> Accepted:
+        micros = price_micros(entry, request, stored.source, stored.reference_seconds)
+        charge(
+            session,
+            account_id=payer.account_id,
+            job_id=stored.job_id,
+            model=entry.id,
+            micros=micros,
+            clock=self.clock,
+            key=payer.key,
+        )
+        store.create_job(
+            session,
+            job_id=stored.job_id,
+            account_id=payer.account_id,
+            model=entry.id,
+            engine=entry.engine,
+            spec=job_spec(request, entry, stored),
+            price_micros=micros,
+            max_attempts=self.terms.max_attempts,
+            clock=self.clock,
+        )
+        download_url = None
+        if entry.delivery == "download_url":
+            download_url = self.links.issue(
+                session, self.storage, job_id=stored.job_id, now=self.clock.now()
+            )
+        return Accepted(entry.id, stored.job_id, download_url)
+
+    def _owned_job(self, session: Session, account_id: str, model: str, queue_id: str) -> Job:
+        job = store.get_job(session, queue_id, account_id=account_id)
+        if job is None or job.model != model:
+            raise MediaNotFound()
+        return job
+
+    def _average_ms(self, session: Session, job: Job) -> int:
+        return store.average_execution_ms(session, job.model, self.terms.default_average_ms)
+
+    def retrieve(
+        self, account_id: str, model: str, queue_id: str, *, delete_media: bool = False
+    ) -> Retrieved:
+        """Where the account's job stands. Raises `MediaNotFound` for no such job (or gone)."""
+        now = self.clock.now()
+        with self.db.read() as session:
+            job = self._owned_job(session, account_id, model, queue_id)
+            if job.state == JobState.FAILED and job.failure is not None:
+                return Failed(job.failure)
+            if store.is_pending(job):
+                average = self._average_ms(session, job)
+                return Pending(average, _elapsed_ms(job.created_at, now), job.progress)
+            if job.state != JobState.COMPLETED or job.output_key is None:
+                raise MediaNotFound()
+            if not link_store.job_has_link(session, job.id):
+                return Ready(job.id, job.output_key, delete_media)
+            average = self._average_ms(session, job)
+        if delete_media:  # the video goes once its link has served it whole
+            with self.db.transaction() as session:
+                link_store.delete_after_download(session, job.id)
+        return ServedByLink(average, _elapsed_ms(job.created_at, job.finished_at or now))
+
+    def complete(self, account_id: str, model: str, queue_id: str) -> None:
+        """The client is done with the job: cancel it if still pending, delete its media."""
+        with self.db.read() as session:
+            job_id = self._owned_job(session, account_id, model, queue_id).id
+        self.discard(job_id)
+
+    def discard(self, job_id: str) -> None:
+        """Cancel the job if still pending (refunded if it never started), then delete its
+        media."""
+        with self.db.transaction() as session:
+            job = store.get_job_for_update(session, job_id)
+            if job is not None and store.is_pending(job):
+                was_queued = job.state == JobState.QUEUED
+                store.cancel_job(job, clock=self.clock)
+                if was_queued:
+                    refund(
+                        session, job_id=job_id, clock=self.clock, note="cancelled before it started"
+                    )
+        self.delete_media(job_id)
+
+    def delete_media(self, job_id: str) -> None:
+        """Remove a finished job's stored files, mark it DELETED and revoke its links
+        (idempotent)."""
+        self.storage.delete_prefix(job_prefix(job_id))
+        with self.db.transaction() as session:
+            job = store.get_job_for_update(session, job_id)
+            if job is not None and job.state not in (JobState.DELETED, JobState.EXPIRED):
+                store.mark_media_deleted(job, clock=self.clock)
+            link_store.revoke_job_links(session, job_id, now=self.clock.now())

@@ -1,0 +1,63 @@
+"""What a job makes, decided once when it is accepted and stored with it.
+
+Every value the engine needs is here, none left for the worker to default: frame size, rate
+and count, seed, audio, prompts, the upscale factor and cap, and every stored input by role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from videoqueue.engines.base import Element, JobInput, Media
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """A job's generation parameters, with its inputs as storage keys."""
+
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    fps: int
+    frame_count: int
+    duration_s: float
+    audio: bool
+    seed: int
+    upscale_factor: int | None
+    max_output_pixels: int | None
+    media: Media[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        media = data["media"]
+        elements = tuple(
+            Element(
+                frontal_image=e["frontal_image"],
+                reference_images=tuple(e["reference_images"]),
+                video=e["video"],
+            )
+            for e in media["elements"]
+        )
+        lists = ("reference_images", "reference_videos", "reference_audios", "scene_images")
+        return cls(
+            **{k: v for k, v in data.items() if k != "media"},
+            media=Media(
+                image=media["image"],
+                end_image=media["end_image"],
+                audio=media["audio"],
+                video=media["video"],
+                elements=elements,
+                **{k: tuple(media[k]) for k in lists},
+            ),
+        )
+
+    def engine_input(self, *, job_id: str, model: str, media: Media[Path]) -> JobInput:
+        """The engine's view of this spec, with the inputs fetched to local files."""
+        values = {k: v for k, v in asdict(self).items() if k != "media"}
+        return JobInput(job_id=job_id, model=model, media=media, **values)

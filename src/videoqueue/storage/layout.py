@@ -1,0 +1,18 @@
+"""Where a job's files live in storage: one prefix per job, inputs by content hash."""
+
+from __future__ import annotations
+
+
+def job_prefix(job_id: str) -> str:
+    """Every object of the job starts with this (deleting it removes them all)."""
+    return f"jobs/{job_id}/"
+
+
+def input_key(job_id: str, sha256: str) -> str:
+    """An input file, named by its content so one copy serves every field that sends it."""
+    return f"{job_prefix(job_id)}inputs/{sha256}"
+
+
+def output_key(job_id: str) -> str:
+    """The finished MP4."""
+    return f"{job_prefix(job_id)}output.mp4"
