@@ -19,6 +19,7 @@ from videoqueue.clock import Clock, SystemClock
 from videoqueue.db.session import Database
 from videoqueue.delivery.secret import load_link_secret
 from videoqueue.delivery.tokens import LinkSigner
+from videoqueue.engines.registry import FACTORIES
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
@@ -37,7 +38,7 @@ def create_app(
         settings=settings,
         db=Database(settings.resolved_database_url),
         storage=storage_from_url(settings.resolved_storage_url),
-        catalog=load_catalog(settings.catalog_path),
+        catalog=load_catalog(settings.catalog_path, engines=FACTORIES.keys()),
         clock=clock or SystemClock(),
         link_signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),
     )

@@ -76,13 +76,18 @@ Point `catalog_path` (environment `VIDEOQUEUE_CATALOG_PATH`, or `catalog_path` i
 settings TOML) at a TOML file of the same layout as the shipped catalogue. Its `[models."<id>"]`
 and `[families."<name>"]` tables are merged over the shipped ones key by key: an entry for a
 known id changes only the keys it names; a `price` table replaces the shipped price whole; an
-entry for a new id must be complete. The server refuses to start when the result is
-inconsistent (an unknown family or media field, a resolution without a rate, …).
+entry for a new id must be complete. `engine` names one of the engines this server has
+(`preview`, `upscale`, `realesrgan`). The server and its workers refuse to start when the
+result is inconsistent (an unknown engine, family or media field, a resolution without a
+rate, …).
 
 ```toml
-# Serve Wan 2.7 from a remote Venice-compatible server, at a different price.
+# Upscale with Real-ESRGAN (the `realesrgan` extra) instead of Lanczos.
+[models."topaz-video-upscale"]
+engine = "realesrgan"
+
+# Charge a different price for Wan 2.7.
 [models."wan-2-7-text-to-video"]
-engine = "remote"
 price = { rule = "per_second", rates = { "720p" = 0.09, "1080p" = 0.12 } }
 
 # A local model of your own.
