@@ -67,8 +67,9 @@ geometry, faces) before the charge. `audio` is accepted on every model and only 
 the audio column says *toggle*. An upscale model ignores `prompt`, and reads its duration from
 the file. A quote checks only its pricing fields (`duration`,
 `resolution`, `aspect_ratio`, `audio`, `upscale_factor`, `video_url`,
-`reference_video_total_duration`, `input_height`) and ignores any other key; an upscale quote
-needs a Bearer key.
+`reference_video_total_duration`, `input_height`) and ignores any other key;
+`reference_video_total_duration` is at most 150 s, or the family's cap on the reference
+videos' total (Seedance 2.0: 15 s). An upscale quote needs a Bearer key.
 
 ## Adding or changing models (operator catalogue)
 
