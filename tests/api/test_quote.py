@@ -24,6 +24,7 @@ from tests.catalog.cases import (
     quoted,
     required_issue,
     table_settings,
+    too_big_issue,
     type_issue,
     unlisted_value,
     valid_queue_body,
@@ -401,18 +402,6 @@ def test_reference_video_total_duration_must_be_a_non_negative_number(shared_env
 R2V_20 = "seedance-2-0-reference-to-video-basic"
 
 
-def too_big_number_issue(path: list[str | int], maximum: int) -> dict[str, Any]:
-    return {
-        "code": "too_big",
-        "maximum": maximum,
-        "type": "number",
-        "inclusive": True,
-        "exact": False,
-        "path": path,
-        "message": f"Number must be less than or equal to {maximum}",
-    }
-
-
 @pytest.mark.parametrize(
     ("model_id", "cap"),
     [
@@ -429,7 +418,7 @@ def test_reference_video_total_duration_is_held_to_the_schema_and_family_caps(
     response = quote(shared_env, {**body, "reference_video_total_duration": cap + 0.5})
     assert (response.status_code, response.json()) == (
         400,
-        detailed(too_big_number_issue(["reference_video_total_duration"], cap)),
+        detailed(too_big_issue(["reference_video_total_duration"], cap, "number")),
     )
     assert f'"maximum":{cap},' in response.text  # JavaScript's 15, not 15.0
 

@@ -250,7 +250,11 @@ def enum_issue(
 
 
 def too_big_issue(path: list[str | int], maximum: int, kind: str = "string") -> dict[str, Any]:
-    noun, unit = ("String", "character(s)") if kind == "string" else ("Array", "element(s)")
+    if kind == "number":
+        message = f"Number must be less than or equal to {maximum}"
+    else:
+        noun, unit = ("String", "character(s)") if kind == "string" else ("Array", "element(s)")
+        message = f"{noun} must contain at most {maximum} {unit}"
     return {
         "code": "too_big",
         "maximum": maximum,
@@ -258,7 +262,7 @@ def too_big_issue(path: list[str | int], maximum: int, kind: str = "string") -> 
         "inclusive": True,
         "exact": False,
         "path": path,
-        "message": f"{noun} must contain at most {maximum} {unit}",
+        "message": message,
     }
 
 
