@@ -23,6 +23,7 @@ from tests.catalog.cases import (
     plain,
     quoted,
     required_issue,
+    spec_day_clock,
     table_settings,
     too_big_issue,
     type_issue,
@@ -40,7 +41,7 @@ UPSCALE = "topaz-video-upscale"
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     data_dir: Path = tmp_path_factory.mktemp("quote") / "data"
-    yield from build_env(table_settings(data_dir))
+    yield from build_env(table_settings(data_dir), spec_day_clock())
 
 
 def quote(env: Env, body: dict[str, Any], key: str | None = None) -> Any:

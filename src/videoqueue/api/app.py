@@ -11,6 +11,7 @@ from videoqueue.api.body import BodySizeLimit
 from videoqueue.api.context import AppContext
 from videoqueue.api.errors import install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
+from videoqueue.api.model_access import ModelHeaders
 from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
 from videoqueue.billing.facilitator import facilitator_from_settings
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(billing.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.add_middleware(RateLimitHeaders)  # `x-ratelimit-*` headers; counts failed requests
+    app.add_middleware(ModelHeaders)  # Venice's deprecation headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(WalletRequests, context=ctx)
     return app

@@ -16,11 +16,13 @@ from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from videoqueue.api.auth import Caller, require_caller
 from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
+from videoqueue.api.model_access import note_model
+from videoqueue.api.response_start import ResponseStartHook
 from videoqueue.auth.rate_limits import RatePolicy, RateStatus, admit, record_failure
 from videoqueue.settings import Settings
 
@@ -62,9 +64,13 @@ def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
         request: Request, caller: Annotated[Caller, Depends(require_caller)]
     ) -> Caller:
         ctx = context(request)
+        now = ctx.clock.now()
         named = (await json_object(request)).get("model")
+        entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
+        if entry is not None:
+            note_model(request, entry, now)
         # Unknown model names share one bucket, so made-up names cannot grow the table.
-        model = named if isinstance(named, str) and named in ctx.catalog.models else ""
+        model = entry.id if entry is not None else ""
         status = await run_in_threadpool(_admit, ctx, caller, route, model)
         request.state.rate_limit = status
         if status.refused is not None:
@@ -101,30 +107,20 @@ def _record_failure(ctx: AppContext, status: RateStatus) -> None:
         log.exception("could not count a failed request against its budget")
 
 
-class RateLimitHeaders:
+class RateLimitHeaders(ResponseStartHook):
     """Adds the headers of a request admitted by `rate_limited`, and counts its failure."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    async def _on_start(self, scope: Scope, message: Message) -> None:
+        status = scope.get("state", {}).get(STATE_KEY)
+        if not isinstance(status, RateStatus):
             return
-
-        async def send_with_headers(message: Message) -> None:
-            status = scope.get("state", {}).get(STATE_KEY)
-            if message["type"] == "http.response.start" and isinstance(status, RateStatus):
-                ctx: AppContext = scope["app"].state.context
-                headers = MutableHeaders(scope=message)
-                for name, value in rate_limit_headers(status, ctx.clock.now()).items():
-                    headers[name] = value
-                code = int(message["status"])
-                if 400 <= code < 500 and code != 429:
-                    await run_in_threadpool(_record_failure, ctx, status)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        ctx: AppContext = scope["app"].state.context
+        headers = MutableHeaders(scope=message)
+        for name, value in rate_limit_headers(status, ctx.clock.now()).items():
+            headers[name] = value
+        code = int(message["status"])
+        if 400 <= code < 500 and code != 429:
+            await run_in_threadpool(_record_failure, ctx, status)
 
 
 QueueCaller = Annotated[Caller, Depends(rate_limited("queue"))]

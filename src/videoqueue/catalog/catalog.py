@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +39,27 @@ class Catalog:
     models: Mapping[str, ModelEntry]
     families: Mapping[str, Family]
 
-    def get(self, model_id: str) -> ModelEntry:
-        """The model with this id. Raises `UnknownModel`."""
-        try:
-            return self.models[model_id]
-        except KeyError:
-            raise UnknownModel() from None
+    def find(self, model_id: str, now: datetime | None = None) -> ModelEntry | None:
+        """The model with this id; None when there is none, or it is removed by `now`."""
+        entry = self.models.get(model_id)
+        if entry is None or (now is not None and entry.is_removed(now)):
+            return None
+        return entry
+
+    def get(self, model_id: str, now: datetime | None = None) -> ModelEntry:
+        """The model with this id. Raises `UnknownModel`, also for a model removed by `now`
+        (a new request gives `now`; a job already accepted is served without it)."""
+        entry = self.find(model_id, now)
+        if entry is None:
+            raise UnknownModel()
+        return entry
 
     def family(self, entry: ModelEntry) -> Family:
         return self.families[entry.family] if entry.family else NO_FAMILY
 
-    def listed(self) -> list[ModelEntry]:
-        """The models `/models` shows, in catalogue order."""
-        return [m for m in self.models.values() if m.listed]
+    def listed(self, now: datetime) -> list[ModelEntry]:
+        """The models `/models` shows at `now`, in catalogue order."""
+        return [m for m in self.models.values() if m.listed and not m.is_removed(now)]
 
 
 def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,11 @@ videoqueue answers every video model id of Venice's `GET /models?type=video` (sn
 is checked exactly as listed before anything is charged; `POST /api/v1/video/quote` prices it
 with the rule in the last column, and `/video/queue` charges that same price.
 
+A *deprecated* model's responses carry Venice's `x-venice-model-deprecation-warning` and
+`x-venice-model-deprecation-date` headers (with `x-venice-deprecated: true`) until its
+`removesAt`; from then on it leaves `/models` and queue and quote refuse it as an unknown model.
+Jobs accepted before stay retrievable.
+
 ## How a request is checked
 
 The first step that fails answers the request; nothing is charged.

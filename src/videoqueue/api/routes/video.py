@@ -12,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from videoqueue.api.auth import Caller, bearer_secret, require_api_key
+from videoqueue.api.auth import Caller
 from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.limits import CompleteCaller, QueueCaller, RetrieveCaller
 from videoqueue.api.links import completed_by_link, issue_download_url
+from videoqueue.api.model_access import admit_quote
 from videoqueue.api.mp4 import mp4_response
-from videoqueue.auth.keys import AuthenticationFailed, key_budget
+from videoqueue.auth.keys import key_budget
 from videoqueue.billing.ledger import lock_account, refund
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
@@ -72,7 +73,7 @@ def _queue(
 ) -> dict[str, Any]:
     if idempotency is not None and (replay := idempotency.replay(ctx.db, ctx.clock)):
         return replay
-    video = validate_queue(ctx.catalog, body)
+    video = validate_queue(ctx.catalog, body, now=ctx.clock.now())
     entry = ctx.catalog.get(video.model)
     check_prompt(video.prompt, ctx.settings.content_policy_rules)
     load, inspector = media_intake(ctx.settings, entry, ctx.catalog.family(entry), ctx.sandbox)
@@ -126,11 +127,9 @@ async def quote_video(request: Request) -> JSONResponse:
     """
     body = await json_object(request)
     ctx = context(request)
-    if requested_model(ctx.catalog, body).upscale is not None:
-        if bearer_secret(request) is None:  # Venice's auth skill: 401, no x402 discovery here
-            raise AuthenticationFailed()
-        await require_api_key(request)
-    video = validate_quote(ctx.catalog, body)
+    now = ctx.clock.now()
+    await admit_quote(request, requested_model(ctx.catalog, body, now=now), now)
+    video = validate_quote(ctx.catalog, body, now=now)
     entry = ctx.catalog.get(video.model)
     source = None
     if entry.upscale is not None and isinstance(body.get("video_url"), str):
