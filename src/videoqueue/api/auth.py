@@ -13,7 +13,7 @@ from videoqueue.api.context import AppContext, context
 from videoqueue.api.payment_required import authentication_required
 from videoqueue.api.wallet_auth import admit_wallet, refuse_payment_header, sign_in_header
 from videoqueue.auth.keys import AuthenticationFailed, find_active_key
-from videoqueue.auth.models import KeyKind
+from videoqueue.auth.models import KeyKind, ModelPrivacy
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Caller:
     key_id: str | None = None
     key_kind: KeyKind | None = None
     wallet_address: str | None = None
+    model_privacy: ModelPrivacy = ModelPrivacy.ALL
+    """The key's `modelPrivacy` (a wallet may call every model)."""
 
 
 def bearer_secret(request: Request) -> str | None:
@@ -37,7 +39,12 @@ def bearer_secret(request: Request) -> str | None:
 def _lookup(ctx: AppContext, secret: str) -> Caller:
     with ctx.db.transaction() as session:
         key = find_active_key(session, secret, ctx.clock)
-        return Caller(account_id=key.account_id, key_id=key.id, key_kind=key.kind)
+        return Caller(
+            account_id=key.account_id,
+            key_id=key.id,
+            key_kind=key.kind,
+            model_privacy=key.model_privacy,
+        )
 
 
 async def require_caller(request: Request) -> Caller:

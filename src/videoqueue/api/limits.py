@@ -23,6 +23,7 @@ from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.model_access import note_model
 from videoqueue.api.response_start import ResponseStartHook
+from videoqueue.auth.keys import allow_model
 from videoqueue.auth.rate_limits import RatePolicy, RateStatus, admit, record_failure
 from videoqueue.settings import Settings
 
@@ -58,7 +59,8 @@ def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatu
 
 
 def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency giving the caller once the request is within its limits, else 429."""
+    """A dependency giving the caller once the request is within its limits, else 429; a
+    queue for a model the key's `modelPrivacy` refuses is then 403."""
 
     async def admitted_caller(
         request: Request, caller: Annotated[Caller, Depends(require_caller)]
@@ -67,14 +69,16 @@ def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
         now = ctx.clock.now()
         named = (await json_object(request)).get("model")
         entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
-        if entry is not None:
-            note_model(request, entry, now)
         # Unknown model names share one bucket, so made-up names cannot grow the table.
         model = entry.id if entry is not None else ""
         status = await run_in_threadpool(_admit, ctx, caller, route, model)
         request.state.rate_limit = status
+        if entry is not None:
+            note_model(request, entry, now)
         if status.refused is not None:
             raise status.error()
+        if entry is not None and route == "queue":
+            allow_model(caller.model_privacy, entry.privacy)
         return caller
 
     return admitted_caller

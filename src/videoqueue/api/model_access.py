@@ -1,8 +1,9 @@
 """What a `/video/*` request may do with the model it names, decided before the route's work,
 and what the response says of that model (Venice's deprecation headers, spec §3.3).
 
-The rate-limit dependency calls `admit_model` for queue, retrieve and complete (it has read
-the body and knows the caller); the quote route calls `admit_quote`. `ModelHeaders` writes
+The rate-limit dependency, which has read the body and knows the caller, calls `note_model`
+(and, for a queue, `allow_model`: a key's `modelPrivacy`); the quote route calls
+`admit_quote`. `ModelHeaders` writes
 the headers noted here on the response, an error's included.
 """
 
@@ -16,7 +17,7 @@ from starlette.types import Message, Scope
 
 from videoqueue.api.auth import bearer_secret, require_api_key
 from videoqueue.api.response_start import ResponseStartHook
-from videoqueue.auth.keys import AuthenticationFailed
+from videoqueue.auth.keys import AuthenticationFailed, allow_model
 from videoqueue.catalog.deprecation import deprecation_headers
 from videoqueue.catalog.entry import ModelEntry
 
@@ -32,12 +33,13 @@ def note_model(request: Request, entry: ModelEntry, now: datetime) -> None:
 
 async def admit_quote(request: Request, entry: ModelEntry, now: datetime) -> None:
     """A quote needs no key, except for an upscale model: a Bearer key (401 without one, and
-    no x402 discovery, as Venice's auth skill says)."""
+    no x402 discovery, as Venice's auth skill says) whose `modelPrivacy` allows the model."""
     note_model(request, entry, now)
     if entry.upscale is not None:
         if bearer_secret(request) is None:
             raise AuthenticationFailed()
-        await require_api_key(request)
+        caller = await require_api_key(request)
+        allow_model(caller.model_privacy, entry.privacy)
 
 
 class ModelHeaders(ResponseStartHook):
