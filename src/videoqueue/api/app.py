@@ -12,9 +12,10 @@ from videoqueue.api.context import AppContext
 from videoqueue.api.errors import install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
 from videoqueue.api.model_access import ModelHeaders
+from videoqueue.api.policies import rate_policies, sign_in_policy, top_up_terms
 from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
-from videoqueue.billing.facilitator import facilitator_from_settings
+from videoqueue.billing.facilitator import facilitator_at
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import Clock, SystemClock
 from videoqueue.db.session import Database
@@ -35,13 +36,22 @@ def create_app(
     `wallets` replaces the x402 facilitator named by the settings (and may add an EIP-1271
     contract-wallet verifier).
     """
+    clock = clock or SystemClock()
+    wallets = wallets or WalletServices(
+        facilitator_at(
+            settings.x402_facilitator_url, settings.x402_facilitator_timeout_seconds, clock
+        )
+    )
     ctx = AppContext(
         settings=settings,
         db=Database(settings.resolved_database_url),
         storage=storage_from_url(settings.resolved_storage_url),
         catalog=load_catalog(settings.catalog_path, engines=FACTORIES.keys()),
-        clock=clock or SystemClock(),
+        clock=clock,
         link_signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),
+        top_up_terms=top_up_terms(settings),
+        sign_in=sign_in_policy(settings, wallets.contract_wallets),
+        rate_policies=rate_policies(settings),
     )
 
     @asynccontextmanager
@@ -57,7 +67,7 @@ def create_app(
         description="A self-hosted server for Venice.ai's video API.",
     )
     app.state.context = ctx
-    app.state.wallets = wallets or WalletServices(facilitator_from_settings(settings, ctx.clock))
+    app.state.wallets = wallets
     install_error_handlers(app)
     app.include_router(video.router, prefix=API_PREFIX)
     app.include_router(models.router, prefix=API_PREFIX)

@@ -24,26 +24,11 @@ from videoqueue.api.context import AppContext, context
 from videoqueue.api.model_access import note_model
 from videoqueue.api.response_start import ResponseStartHook
 from videoqueue.auth.keys import allow_model
-from videoqueue.auth.rate_limits import RatePolicy, RateStatus, admit, record_failure
-from videoqueue.settings import Settings
+from videoqueue.auth.rate_limits import RateStatus, admit, record_failure
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "rate_limit"
-
-
-def route_policy(settings: Settings, route: str) -> RatePolicy:
-    """The limits of `queue`, `retrieve` or `complete` (which shares retrieve's rate)."""
-    per_minute = (
-        settings.queue_requests_per_minute
-        if route == "queue"
-        else settings.retrieve_requests_per_minute
-    )
-    return RatePolicy(
-        requests_per_minute=per_minute,
-        failure_budget=settings.failed_requests_budget,
-        failure_window_seconds=settings.failed_requests_window_seconds,
-    )
 
 
 def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatus:
@@ -53,7 +38,7 @@ def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatu
             caller_id=caller.key_id or caller.account_id,
             route=route,
             model=model,
-            policy=route_policy(ctx.settings, route),
+            policy=ctx.rate_policies.route(route),
             clock=ctx.clock,
         )
 

@@ -53,6 +53,19 @@ class RatePolicy:
 
 
 @dataclass(frozen=True)
+class RatePolicies:
+    """Every request limit of a server, built once at start-up."""
+
+    queue: RatePolicy
+    retrieve: RatePolicy
+    """`/video/retrieve`'s, which `/video/complete` shares."""
+
+    def route(self, route: str) -> RatePolicy:
+        """The policy of `queue`, `retrieve` or `complete`."""
+        return self.queue if route == "queue" else self.retrieve
+
+
+@dataclass(frozen=True)
 class RateStatus:
     """Where a caller stands once a request is counted: what the headers say, and whether
     the request may go on (`refused` is None) or is answered 429."""

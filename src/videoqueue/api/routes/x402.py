@@ -19,7 +19,7 @@ from videoqueue.billing.facilitator import Facilitator
 from videoqueue.billing.models import usd_to_micros
 from videoqueue.billing.payments import Credit, record_failure, record_settlement, reserve_payment
 from videoqueue.billing.wallets import ledger_page, normalize_wallet
-from videoqueue.billing.x402 import Payment, TopUpFailed, TopUpTerms, read_payment
+from videoqueue.billing.x402 import Payment, TopUpFailed, read_payment
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
@@ -49,7 +49,7 @@ async def top_up(request: Request) -> JSONResponse:
     credited once per payment; the answer carries the settlement in `PAYMENT-RESPONSE`.
     """
     ctx = context(request)
-    terms = TopUpTerms.from_settings(ctx.settings)
+    terms = ctx.top_up_terms
     if not terms.rails:
         raise TopUpFailed(
             "X402_NOT_CONFIGURED", "x402 top-ups are not configured on this server", status=503
@@ -176,9 +176,9 @@ def _own_wallet(wallet: Wallet, requested: str, what: str) -> None:
 async def balance(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's credit in USD. Needs a `SIGN-IN-WITH-X` header signed by that wallet."""
     _own_wallet(wallet, _path_wallet(wallet_address), "balance")
-    settings = context(request).settings
-    minimum = usd_to_micros(settings.wallet_minimum_balance_usd)
-    terms = TopUpTerms.from_settings(settings)
+    ctx = context(request)
+    minimum = usd_to_micros(ctx.settings.wallet_minimum_balance_usd)
+    terms = ctx.top_up_terms
     return JSONResponse(
         {
             "success": True,
