@@ -3,6 +3,7 @@ the route runs, and a middleware that writes Venice's `x-ratelimit-*` headers on
 response and counts it against the failed-request budget when it is a 4xx.
 
 A queue request is admitted before its job exists, so a 429 never follows a created job.
+The x402 routes are limited per client address instead (`address_limited`), before sign-in.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from videoqueue.api.context import AppContext, context
 from videoqueue.api.model_access import note_model
 from videoqueue.api.response_start import ResponseStartHook
 from videoqueue.auth.keys import allow_model
-from videoqueue.auth.rate_limits import RateStatus, admit, record_failure
+from videoqueue.auth.rate_limits import (
+    RateStatus,
+    TooManyRequestsFromAddress,
+    admit,
+    admit_address,
+    record_failure,
+)
+from videoqueue.errors import VideoqueueError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,32 @@ def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
         return caller
 
     return admitted_caller
+
+
+def _admit_address(ctx: AppContext, route: str, address: str) -> int | None:
+    with ctx.db.transaction() as session:
+        return admit_address(
+            session,
+            route=route,
+            address=address,
+            per_minute=ctx.rate_policies.per_address[route],
+            clock=ctx.clock,
+        )
+
+
+def address_limited(
+    route: str, refusal: Callable[[int], VideoqueueError] = TooManyRequestsFromAddress
+) -> Callable[..., Awaitable[None]]:
+    """A dependency admitting a request within its client address's limit on `route` (an
+    x402 route), else raising `refusal(retry_after_seconds)`; it runs before any sign-in."""
+
+    async def within_address_limit(request: Request) -> None:
+        address = request.client.host if request.client else "unknown"
+        retry_after = await run_in_threadpool(_admit_address, context(request), route, address)
+        if retry_after is not None:
+            raise refusal(retry_after)
+
+    return within_address_limit
 
 
 def _millis(moment: datetime) -> str:

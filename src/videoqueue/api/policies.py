@@ -65,7 +65,8 @@ def sign_in_policy(
 
 
 def rate_policies(settings: Settings) -> RatePolicies:
-    """The per-key limits of the video routes and the failed-request budget they share."""
+    """The per-key limits of the video routes, the failed-request budget they share, and the
+    per-address limits of the x402 routes."""
 
     def per_minute(requests: int) -> RatePolicy:
         return RatePolicy(
@@ -77,4 +78,9 @@ def rate_policies(settings: Settings) -> RatePolicies:
     return RatePolicies(
         queue=per_minute(settings.queue_requests_per_minute),
         retrieve=per_minute(settings.retrieve_requests_per_minute),
+        per_address={
+            "x402-top-up": settings.x402_top_up_requests_per_minute,
+            "x402-balance": settings.x402_balance_requests_per_minute,
+            "x402-transactions": settings.x402_transactions_requests_per_minute,
+        },
     )

@@ -13,6 +13,7 @@ from x402.http import encode_payment_response_header
 from x402.schemas import SettleResponse
 
 from videoqueue.api.context import AppContext, context
+from videoqueue.api.limits import address_limited
 from videoqueue.api.payment_required import top_up_requirements
 from videoqueue.api.wallet_auth import Wallet, payment_header, require_wallet, wallet_services
 from videoqueue.billing.facilitator import Facilitator
@@ -32,6 +33,17 @@ DEFAULT_PAGE, MAX_PAGE = 50, 100
 SignedIn = Annotated[Wallet, Depends(require_wallet)]
 
 
+class TopUpRateLimited(TopUpFailed):
+    """Too many top-up requests from this address; try again later"""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("X402_RATE_LIMIT_EXCEEDED", status=429)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 class WalletMismatch(VideoqueueError):
     """You can only access balance for your own wallet"""
 
@@ -39,7 +51,9 @@ class WalletMismatch(VideoqueueError):
     code = "X402_WALLET_MISMATCH"
 
 
-@router.post("/x402/top-up")
+@router.post(
+    "/x402/top-up", dependencies=[Depends(address_limited("x402-top-up", TopUpRateLimited))]
+)
 async def top_up(request: Request) -> JSONResponse:
     """Add USDC credit to a wallet with an x402 payment.
 
@@ -172,7 +186,9 @@ def _own_wallet(wallet: Wallet, requested: str, what: str) -> None:
         raise WalletMismatch(f"You can only access {what} for your own wallet")
 
 
-@router.get("/x402/balance/{wallet_address}")
+@router.get(
+    "/x402/balance/{wallet_address}", dependencies=[Depends(address_limited("x402-balance"))]
+)
 async def balance(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's credit in USD. Needs a `SIGN-IN-WITH-X` header signed by that wallet."""
     _own_wallet(wallet, _path_wallet(wallet_address), "balance")
@@ -215,7 +231,10 @@ def _page_number(
     return value
 
 
-@router.get("/x402/transactions/{wallet_address}")
+@router.get(
+    "/x402/transactions/{wallet_address}",
+    dependencies=[Depends(address_limited("x402-transactions"))],
+)
 async def transactions(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's ledger, newest first: `TOP_UP` (+), `CHARGE` (-), `REFUND` (+).
 
