@@ -139,7 +139,7 @@ def _rate_limits(ctx: AppContext, caller: Caller) -> dict[str, Any]:
             or key_spend_micros(session, key.id, period_start(key.limit_period, now))
             < key.usd_limit_micros
         )
-    per_minute = ctx.settings.queue_requests_per_minute
+    per_minute = ctx.rate_policies.queue.requests_per_minute
     return {
         "data": {
             "accessPermitted": (account.unlimited or account.balance_micros > 0) and within_limit,
