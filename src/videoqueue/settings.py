@@ -107,6 +107,16 @@ class Settings(BaseSettings):
     failed_requests_window_seconds: int = Field(
         default=30, ge=1, description="Window of the failed-request budget"
     )
+    # Request limits per client IP on the wallet routes (spec §2.5, §2.6).
+    x402_top_up_requests_per_minute: int = Field(
+        default=10, ge=1, description="`POST /x402/top-up` requests per minute per client IP"
+    )
+    x402_balance_requests_per_minute: int = Field(
+        default=30, ge=1, description="`GET /x402/balance/{wallet}` per minute per client IP"
+    )
+    x402_transactions_requests_per_minute: int = Field(
+        default=20, ge=1, description="`GET /x402/transactions/{wallet}` per minute per client IP"
+    )
     idempotency_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="How long an `Idempotency-Key` answer is replayed"
     )

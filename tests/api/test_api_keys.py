@@ -156,7 +156,7 @@ def test_an_admin_creates_a_key_that_works_and_is_listed(env: Env, clock: Manual
         ({"apiKeyType": "ADMIN", "description": "x", "expiresAt": "2001-01-01"}, [["expiresAt"]]),
         ({"apiKeyType": "ADMIN", "description": "x", "expiresAt": "tomorrow"}, [["expiresAt"]]),
         (
-            {"apiKeyType": "ADMIN", "description": "x", "modelPrivacy": "PRIVATE_ONLY"},
+            {"apiKeyType": "ADMIN", "description": "x", "modelPrivacy": "SECRET"},
             [["modelPrivacy"]],
         ),
         (
@@ -173,6 +173,55 @@ def test_a_bad_create_body_is_a_detailed_400(
     assert response.status_code == 400
     assert response.json()["error"] == "Invalid request parameters"
     assert [i["path"] for i in response.json()["issues"]] == paths
+
+
+PRIVATE_MODEL_JOB = {
+    "model": "grok-imagine-text-to-video-private",
+    "prompt": "a kite over dunes",
+    "duration": "5s",
+    "resolution": "480p",
+}
+NOT_PRIVATE = {"error": "This API key may only use private models", "code": "UNAUTHORIZED"}
+
+
+def _key_with_privacy(env: Env, admin: str, privacy: str) -> tuple[str, str]:
+    """A new INFERENCE key of the admin's account with this `modelPrivacy`: (id, secret)."""
+    body = {"apiKeyType": "INFERENCE", "description": privacy, "modelPrivacy": privacy}
+    created = _call(env, "POST", "/api_keys", admin, body)
+    assert created.status_code == 200, created.text
+    data = created.json()["data"]
+    assert data["modelPrivacy"] == privacy
+    return data["id"], data["apiKey"]
+
+
+def test_a_private_only_key_is_listed_as_such_and_may_queue_only_private_models(
+    env: Env,
+) -> None:
+    account = env.make_account("100")
+    _, admin = make_key(env, account, admin=True)
+    key_id, key = _key_with_privacy(env, admin, "PRIVATE_ONLY")
+    listed = {k["id"]: k for k in _call(env, "GET", "/api_keys", admin).json()["data"]}
+    assert listed[key_id]["modelPrivacy"] == "PRIVATE_ONLY"
+    one = _call(env, "GET", f"/api_keys/{key_id}", admin).json()["data"]
+    assert one["modelPrivacy"] == "PRIVATE_ONLY"
+
+    refused = env.post("/video/queue", BODY, key)  # an anonymized model
+    assert (refused.status_code, refused.json()) == (403, NOT_PRIVATE)
+    assert job_count(env, account) == 0
+    assert env.post("/video/queue", PRIVATE_MODEL_JOB, key).status_code == 200
+
+    upscale_quote = {"model": "topaz-video-upscale", "duration": "5", "input_height": 720}
+    refused = env.post("/video/quote", upscale_quote, key)
+    assert (refused.status_code, refused.json()) == (403, NOT_PRIVATE)
+    assert env.post("/video/quote", upscale_quote, admin).status_code == 200
+
+
+def test_a_private_text_key_may_queue_any_video_model(env: Env) -> None:
+    _, admin = make_key(env, env.make_account("100"), admin=True)
+    _, key = _key_with_privacy(env, admin, "PRIVATE_TEXT")
+    # PRIVATE_TEXT binds text and embedding models only; video may be anonymized or private.
+    assert env.post("/video/queue", BODY, key).status_code == 200
+    assert env.post("/video/queue", PRIVATE_MODEL_JOB, key).status_code == 200
 
 
 def test_a_revoked_key_stops_working_at_once(env: Env) -> None:

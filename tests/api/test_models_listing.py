@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from tests.catalog.cases import catalog, table_settings
+from tests.catalog.cases import SPEC_DAY, catalog, spec_day_clock, table_settings
 from tests.conftest import Env, build_env
 from videoqueue.catalog.listing import PREVIEW_NOTE
 
@@ -46,7 +46,7 @@ def list_validator() -> jsonschema_rs.Validator:
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     data_dir: Path = tmp_path_factory.mktemp("models") / "data"
-    yield from build_env(table_settings(data_dir))
+    yield from build_env(table_settings(data_dir), spec_day_clock())
 
 
 def get_models(env: Env, **params: str) -> Any:
@@ -68,7 +68,7 @@ def test_video_list_matches_venices_schema(video_list: dict[str, Any]) -> None:
 
 def test_video_list_holds_exactly_the_listed_models(video_list: dict[str, Any]) -> None:
     assert (video_list["object"], video_list["type"]) == ("list", "video")
-    listed = [m.id for m in catalog().listed()]
+    listed = [m.id for m in catalog().listed(SPEC_DAY)]
     assert [entry["id"] for entry in video_list["data"]] == listed
     assert len(listed) == 116
     assert "seedance-2-0-image-to-video" not in listed  # consent ids stay unlisted (§11.2)

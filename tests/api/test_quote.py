@@ -23,7 +23,9 @@ from tests.catalog.cases import (
     plain,
     quoted,
     required_issue,
+    spec_day_clock,
     table_settings,
+    too_big_issue,
     type_issue,
     unlisted_value,
     valid_queue_body,
@@ -39,7 +41,7 @@ UPSCALE = "topaz-video-upscale"
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     data_dir: Path = tmp_path_factory.mktemp("quote") / "data"
-    yield from build_env(table_settings(data_dir))
+    yield from build_env(table_settings(data_dir), spec_day_clock())
 
 
 def quote(env: Env, body: dict[str, Any], key: str | None = None) -> Any:
@@ -396,6 +398,30 @@ def test_reference_video_total_duration_must_be_a_non_negative_number(shared_env
             }
         ),
     )
+
+
+R2V_20 = "seedance-2-0-reference-to-video-basic"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "cap"),
+    [
+        (R2V_20, 15),  # Seedance 2.0's reference videos: 15 s in all
+        (R2V_25, 30),
+        ("wan-2.6-text-to-video", 150),  # no family cap: the request schema's maximum
+    ],
+)
+def test_reference_video_total_duration_is_held_to_the_schema_and_family_caps(
+    shared_env: Env, model_id: str, cap: int
+) -> None:
+    body = {"model": model_id, "duration": "5s", "reference_video_total_duration": cap}
+    assert quote(shared_env, body).status_code == 200
+    response = quote(shared_env, {**body, "reference_video_total_duration": cap + 0.5})
+    assert (response.status_code, response.json()) == (
+        400,
+        detailed(too_big_issue(["reference_video_total_duration"], cap, "number")),
+    )
+    assert f'"maximum":{cap},' in response.text  # JavaScript's 15, not 15.0
 
 
 # -- the quote is the charge --------------------------------------------------------------

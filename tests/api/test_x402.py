@@ -19,11 +19,12 @@ from x402.http import FacilitatorConfig, decode_payment_response_header
 from tests.conftest import Env, build_env
 from tests.wallets import DOMAIN, RECEIVER, EvmWallet, SolanaWallet, fund, wallet_settings
 from videoqueue.api.app import create_app
+from videoqueue.api.policies import top_up_terms
 from videoqueue.api.wallet_auth import WalletServices
 from videoqueue.billing.facilitator import RemoteFacilitator
 from videoqueue.billing.models import Account, LedgerEntry
 from videoqueue.billing.payments import reserve_payment
-from videoqueue.billing.x402 import TopUpTerms, read_payment
+from videoqueue.billing.x402 import read_payment
 from videoqueue.clock import ManualClock, SystemClock
 from videoqueue.settings import Settings
 
@@ -175,7 +176,7 @@ def test_an_expired_authorization_fails_verification(env: Env) -> None:
 def test_a_payment_being_settled_elsewhere_is_409(env: Env) -> None:
     payment = _signed(env, EvmWallet())
     with env.db.transaction() as session:
-        read = read_payment(payment, TopUpTerms.from_settings(env.settings))
+        read = read_payment(payment, top_up_terms(env.settings))
         assert reserve_payment(session, read, SystemClock()) is None
     response = _pay(env.client, payment)
     assert response.status_code == 409

@@ -12,6 +12,7 @@ import io
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 from tests.conftest import png_data_url
 from videoqueue.catalog.catalog import Catalog, load_catalog
 from videoqueue.catalog.entry import MEDIA_FIELDS, REQUIREMENTS, Family, ModelEntry
+from videoqueue.clock import ManualClock
 from videoqueue.settings import Settings
 
 PROMPT = "A red kite over dunes at dawn, slow dolly-in"
@@ -67,6 +69,16 @@ SCHEMA_MAX = {
     "elements": 4,
     "scene_image_urls": 4,
 }
+
+
+SPEC_DAY = datetime(2026, 8, 20, 12, tzinfo=UTC)
+"""The day of the spec's model list, when every model in it was still offered (the Sora 2
+models it marks deprecated are removed on 2026-09-24)."""
+
+
+def spec_day_clock() -> ManualClock:
+    """A clock for an app that answers every model of the catalogue, deprecated ones too."""
+    return ManualClock(SPEC_DAY)
 
 
 def table_settings(data_dir: Path) -> Settings:
@@ -250,7 +262,11 @@ def enum_issue(
 
 
 def too_big_issue(path: list[str | int], maximum: int, kind: str = "string") -> dict[str, Any]:
-    noun, unit = ("String", "character(s)") if kind == "string" else ("Array", "element(s)")
+    if kind == "number":
+        message = f"Number must be less than or equal to {maximum}"
+    else:
+        noun, unit = ("String", "character(s)") if kind == "string" else ("Array", "element(s)")
+        message = f"{noun} must contain at most {maximum} {unit}"
     return {
         "code": "too_big",
         "maximum": maximum,
@@ -258,7 +274,7 @@ def too_big_issue(path: list[str | int], maximum: int, kind: str = "string") -> 
         "inclusive": True,
         "exact": False,
         "path": path,
-        "message": f"{noun} must contain at most {maximum} {unit}",
+        "message": message,
     }
 
 

@@ -9,8 +9,11 @@ import pytest
 
 from tests.catalog.cases import table_settings
 from tests.conftest import Env, build_env
+from videoqueue.api.app import create_app
 from videoqueue.catalog.catalog import CatalogError, load_catalog
 from videoqueue.catalog.entry import PerSecondPrice
+from videoqueue.engines.registry import FACTORIES
+from videoqueue.settings import Settings
 
 OVERLAY = """
 [families."my-refs"]
@@ -18,7 +21,7 @@ reference_images_max = 2
 prompt_references = { "@Image" = "reference_image_urls" }
 
 [models."wan-2-7-text-to-video"]
-engine = "remote"
+engine = "realesrgan"
 price = { rule = "per_second", rates = { "720p" = 0.09, "1080p" = 0.12 } }
 
 [models."wan-2-7-text-to-video".constraints]
@@ -52,7 +55,7 @@ def overlay(tmp_path: Path) -> Path:
 def test_overlay_changes_only_the_keys_it_names(overlay: Path) -> None:
     shipped = load_catalog().get("wan-2-7-text-to-video")
     changed = load_catalog(overlay).get("wan-2-7-text-to-video")
-    assert changed.engine == "remote"
+    assert changed.engine == "realesrgan"
     assert changed.constraints.prompt_character_limit == 4000
     assert changed.price == PerSecondPrice(rule="per_second", rates={"720p": 0.09, "1080p": 0.12})
     assert changed.constraints.durations == shipped.constraints.durations
@@ -100,6 +103,25 @@ def test_an_inconsistent_overlay_is_refused_at_load(
         load_catalog(path)
 
 
+def test_a_model_bound_to_an_unknown_engine_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text('[models."wan-2-7-text-to-video"]\nengine = "nope"\n')
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(path, engines=FACTORIES.keys())
+    assert str(refused.value) == (
+        "wan-2-7-text-to-video: unknown engine 'nope' (known engines: preview, realesrgan, upscale)"
+    )
+    assert load_catalog(path).get("wan-2-7-text-to-video").engine == "nope"  # unchecked
+
+
+def test_the_app_does_not_start_on_a_catalogue_naming_an_unknown_engine(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text('[models."topaz-video-upscale"]\nengine = "nope"\n')
+    settings = Settings(data_dir=tmp_path / "data", catalog_path=path)
+    with pytest.raises(CatalogError, match="topaz-video-upscale: unknown engine 'nope'"):
+        create_app(settings)
+
+
 @pytest.fixture
 def overlaid_env(tmp_path: Path, overlay: Path) -> Iterator[Env]:
     settings = table_settings(tmp_path / "data").model_copy(update={"catalog_path": overlay})
@@ -112,7 +134,7 @@ def test_the_server_lists_quotes_and_validates_the_operators_models(overlaid_env
     spec = next(m for m in listed if m["id"] == "my-wan-r2v")["model_spec"]
     assert spec["constraints"]["durations"] == ["5s", "10s"]
     wan = next(m for m in listed if m["id"] == "wan-2-7-text-to-video")["model_spec"]
-    assert wan["videoqueue"]["engine"] == "remote"
+    assert wan["videoqueue"]["engine"] == "realesrgan"
     assert wan["constraints"]["prompt_character_limit"] == 4000
 
     quote = {"model": "my-wan-r2v", "duration": "10s", "resolution": "720p"}

@@ -11,10 +11,18 @@ from videoqueue.api.body import BodySizeLimit
 from videoqueue.api.context import AppContext
 from videoqueue.api.errors import install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
-from videoqueue.api.policies import fetch_policy, job_terms, link_policy
+from videoqueue.api.model_access import ModelHeaders
+from videoqueue.api.policies import (
+    fetch_policy,
+    job_terms,
+    link_policy,
+    rate_policies,
+    sign_in_policy,
+    top_up_terms,
+)
 from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
-from videoqueue.billing.facilitator import facilitator_from_settings
+from videoqueue.billing.facilitator import facilitator_at
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.catalog.media_intake import MediaIntake
 from videoqueue.clock import Clock, SystemClock
@@ -22,6 +30,7 @@ from videoqueue.db.session import Database
 from videoqueue.delivery.links import LinkTerms
 from videoqueue.delivery.secret import load_link_secret
 from videoqueue.delivery.tokens import LinkSigner
+from videoqueue.engines.registry import FACTORIES
 from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
@@ -39,9 +48,14 @@ def create_app(
     contract-wallet verifier).
     """
     clock = clock or SystemClock()
+    wallets = wallets or WalletServices(
+        facilitator_at(
+            settings.x402_facilitator_url, settings.x402_facilitator_timeout_seconds, clock
+        )
+    )
     db = Database(settings.resolved_database_url)
     storage = storage_from_url(settings.resolved_storage_url)
-    catalog = load_catalog(settings.catalog_path)
+    catalog = load_catalog(settings.catalog_path, engines=FACTORIES.keys())
     sandbox = DecodeSandbox()
     links = LinkTerms(
         signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),
@@ -64,6 +78,9 @@ def create_app(
         catalog=catalog,
         clock=clock,
         links=links,
+        top_up_terms=top_up_terms(settings),
+        sign_in=sign_in_policy(settings, wallets.contract_wallets),
+        rate_policies=rate_policies(settings),
         sandbox=sandbox,
         jobs=jobs,
     )
@@ -81,7 +98,7 @@ def create_app(
         description="A self-hosted server for Venice.ai's video API.",
     )
     app.state.context = ctx
-    app.state.wallets = wallets or WalletServices(facilitator_from_settings(settings, ctx.clock))
+    app.state.wallets = wallets
     install_error_handlers(app)
     app.include_router(video.router, prefix=API_PREFIX)
     app.include_router(models.router, prefix=API_PREFIX)
@@ -91,6 +108,7 @@ def create_app(
     app.include_router(billing.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.add_middleware(RateLimitHeaders)  # `x-ratelimit-*` headers; counts failed requests
+    app.add_middleware(ModelHeaders)  # Venice's deprecation headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(WalletRequests, context=ctx)
     return app

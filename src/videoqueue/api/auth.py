@@ -13,7 +13,7 @@ from videoqueue.api.context import AppContext, context
 from videoqueue.api.payment_required import authentication_required
 from videoqueue.api.wallet_auth import admit_wallet, refuse_payment_header, sign_in_header
 from videoqueue.auth.keys import AuthenticationFailed, find_active_key
-from videoqueue.auth.models import KeyKind
+from videoqueue.auth.models import KeyKind, ModelPrivacy
 from videoqueue.billing.ledger import KeyBudget
 from videoqueue.jobs.service import Payer
 
@@ -28,6 +28,8 @@ class Caller:
     wallet_address: str | None = None
     key_budget: KeyBudget | None = None
     """What the key may spend (read with the key, so the charge need not read it again)."""
+    model_privacy: ModelPrivacy = ModelPrivacy.ALL
+    """The key's `modelPrivacy` (a wallet may call every model)."""
 
     @property
     def payer(self) -> Payer:
@@ -45,9 +47,12 @@ def bearer_secret(request: Request) -> str | None:
 def _lookup(ctx: AppContext, secret: str) -> Caller:
     with ctx.db.transaction() as session:
         key = find_active_key(session, secret, ctx.clock)
-        budget = KeyBudget(key.id, key.usd_limit_micros, key.limit_period)
         return Caller(
-            account_id=key.account_id, key_id=key.id, key_kind=key.kind, key_budget=budget
+            account_id=key.account_id,
+            key_id=key.id,
+            key_kind=key.kind,
+            key_budget=KeyBudget(key.id, key.usd_limit_micros, key.limit_period),
+            model_privacy=key.model_privacy,
         )
 
 

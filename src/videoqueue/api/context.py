@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from videoqueue.auth.rate_limits import RatePolicies
+from videoqueue.auth.siwx import SignInPolicy
+from videoqueue.billing.x402 import TopUpTerms
 from videoqueue.catalog.catalog import Catalog
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
@@ -25,6 +28,10 @@ class AppContext:
     clock: Clock
     links: LinkTerms
     """How download links are made and how hard each may be used."""
+    top_up_terms: TopUpTerms
+    sign_in: SignInPolicy
+    """What a `SIGN-IN-WITH-X` message must name (domains, chains)."""
+    rate_policies: RatePolicies
     sandbox: DecodeSandbox
     """Where clients' media files are decoded (never in the API process itself)."""
     jobs: JobService

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from videoqueue.auth.models import KeyKind
+from videoqueue.auth.models import KeyKind, ModelPrivacy
 from videoqueue.billing.models import LimitPeriod, usd_to_micros
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters, Issue
@@ -25,7 +25,6 @@ MAX_DESCRIPTION = 64
 MAX_LIMIT_USD = 9_999_999_999
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
-PRIVACY = ("ALL", "PRIVATE_TEXT", "PRIVATE_ONLY")
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,7 @@ class NewKey:
     usd_limit_micros: int | None
     limit_period: LimitPeriod
     expires_at: datetime | None
+    model_privacy: ModelPrivacy = ModelPrivacy.ALL
 
 
 def _enum(
@@ -110,10 +110,7 @@ def parse_new_key(body: dict[str, Any], now: datetime) -> NewKey:
         found.append(iss.unrecognized_keys((), unknown))
     kind = _enum(body, "apiKeyType", tuple(KeyKind), found, required=True)
     period = _enum(body, "limitPeriod", tuple(LimitPeriod), found)
-    privacy = _enum(body, "modelPrivacy", PRIVACY, found)
-    if privacy not in (None, "ALL"):
-        # Not enforced here, so not accepted: a key must not look more private than it is.
-        found.append(iss.custom(("modelPrivacy",), "Only 'ALL' is supported by this server"))
+    privacy = _enum(body, "modelPrivacy", tuple(ModelPrivacy), found)
     description = body.get("description")
     if "description" not in body:
         found.append(iss.required(("description",), "string"))
@@ -132,4 +129,5 @@ def parse_new_key(body: dict[str, Any], now: datetime) -> NewKey:
         usd_limit_micros=usd_limit,
         limit_period=LimitPeriod(period or LimitPeriod.EPOCH),
         expires_at=expires_at,
+        model_privacy=ModelPrivacy(privacy or ModelPrivacy.ALL),
     )

@@ -3,6 +3,7 @@ the route runs, and a middleware that writes Venice's `x-ratelimit-*` headers on
 response and counts it against the failed-request budget when it is a 4xx.
 
 A queue request is admitted before its job exists, so a 429 never follows a created job.
+The x402 routes are limited per client address instead (`address_limited`), before sign-in.
 """
 
 from __future__ import annotations
@@ -16,31 +17,26 @@ from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from videoqueue.api.auth import Caller, require_caller
 from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
-from videoqueue.auth.rate_limits import RatePolicy, RateStatus, admit, record_failure
-from videoqueue.settings import Settings
+from videoqueue.api.model_access import note_model
+from videoqueue.api.response_start import ResponseStartHook
+from videoqueue.auth.keys import allow_model
+from videoqueue.auth.rate_limits import (
+    RateStatus,
+    TooManyRequestsFromAddress,
+    admit,
+    admit_address,
+    record_failure,
+)
+from videoqueue.errors import VideoqueueError
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "rate_limit"
-
-
-def route_policy(settings: Settings, route: str) -> RatePolicy:
-    """The limits of `queue`, `retrieve` or `complete` (which shares retrieve's rate)."""
-    per_minute = (
-        settings.queue_requests_per_minute
-        if route == "queue"
-        else settings.retrieve_requests_per_minute
-    )
-    return RatePolicy(
-        requests_per_minute=per_minute,
-        failure_budget=settings.failed_requests_budget,
-        failure_window_seconds=settings.failed_requests_window_seconds,
-    )
 
 
 def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatus:
@@ -50,28 +46,61 @@ def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatu
             caller_id=caller.key_id or caller.account_id,
             route=route,
             model=model,
-            policy=route_policy(ctx.settings, route),
+            policy=ctx.rate_policies.route(route),
             clock=ctx.clock,
         )
 
 
 def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency giving the caller once the request is within its limits, else 429."""
+    """A dependency giving the caller once the request is within its limits, else 429; a
+    queue for a model the key's `modelPrivacy` refuses is then 403."""
 
     async def admitted_caller(
         request: Request, caller: Annotated[Caller, Depends(require_caller)]
     ) -> Caller:
         ctx = context(request)
+        now = ctx.clock.now()
         named = (await json_object(request)).get("model")
+        entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
         # Unknown model names share one bucket, so made-up names cannot grow the table.
-        model = named if isinstance(named, str) and named in ctx.catalog.models else ""
+        model = entry.id if entry is not None else ""
         status = await run_in_threadpool(_admit, ctx, caller, route, model)
         request.state.rate_limit = status
+        if entry is not None:
+            note_model(request, entry, now)
         if status.refused is not None:
             raise status.error()
+        if entry is not None and route == "queue":
+            allow_model(caller.model_privacy, entry.privacy)
         return caller
 
     return admitted_caller
+
+
+def _admit_address(ctx: AppContext, route: str, address: str) -> int | None:
+    with ctx.db.transaction() as session:
+        return admit_address(
+            session,
+            route=route,
+            address=address,
+            per_minute=ctx.rate_policies.per_address[route],
+            clock=ctx.clock,
+        )
+
+
+def address_limited(
+    route: str, refusal: Callable[[int], VideoqueueError] = TooManyRequestsFromAddress
+) -> Callable[..., Awaitable[None]]:
+    """A dependency admitting a request within its client address's limit on `route` (an
+    x402 route), else raising `refusal(retry_after_seconds)`; it runs before any sign-in."""
+
+    async def within_address_limit(request: Request) -> None:
+        address = request.client.host if request.client else "unknown"
+        retry_after = await run_in_threadpool(_admit_address, context(request), route, address)
+        if retry_after is not None:
+            raise refusal(retry_after)
+
+    return within_address_limit
 
 
 def _millis(moment: datetime) -> str:
@@ -101,30 +130,20 @@ def _record_failure(ctx: AppContext, status: RateStatus) -> None:
         log.exception("could not count a failed request against its budget")
 
 
-class RateLimitHeaders:
+class RateLimitHeaders(ResponseStartHook):
     """Adds the headers of a request admitted by `rate_limited`, and counts its failure."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    async def _on_start(self, scope: Scope, message: Message) -> None:
+        status = scope.get("state", {}).get(STATE_KEY)
+        if not isinstance(status, RateStatus):
             return
-
-        async def send_with_headers(message: Message) -> None:
-            status = scope.get("state", {}).get(STATE_KEY)
-            if message["type"] == "http.response.start" and isinstance(status, RateStatus):
-                ctx: AppContext = scope["app"].state.context
-                headers = MutableHeaders(scope=message)
-                for name, value in rate_limit_headers(status, ctx.clock.now()).items():
-                    headers[name] = value
-                code = int(message["status"])
-                if 400 <= code < 500 and code != 429:
-                    await run_in_threadpool(_record_failure, ctx, status)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        ctx: AppContext = scope["app"].state.context
+        headers = MutableHeaders(scope=message)
+        for name, value in rate_limit_headers(status, ctx.clock.now()).items():
+            headers[name] = value
+        code = int(message["status"])
+        if 400 <= code < 500 and code != 429:
+            await run_in_threadpool(_record_failure, ctx, status)
 
 
 QueueCaller = Annotated[Caller, Depends(rate_limited("queue"))]

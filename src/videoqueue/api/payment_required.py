@@ -17,7 +17,7 @@ from x402.schemas import PaymentRequired as PaymentRequiredHeader
 from x402.schemas import PaymentRequirements, ResourceInfo
 
 from videoqueue.api.context import AppContext
-from videoqueue.auth.siwx import SOLANA_MAINNET_REFERENCE, domain_host, sign_in_domains
+from videoqueue.auth.siwx import SOLANA_MAINNET_REFERENCE
 from videoqueue.billing.x402 import SOLANA_MAINNET, USDC_DECIMALS, Rail, TopUpTerms
 from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.clock import iso_z
@@ -57,12 +57,12 @@ def _resource(ctx: AppContext, path: str) -> ResourceInfo:
 def siwx_challenge(ctx: AppContext, path: str) -> dict[str, Any]:
     """A fresh sign-in challenge for the resource; clients may use its nonce or their own."""
     now = ctx.clock.now()
-    evm = [f"eip155:{chain}" for chain in ctx.settings.siwx_evm_chain_ids]
+    evm = [f"eip155:{chain}" for chain in ctx.sign_in.evm_chain_ids]
     chains = [{"chainId": chain, "type": kind} for chain in evm for kind in ("eip191", "eip1271")]
     chains.append({"chainId": f"solana:{SOLANA_MAINNET_REFERENCE}", "type": "ed25519"})
     return {
         "info": {
-            "domain": domain_host(sign_in_domains(ctx.settings)[0]),
+            "domain": ctx.sign_in.domains[0],
             "uri": ctx.settings.resolved_public_base_url + path,
             "version": "1",
             "nonce": secrets.token_hex(8),
@@ -86,7 +86,7 @@ def _accepts(terms: TopUpTerms, micros: int, *, bare_solana: bool) -> list[Payme
 def authentication_required(ctx: AppContext, path: str, *, priced: bool = True) -> PaymentRequired:
     """(a): how to authenticate. `priced` lists the rails at the suggested top-up (inference
     routes); the wallet-only routes list none."""
-    terms = TopUpTerms.from_settings(ctx.settings)
+    terms = ctx.top_up_terms
     accepts = _accepts(terms, terms.suggested_micros, bare_solana=True) if priced else []
     resource = _resource(ctx, path)
     extensions = {"sign-in-with-x": siwx_challenge(ctx, path)}
@@ -119,7 +119,7 @@ def authentication_required(ctx: AppContext, path: str, *, priced: bool = True) 
 
 def insufficient_credit(ctx: AppContext, path: str, balance_micros: int) -> PaymentRequired:
     """(b): a signed-in wallet holds less than the minimum balance; how to top it up."""
-    terms = TopUpTerms.from_settings(ctx.settings)
+    terms = ctx.top_up_terms
     evm = next((rail for rail in terms.rails if rail.is_evm), None)
     minimum_top_up = micros_to_usd(terms.minimum_micros)
     body: dict[str, Any] = {

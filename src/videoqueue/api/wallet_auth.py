@@ -22,7 +22,6 @@ from videoqueue.auth.nonces import NonceReused, consume_nonce
 from videoqueue.auth.siwx import (
     SIGN_IN_HEADERS,
     ContractWalletVerifier,
-    SignInPolicy,
     SignInRejected,
     verify_sign_in,
 )
@@ -84,8 +83,7 @@ def payment_header(request: Request) -> str | None:
 
 
 def _sign_in(ctx: AppContext, services: WalletServices, header: str) -> Wallet:
-    policy = SignInPolicy.from_settings(ctx.settings, services.contract_wallets)
-    signed = verify_sign_in(header, policy, ctx.clock.now())
+    signed = verify_sign_in(header, ctx.sign_in, ctx.clock.now())
     with ctx.db.transaction() as session:
         consume_nonce(
             session,

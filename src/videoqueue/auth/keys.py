@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from videoqueue.auth.models import ApiKey, KeyKind
+from videoqueue.auth.models import ApiKey, KeyKind, ModelPrivacy
 from videoqueue.billing.models import LimitPeriod
 from videoqueue.clock import Clock
 from videoqueue.errors import VideoqueueError
@@ -23,6 +23,13 @@ class AuthenticationFailed(VideoqueueError):
     """Authentication failed"""
 
     status = 401
+
+
+class ModelNotAllowed(VideoqueueError):
+    """This API key may only use private models"""
+
+    status = 403
+    code = "UNAUTHORIZED"
 
 
 def hash_key(secret: str) -> str:
@@ -39,6 +46,7 @@ def create_key(
     expires_at: datetime | None = None,
     usd_limit_micros: int | None = None,
     limit_period: LimitPeriod = LimitPeriod.EPOCH,
+    model_privacy: ModelPrivacy = ModelPrivacy.ALL,
 ) -> tuple[ApiKey, str]:
     """A new key for the account; returns the row and the secret (never stored)."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -52,6 +60,7 @@ def create_key(
         expires_at=expires_at,
         usd_limit_micros=usd_limit_micros,
         limit_period=limit_period,
+        model_privacy=model_privacy,
     )
     session.add(key)
     session.flush()
@@ -81,6 +90,14 @@ def find_active_key(session: Session, secret: str, clock: Clock) -> ApiKey:
             .execution_options(synchronize_session=False)
         )
     return key
+
+
+def allow_model(privacy: ModelPrivacy, model_privacy: str) -> None:
+    """Refuse (403) a key of `privacy` a video model whose privacy is `model_privacy`
+    (`private` or `anonymized`): only PRIVATE_ONLY refuses anonymized video models, as
+    PRIVATE_TEXT binds text and embedding models alone."""
+    if privacy == ModelPrivacy.PRIVATE_ONLY and model_privacy != "private":
+        raise ModelNotAllowed()
 
 
 def find_key(session: Session, reference: str) -> ApiKey | None:

@@ -17,6 +17,15 @@ class KeyKind(enum.StrEnum):
     ADMIN = "ADMIN"
 
 
+class ModelPrivacy(enum.StrEnum):
+    """Which models a key may call, by privacy tier (Venice's `modelPrivacy`)."""
+
+    ALL = "ALL"
+    PRIVATE_TEXT = "PRIVATE_TEXT"
+    """Text and embedding models must be private; other modalities (video) may be either."""
+    PRIVATE_ONLY = "PRIVATE_ONLY"
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
@@ -34,6 +43,11 @@ class ApiKey(Base):
     usd_limit_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     limit_period: Mapped[LimitPeriod] = mapped_column(
         Enum(LimitPeriod, native_enum=False, length=16), default=LimitPeriod.EPOCH
+    )
+    model_privacy: Mapped[ModelPrivacy] = mapped_column(
+        Enum(ModelPrivacy, native_enum=False, length=16),
+        default=ModelPrivacy.ALL,
+        server_default=ModelPrivacy.ALL.value,
     )
 
 

@@ -8,7 +8,8 @@ upsert. Every API process shares the rows, so a limit holds across processes and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -28,6 +29,17 @@ class RateLimitExceeded(VideoqueueError):
 
     status = 429
     code = "RATE_LIMIT_EXCEEDED"
+
+
+class TooManyRequestsFromAddress(RateLimitExceeded):
+    """Rate limit exceeded"""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__()
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class TooManyFailedRequests(VideoqueueError):
@@ -50,6 +62,21 @@ class RatePolicy:
     requests_per_minute: int
     failure_budget: int
     failure_window_seconds: int
+
+
+@dataclass(frozen=True)
+class RatePolicies:
+    """Every request limit of a server, built once at start-up."""
+
+    queue: RatePolicy
+    retrieve: RatePolicy
+    """`/video/retrieve`'s, which `/video/complete` shares."""
+    per_address: Mapping[str, int] = field(default_factory=dict)
+    """Requests per minute from one client IP address, by route name (the x402 routes)."""
+
+    def route(self, route: str) -> RatePolicy:
+        """The policy of `queue`, `retrieve` or `complete`."""
+        return self.queue if route == "queue" else self.retrieve
 
 
 @dataclass(frozen=True)
@@ -86,7 +113,11 @@ class RateStatus:
     def retry_after_seconds(self, now: datetime) -> int:
         """Whole seconds until the window that refused this request ends (at least 1)."""
         until = self.failures_reset_at if self.refused == "failures" else self.resets_at
-        return max(1, math.ceil((until - now).total_seconds()))
+        return _seconds_until(until, now)
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
 
 
 def window_start(now: datetime, seconds: int) -> datetime:
@@ -149,6 +180,18 @@ def admit(
         failure_bucket=fail_bucket,
         refused=refused,
     )
+
+
+def admit_address(
+    session: Session, *, route: str, address: str, per_minute: int, clock: Clock
+) -> int | None:
+    """Count a request from a client address on `route`. None while it is within
+    `per_minute` this minute, else the seconds until the minute ends (its Retry-After)."""
+    now = clock.now()
+    start = window_start(now, RATE_WINDOW_SECONDS)
+    if _hit(session, f"ip:{route}:{address}", start) <= per_minute:
+        return None
+    return _seconds_until(start + timedelta(seconds=RATE_WINDOW_SECONDS), now)
 
 
 def record_failure(session: Session, status: RateStatus, clock: Clock) -> int:

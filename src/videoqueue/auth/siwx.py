@@ -31,7 +31,6 @@ from videoqueue.auth.siwx_message import (
 )
 from videoqueue.billing.wallets import normalize_wallet
 from videoqueue.errors import VideoqueueError
-from videoqueue.settings import Settings
 
 SIGN_IN_HEADERS = ("sign-in-with-x", "x-sign-in-with-x")
 SOLANA_MAINNET_REFERENCE = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
@@ -83,23 +82,13 @@ class ContractWalletVerifier(Protocol):
 
 @dataclass(frozen=True)
 class SignInPolicy:
-    """What this server accepts: the domains messages may name and the chains they may be for."""
+    """What this server accepts: the domains messages may name (bare hosts; challenges name
+    the first) and the chains they may be for."""
 
-    domains: frozenset[str]
-    evm_chain_ids: frozenset[int] = frozenset({8453})
+    domains: tuple[str, ...]
+    evm_chain_ids: tuple[int, ...] = (8453,)
     solana_chains: frozenset[str] = frozenset({SOLANA_MAINNET_REFERENCE})
     contract_wallets: ContractWalletVerifier | None = None
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, contract_wallets: ContractWalletVerifier | None = None
-    ) -> SignInPolicy:
-        hosts = frozenset(host for d in sign_in_domains(settings) if (host := domain_host(d)))
-        return cls(
-            domains=hosts,
-            evm_chain_ids=frozenset(settings.siwx_evm_chain_ids),
-            contract_wallets=contract_wallets,
-        )
 
 
 @dataclass(frozen=True)
@@ -110,12 +99,6 @@ class SignIn:
     family: Family
     nonce: str
     nonce_expires_at: datetime
-
-
-def sign_in_domains(settings: Settings) -> list[str]:
-    """The domains a message may name: configured, else this server's public host (never the
-    request's `Host` header, which the client controls)."""
-    return settings.siwx_domains or [settings.resolved_public_base_url]
 
 
 def domain_host(domain: str) -> str:

@@ -29,7 +29,6 @@ from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, Ve
 
 from videoqueue.billing.x402 import read_authorization
 from videoqueue.clock import Clock
-from videoqueue.settings import Settings
 
 LOCAL_TRANSACTION_PREFIX = "local-"
 
@@ -49,15 +48,10 @@ class Facilitator(Protocol):
 RemoteFacilitator = HTTPFacilitatorClientSync
 
 
-def facilitator_from_settings(settings: Settings, clock: Clock) -> Facilitator:
-    """The remote facilitator at `x402_facilitator_url`, else the local one."""
-    if settings.x402_facilitator_url:
-        return RemoteFacilitator(
-            FacilitatorConfig(
-                url=settings.x402_facilitator_url,
-                timeout=settings.x402_facilitator_timeout_seconds,
-            )
-        )
+def facilitator_at(url: str | None, timeout_seconds: float, clock: Clock) -> Facilitator:
+    """The remote facilitator at `url`, else (no URL) the local one."""
+    if url:
+        return RemoteFacilitator(FacilitatorConfig(url=url, timeout=timeout_seconds))
     return LocalFacilitator(clock)
 
 

@@ -19,7 +19,6 @@ from videoqueue.clock import Clock
 from videoqueue.db.dialect import locked
 from videoqueue.errors import VideoqueueError
 
-
 LOCKED_ACCOUNTS = "videoqueue_locked_accounts"
 
 

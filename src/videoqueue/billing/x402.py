@@ -21,10 +21,9 @@ from pydantic import ValidationError
 from x402.mechanisms.evm.types import ExactEIP3009Payload
 from x402.schemas import PaymentPayload, PaymentRequirements
 
-from videoqueue.billing.models import MICROS_PER_USD, usd_to_micros
+from videoqueue.billing.models import MICROS_PER_USD
 from videoqueue.billing.wallets import EVM_ADDRESS, normalize_wallet
 from videoqueue.errors import VideoqueueError
-from videoqueue.settings import Settings
 
 PAYMENT_HEADERS = ("payment-signature", "x-payment", "x-402-payment")
 SOLANA_MAINNET = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
@@ -92,52 +91,12 @@ class Rail:
 
 @dataclass(frozen=True)
 class TopUpTerms:
-    """The rails and the bounds of a top-up, from the settings."""
+    """The rails and the bounds of a top-up (built once, by `create_app`)."""
 
     rails: tuple[Rail, ...]
     minimum_micros: int
     maximum_micros: int
     suggested_micros: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TopUpTerms:
-        rails: list[Rail] = []
-        if settings.x402_pay_to:
-            aliases = tuple(
-                k for k, v in {"base": "eip155:8453"}.items() if v == settings.x402_network
-            )
-            rails.append(
-                Rail(
-                    network=settings.x402_network,
-                    asset=settings.x402_asset,
-                    pay_to=settings.x402_pay_to,
-                    aliases=aliases,
-                    extra={
-                        "name": settings.x402_asset_name,
-                        "version": settings.x402_asset_version,
-                    },
-                )
-            )
-        # Solana payments are checked by a remote facilitator only (the local one reads EVM).
-        if settings.x402_solana_pay_to and settings.x402_facilitator_url:
-            extra = {"name": "USD Coin", "version": "2"}
-            if settings.x402_solana_fee_payer:
-                extra["feePayer"] = settings.x402_solana_fee_payer
-            rails.append(
-                Rail(
-                    network=SOLANA_MAINNET,
-                    asset=SOLANA_USDC,
-                    pay_to=settings.x402_solana_pay_to,
-                    extra=extra,
-                    aliases=("solana",),
-                )
-            )
-        return cls(
-            rails=tuple(rails),
-            minimum_micros=usd_to_micros(settings.x402_minimum_top_up_usd),
-            maximum_micros=usd_to_micros(settings.x402_maximum_top_up_usd),
-            suggested_micros=usd_to_micros(settings.x402_suggested_top_up_usd),
-        )
 
     def rail_for(self, network: str) -> Rail | None:
         return next((r for r in self.rails if network == r.network or network in r.aliases), None)

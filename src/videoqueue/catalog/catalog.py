@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +39,27 @@ class Catalog:
     models: Mapping[str, ModelEntry]
     families: Mapping[str, Family]
 
-    def get(self, model_id: str) -> ModelEntry:
-        """The model with this id. Raises `UnknownModel`."""
-        try:
-            return self.models[model_id]
-        except KeyError:
-            raise UnknownModel() from None
+    def find(self, model_id: str, now: datetime | None = None) -> ModelEntry | None:
+        """The model with this id; None when there is none, or it is removed by `now`."""
+        entry = self.models.get(model_id)
+        if entry is None or (now is not None and entry.is_removed(now)):
+            return None
+        return entry
+
+    def get(self, model_id: str, now: datetime | None = None) -> ModelEntry:
+        """The model with this id. Raises `UnknownModel`, also for a model removed by `now`
+        (a new request gives `now`; a job already accepted is served without it)."""
+        entry = self.find(model_id, now)
+        if entry is None:
+            raise UnknownModel()
+        return entry
 
     def family(self, entry: ModelEntry) -> Family:
         return self.families[entry.family] if entry.family else NO_FAMILY
 
-    def listed(self) -> list[ModelEntry]:
-        """The models `/models` shows, in catalogue order."""
-        return [m for m in self.models.values() if m.listed]
+    def listed(self, now: datetime) -> list[ModelEntry]:
+        """The models `/models` shows at `now`, in catalogue order."""
+        return [m for m in self.models.values() if m.listed and not m.is_removed(now)]
 
 
 def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,11 +73,16 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _entry_problems(entry: ModelEntry, families: Mapping[str, Family]) -> list[str]:
+def _entry_problems(
+    entry: ModelEntry, families: Mapping[str, Family], engines: Collection[str] | None
+) -> list[str]:
     c = entry.constraints
     problems = []
     if entry.family and entry.family not in families:
         problems.append(f"unknown family {entry.family!r}")
+    if engines is not None and entry.engine not in engines:
+        known = ", ".join(sorted(engines))
+        problems.append(f"unknown engine {entry.engine!r} (known engines: {known})")
     unknown = set(entry.requires) - set(MEDIA_FIELDS) - set(REQUIREMENTS)
     unknown |= set(entry.accepts) - set(MEDIA_FIELDS)
     if unknown:
@@ -94,23 +108,28 @@ def _entry_problems(entry: ModelEntry, families: Mapping[str, Family]) -> list[s
     return problems
 
 
-def check_consistency(catalog: Catalog) -> None:
-    """Raises `CatalogError` naming every entry whose data cannot be served as written."""
+def check_consistency(catalog: Catalog, engines: Collection[str] | None = None) -> None:
+    """Raises `CatalogError` naming every entry whose data cannot be served as written, or
+    that is bound to an engine not in `engines` (when given)."""
     problems = [
         f"{entry.id}: {problem}"
         for entry in catalog.models.values()
-        for problem in _entry_problems(entry, catalog.families)
+        for problem in _entry_problems(entry, catalog.families, engines)
     ]
     if problems:
         raise CatalogError("; ".join(problems))
 
 
-def load_catalog(operator_file: Path | None = None) -> Catalog:
+def load_catalog(
+    operator_file: Path | None = None, *, engines: Collection[str] | None = None
+) -> Catalog:
     """The shipped catalogue, overlaid with an operator's TOML file of the same layout.
 
-    An operator entry for a known id changes only the keys it names (`engine = "remote"`,
+    An operator entry for a known id changes only the keys it names (`engine = "realesrgan"`,
     a new `price`, which replaces the shipped one whole); an entry for a new id must be
-    complete. Raises `CatalogError` when the result is inconsistent.
+    complete. `engines` names the engines that can serve: a model bound to another is an
+    error, so a server fails at start (None: unchecked, for tools that only read the data).
+    Raises `CatalogError` when the result is inconsistent.
     """
     with SHIPPED.open("rb") as f:
         data = tomllib.load(f)
@@ -134,5 +153,5 @@ def load_catalog(operator_file: Path | None = None) -> Catalog:
     except ValueError as exc:
         raise CatalogError(str(exc)) from exc
     catalog = Catalog(models=models, families=families)
-    check_consistency(catalog)
+    check_consistency(catalog, engines)
     return catalog

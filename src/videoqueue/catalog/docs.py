@@ -35,6 +35,11 @@ videoqueue answers every video model id of Venice's `GET /models?type=video` (sn
 is checked exactly as listed before anything is charged; `POST /api/v1/video/quote` prices it
 with the rule in the last column, and `/video/queue` charges that same price.
 
+A *deprecated* model's responses carry Venice's `x-venice-model-deprecation-warning` and
+`x-venice-model-deprecation-date` headers (with `x-venice-deprecated: true`) until its
+`removesAt`; from then on it leaves `/models` and queue and quote refuse it as an unknown model.
+Jobs accepted before stay retrievable.
+
 ## How a request is checked
 
 The first step that fails answers the request; nothing is charged.
@@ -67,8 +72,9 @@ geometry, faces) before the charge. `audio` is accepted on every model and only 
 the audio column says *toggle*. An upscale model ignores `prompt`, and reads its duration from
 the file. A quote checks only its pricing fields (`duration`,
 `resolution`, `aspect_ratio`, `audio`, `upscale_factor`, `video_url`,
-`reference_video_total_duration`, `input_height`) and ignores any other key; an upscale quote
-needs a Bearer key.
+`reference_video_total_duration`, `input_height`) and ignores any other key;
+`reference_video_total_duration` is at most 150 s, or the family's cap on the reference
+videos' total (Seedance 2.0: 15 s). An upscale quote needs a Bearer key.
 
 ## Adding or changing models (operator catalogue)
 
@@ -76,13 +82,18 @@ Point `catalog_path` (environment `VIDEOQUEUE_CATALOG_PATH`, or `catalog_path` i
 settings TOML) at a TOML file of the same layout as the shipped catalogue. Its `[models."<id>"]`
 and `[families."<name>"]` tables are merged over the shipped ones key by key: an entry for a
 known id changes only the keys it names; a `price` table replaces the shipped price whole; an
-entry for a new id must be complete. The server refuses to start when the result is
-inconsistent (an unknown family or media field, a resolution without a rate, …).
+entry for a new id must be complete. `engine` names one of the engines this server has
+(`preview`, `upscale`, `realesrgan`). The server and its workers refuse to start when the
+result is inconsistent (an unknown engine, family or media field, a resolution without a
+rate, …).
 
 ```toml
-# Serve Wan 2.7 from a remote Venice-compatible server, at a different price.
+# Upscale with Real-ESRGAN (the `realesrgan` extra) instead of Lanczos.
+[models."topaz-video-upscale"]
+engine = "realesrgan"
+
+# Charge a different price for Wan 2.7.
 [models."wan-2-7-text-to-video"]
-engine = "remote"
 price = { rule = "per_second", rates = { "720p" = 0.09, "1080p" = 0.12 } }
 
 # A local model of your own.

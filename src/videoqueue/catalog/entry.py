@@ -6,9 +6,10 @@ only check that data on load. `catalog.check_consistency` checks what spans seve
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MEDIA_FIELDS = (
     "image_url",
@@ -147,12 +148,35 @@ PriceRule = Annotated[
 ]
 
 
+def instant(text: str) -> datetime:
+    """An ISO 8601 date or instant as a UTC time (a bare date is its midnight UTC)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Deprecation(_Data):
     date: str
     removesAt: str | None = None  # Venice's wire names
     autoRemap: bool = False
     replacementModelId: str | None = None
     startsAt: str | None = None
+
+    @field_validator("date", "removesAt", "startsAt")
+    @classmethod
+    def _an_instant(cls, text: str | None) -> str | None:
+        if text is not None:
+            instant(text)  # raises ValueError, which pydantic reports with the field
+        return text
+
+    @property
+    def removes_at(self) -> datetime:
+        """When the model leaves `/models` and is refused (Venice: `removesAt`, else `date`)."""
+        return instant(self.removesAt or self.date)
+
+    @property
+    def warns_from(self) -> datetime | None:
+        """When requests start to carry the deprecation headers (None: as soon as listed)."""
+        return instant(self.startsAt) if self.startsAt else None
 
 
 class ModelEntry(_Data):
@@ -184,6 +208,10 @@ class ModelEntry(_Data):
     """The frame rate the engine renders this model at."""
     default_resolution: str | None = None
     price: PriceRule
+
+    def is_removed(self, now: datetime) -> bool:
+        """Whether the model's deprecation has removed it by `now`."""
+        return self.deprecation is not None and now >= self.deprecation.removes_at
 
     @property
     def prompt_limit(self) -> int:

@@ -119,12 +119,17 @@ def too_short(path: Path, minimum: int, kind: str = "string") -> Issue:
     )
 
 
+def _js_number(value: float) -> float | int:
+    """A bound as JavaScript writes it in JSON: `15`, never `15.0`."""
+    return int(value) if float(value).is_integer() else value
+
+
 def number_too_small(path: Path, minimum: float) -> Issue:
     return Issue(
         "too_small",
         path,
         f"Number must be greater than or equal to {minimum:g}",
-        {"minimum": minimum, "type": "number", "inclusive": True, "exact": False},
+        {"minimum": _js_number(minimum), "type": "number", "inclusive": True, "exact": False},
     )
 
 
@@ -133,7 +138,7 @@ def number_too_big(path: Path, maximum: float) -> Issue:
         "too_big",
         path,
         f"Number must be less than or equal to {maximum:g}",
-        {"maximum": maximum, "type": "number", "inclusive": True, "exact": False},
+        {"maximum": _js_number(maximum), "type": "number", "inclusive": True, "exact": False},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from videoqueue.catalog import issues as iss
@@ -52,8 +53,9 @@ def model_entry(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-def model_list(catalog: Catalog, model_type: str) -> dict[str, Any]:
-    """The `GET /models?type=…` body; every model here is a video model.
+def model_list(catalog: Catalog, model_type: str, now: datetime) -> dict[str, Any]:
+    """The `GET /models?type=…` body at `now`; every model here is a video model, and one
+    past its deprecation's `removesAt` is no longer listed.
 
     A `type` outside Venice's union of enums is a DetailedError with Zod's `invalid_union`.
     """
@@ -70,5 +72,5 @@ def model_list(catalog: Catalog, model_type: str) -> dict[str, Any]:
             ]
         )
     listed = model_type in ("video", "all")
-    data = [model_entry(m) for m in catalog.listed()] if listed else []
+    data = [model_entry(m) for m in catalog.listed(now)] if listed else []
     return {"object": "list", "type": model_type, "data": data}

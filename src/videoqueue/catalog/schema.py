@@ -69,6 +69,8 @@ ARRAY_MAX = {
     "keyframes": 10,
 }
 ELEMENT_REFERENCE_IMAGES_MAX = 3
+REFERENCE_VIDEO_TOTAL_MAX = 150
+"""The most seconds `reference_video_total_duration` may give on a quote, for every model."""
 URL_FIELDS = ("image_url", "end_image_url", "audio_url", "video_url")
 # An upscale duration is read from the file; a quote may give it as seconds ("10", "10s").
 UPSCALE_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s?$")
@@ -95,6 +97,14 @@ def array_max(key: str, family: Family) -> int:
     }
     cap = caps.get(key)
     return min(ARRAY_MAX[key], cap) if cap else ARRAY_MAX[key]
+
+
+def reference_video_total_max(family: Family) -> float:
+    """The most reference-video seconds a quote may give: 150, or the family's lower cap."""
+    limit = family.reference_videos
+    if limit is None:
+        return REFERENCE_VIDEO_TOTAL_MAX
+    return min(REFERENCE_VIDEO_TOTAL_MAX, limit.total_seconds)
 
 
 def upscale_seconds(value: object) -> float | None:
@@ -291,7 +301,13 @@ def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> 
 
 
 def _number(
-    body: Mapping[str, Any], key: str, out: list[Issue], *, minimum: float, integer: bool = False
+    body: Mapping[str, Any],
+    key: str,
+    out: list[Issue],
+    *,
+    minimum: float,
+    maximum: float | None = None,
+    integer: bool = False,
 ) -> None:
     value = body[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -300,6 +316,8 @@ def _number(
         out.append(iss.not_integer((key,)))
     elif value < minimum:
         out.append(iss.number_too_small((key,), minimum))
+    elif maximum is not None and value > maximum:
+        out.append(iss.number_too_big((key,), maximum))
 
 
 def quote_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> list[Issue]:
@@ -317,7 +335,13 @@ def quote_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> 
     if "video_url" in body:
         _string(body, "video_url", out)
     if "reference_video_total_duration" in body:
-        _number(body, "reference_video_total_duration", out, minimum=0)
+        _number(
+            body,
+            "reference_video_total_duration",
+            out,
+            minimum=0,
+            maximum=reference_video_total_max(family),
+        )
     if "input_height" in body and entry.upscale is not None:
         _number(body, "input_height", out, minimum=1, integer=True)
     return out

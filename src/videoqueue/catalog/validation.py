@@ -2,8 +2,8 @@
 
 Every check runs before any charge, in this order (the first step that fails answers):
 
-1. `model`: present, a string, a known id — plain 400s (`"model is required"`,
-   `"Invalid model specified"`).
+1. `model`: present, a string, a known id not yet removed — plain 400s
+   (`"model is required"`, `"Invalid model specified"`).
 2. Fields the model does not take — a plain 400 for the first one, in schema order
    (`"Use upscale_factor instead of resolution"`, `"This model does not support aspect_ratio"`).
 3. The model's schema — one DetailedError listing every issue (types, the model's enums with
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from videoqueue.catalog import schema
@@ -34,13 +35,14 @@ UNSERVED_FIELDS = ("reference_document_urls", "keyframes")
 """Fields of Venice's schema that no model here takes (Wan 3.0 documents, keyframe models)."""
 
 
-def requested_model(catalog: Catalog, body: Mapping[str, Any]) -> ModelEntry:
-    """The model a body names, or the plain 400 Venice gives when it names none it knows."""
+def requested_model(catalog: Catalog, body: Mapping[str, Any], *, now: datetime) -> ModelEntry:
+    """The model a body names, or the plain 400 Venice gives when it names none it offers
+    at `now` (a model past its `removesAt` is as unknown as a made-up one)."""
     if "model" not in body:
         raise BadRequest("model is required")
     if not isinstance(body["model"], str):
         raise BadRequest("model must be a string")
-    return catalog.get(body["model"])
+    return catalog.get(body["model"], now)
 
 
 def _refuse_resolution_on_upscale(body: Mapping[str, Any], entry: ModelEntry) -> None:
@@ -173,9 +175,9 @@ def _build(body: Mapping[str, Any], entry: ModelEntry, *, for_quote: bool) -> Vi
     )
 
 
-def validate_queue(catalog: Catalog, body: Mapping[str, Any]) -> VideoRequest:
+def validate_queue(catalog: Catalog, body: Mapping[str, Any], *, now: datetime) -> VideoRequest:
     """The `/video/queue` body as a `VideoRequest`, or `BadRequest`/`InvalidParameters`."""
-    entry = requested_model(catalog, body)
+    entry = requested_model(catalog, body, now=now)
     family = catalog.family(entry)
     _refuse_unsupported(body, entry, family)
     for issues in (
@@ -191,9 +193,9 @@ def validate_queue(catalog: Catalog, body: Mapping[str, Any]) -> VideoRequest:
     return _build(body, entry, for_quote=False)
 
 
-def validate_quote(catalog: Catalog, body: Mapping[str, Any]) -> VideoRequest:
+def validate_quote(catalog: Catalog, body: Mapping[str, Any], *, now: datetime) -> VideoRequest:
     """The `/video/quote` body as a `VideoRequest` holding only what prices it."""
-    entry = requested_model(catalog, body)
+    entry = requested_model(catalog, body, now=now)
     family = catalog.family(entry)
     _refuse_resolution_on_upscale(body, entry)
     issues = schema.quote_issues(body, entry, family)

@@ -14,7 +14,7 @@ from typing import Any
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
-from videoqueue.engines.registry import build_engines
+from videoqueue.engines.registry import FACTORIES, build_engines
 from videoqueue.jobs.worker import Worker
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
@@ -27,7 +27,7 @@ MAX_RESTART_PAUSE_S = 60
 
 def build_worker(settings: Settings) -> Worker:
     """A worker for every engine the catalogue binds a model to."""
-    catalog = load_catalog(settings.catalog_path)
+    catalog = load_catalog(settings.catalog_path, engines=FACTORIES.keys())
     engines = build_engines(sorted({m.engine for m in catalog.models.values()}))
     return Worker(
         db=Database(settings.resolved_database_url),

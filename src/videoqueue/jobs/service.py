@@ -154,7 +154,7 @@ class JobService:
 
     def quote(self, body: Mapping[str, Any]) -> int:
         """The price in micro-USD that `submit` would charge for this request shape."""
-        request = validate_quote(self.catalog, body)
+        request = validate_quote(self.catalog, body, now=self.clock.now())
         entry = self.catalog.get(request.model)
         source = None
         if entry.upscale is not None and isinstance(body.get("video_url"), str):
@@ -171,7 +171,7 @@ class JobService:
         before anything is charged.
         """
         # 1. Check the request against its model and the operator's prompt rules.
-        request = validate_queue(self.catalog, body)
+        request = validate_queue(self.catalog, body, now=self.clock.now())
         entry = self.catalog.get(request.model)
         check_prompt(request.prompt, self.terms.content_rules)
 

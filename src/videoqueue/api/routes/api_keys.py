@@ -50,7 +50,7 @@ def _key_details(session: Session, key: ApiKey, now: datetime) -> dict[str, Any]
         "apiKeyType": key.kind.value,
         "consumptionLimits": {"usd": _limit_usd(key), "diem": None},
         "limitPeriod": key.limit_period.value,
-        "modelPrivacy": "ALL",
+        "modelPrivacy": key.model_privacy.value,
         "createdAt": iso_z(key.created_at),
         "description": key.name,
         "expiresAt": _optional_time(key.expires_at),
@@ -91,6 +91,7 @@ def _create(ctx: AppContext, caller: Caller, new: NewKey) -> dict[str, Any]:
             expires_at=new.expires_at,
             usd_limit_micros=new.usd_limit_micros,
             limit_period=new.limit_period,
+            model_privacy=new.model_privacy,
         )
         return {
             "success": True,
@@ -99,7 +100,7 @@ def _create(ctx: AppContext, caller: Caller, new: NewKey) -> dict[str, Any]:
                 "apiKeyType": key.kind.value,
                 "consumptionLimit": {"usd": _limit_usd(key), "diem": None},
                 "limitPeriod": key.limit_period.value,
-                "modelPrivacy": "ALL",
+                "modelPrivacy": key.model_privacy.value,
                 "description": key.name,
                 "expiresAt": _optional_time(key.expires_at),
                 "id": key.id,
@@ -138,7 +139,7 @@ def _rate_limits(ctx: AppContext, caller: Caller) -> dict[str, Any]:
             or key_spend_micros(session, key.id, period_start(key.limit_period, now))
             < key.usd_limit_micros
         )
-    per_minute = ctx.settings.queue_requests_per_minute
+    per_minute = ctx.rate_policies.queue.requests_per_minute
     return {
         "data": {
             "accessPermitted": (account.unlimited or account.balance_micros > 0) and within_limit,

@@ -16,4 +16,5 @@ router = APIRouter(tags=["Models"])
 async def list_models(request: Request, type: str = "text") -> JSONResponse:
     """The models this server offers, in Venice's shape. videoqueue serves video models
     (`?type=video` or `?type=all`); `model_spec.videoqueue.engine` names what serves each."""
-    return JSONResponse(model_list(context(request).catalog, type))
+    ctx = context(request)
+    return JSONResponse(model_list(ctx.catalog, type, ctx.clock.now()))

@@ -12,14 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from videoqueue.api.auth import bearer_secret, require_api_key
 from videoqueue.api.body import json_object
 from videoqueue.api.context import context
 from videoqueue.api.failures import venice_failure
 from videoqueue.api.idempotency import idempotency_key
 from videoqueue.api.limits import CompleteCaller, QueueCaller, RetrieveCaller
+from videoqueue.api.model_access import admit_quote
 from videoqueue.api.mp4 import mp4_response
-from videoqueue.auth.keys import AuthenticationFailed
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
@@ -60,10 +59,8 @@ async def quote_video(request: Request) -> JSONResponse:
     """
     body = await json_object(request)
     ctx = context(request)
-    if requested_model(ctx.catalog, body).upscale is not None:
-        if bearer_secret(request) is None:  # Venice's auth skill: 401, no x402 discovery here
-            raise AuthenticationFailed()
-        await require_api_key(request)
+    now = ctx.clock.now()
+    await admit_quote(request, requested_model(ctx.catalog, body, now=now), now)
     micros = await run_in_threadpool(ctx.jobs.quote, body)
     return JSONResponse({"quote": micros_to_usd(micros)})
 

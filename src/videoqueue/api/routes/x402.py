@@ -13,13 +13,14 @@ from x402.http import encode_payment_response_header
 from x402.schemas import SettleResponse
 
 from videoqueue.api.context import AppContext, context
+from videoqueue.api.limits import address_limited
 from videoqueue.api.payment_required import top_up_requirements
 from videoqueue.api.wallet_auth import Wallet, payment_header, require_wallet, wallet_services
 from videoqueue.billing.facilitator import Facilitator
 from videoqueue.billing.models import usd_to_micros
 from videoqueue.billing.payments import Credit, record_failure, record_settlement, reserve_payment
 from videoqueue.billing.wallets import ledger_page, normalize_wallet
-from videoqueue.billing.x402 import Payment, TopUpFailed, TopUpTerms, read_payment
+from videoqueue.billing.x402 import Payment, TopUpFailed, read_payment
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
@@ -32,6 +33,17 @@ DEFAULT_PAGE, MAX_PAGE = 50, 100
 SignedIn = Annotated[Wallet, Depends(require_wallet)]
 
 
+class TopUpRateLimited(TopUpFailed):
+    """Too many top-up requests from this address; try again later"""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("X402_RATE_LIMIT_EXCEEDED", status=429)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 class WalletMismatch(VideoqueueError):
     """You can only access balance for your own wallet"""
 
@@ -39,7 +51,9 @@ class WalletMismatch(VideoqueueError):
     code = "X402_WALLET_MISMATCH"
 
 
-@router.post("/x402/top-up")
+@router.post(
+    "/x402/top-up", dependencies=[Depends(address_limited("x402-top-up", TopUpRateLimited))]
+)
 async def top_up(request: Request) -> JSONResponse:
     """Add USDC credit to a wallet with an x402 payment.
 
@@ -49,7 +63,7 @@ async def top_up(request: Request) -> JSONResponse:
     credited once per payment; the answer carries the settlement in `PAYMENT-RESPONSE`.
     """
     ctx = context(request)
-    terms = TopUpTerms.from_settings(ctx.settings)
+    terms = ctx.top_up_terms
     if not terms.rails:
         raise TopUpFailed(
             "X402_NOT_CONFIGURED", "x402 top-ups are not configured on this server", status=503
@@ -172,13 +186,15 @@ def _own_wallet(wallet: Wallet, requested: str, what: str) -> None:
         raise WalletMismatch(f"You can only access {what} for your own wallet")
 
 
-@router.get("/x402/balance/{wallet_address}")
+@router.get(
+    "/x402/balance/{wallet_address}", dependencies=[Depends(address_limited("x402-balance"))]
+)
 async def balance(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's credit in USD. Needs a `SIGN-IN-WITH-X` header signed by that wallet."""
     _own_wallet(wallet, _path_wallet(wallet_address), "balance")
-    settings = context(request).settings
-    minimum = usd_to_micros(settings.wallet_minimum_balance_usd)
-    terms = TopUpTerms.from_settings(settings)
+    ctx = context(request)
+    minimum = usd_to_micros(ctx.settings.wallet_minimum_balance_usd)
+    terms = ctx.top_up_terms
     return JSONResponse(
         {
             "success": True,
@@ -215,7 +231,10 @@ def _page_number(
     return value
 
 
-@router.get("/x402/transactions/{wallet_address}")
+@router.get(
+    "/x402/transactions/{wallet_address}",
+    dependencies=[Depends(address_limited("x402-transactions"))],
+)
 async def transactions(wallet_address: str, request: Request, wallet: SignedIn) -> JSONResponse:
     """The wallet's ledger, newest first: `TOP_UP` (+), `CHARGE` (-), `REFUND` (+).
 
