@@ -40,7 +40,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def _offer(client: TestClient, **changes: Any) -> str:
     """The server's PAYMENT-REQUIRED header, with its first rail changed as a client might."""
-    header = client.post(TOP_UP).headers["PAYMENT-REQUIRED"]
+    header: str = client.post(TOP_UP).headers["PAYMENT-REQUIRED"]
     if not changes:
         return header
     required = json.loads(base64.b64decode(header))

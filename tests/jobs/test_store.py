@@ -5,11 +5,18 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import func, select
 
 from tests.conftest import load_job
@@ -22,6 +29,7 @@ from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import InvalidTransition, JobState, check_transition
 from videoqueue.jobs.worker import Worker
+from videoqueue.storage.local import LocalStorage
 
 LEASE = 10.0
 WORKERS = st.sampled_from(["a", "b", "c"])
@@ -123,7 +131,7 @@ def test_renewing_keeps_the_lease(db: Database) -> None:
         assert _claim(db, clock, "w2") is None
 
 
-def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database) -> None:
+def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database, tmp_path: Path) -> None:
     clock = ManualClock()
     account = _account(db, clock, unlimited=False)
     with db.transaction() as session:
@@ -134,9 +142,9 @@ def test_last_attempt_lapsing_fails_the_job_and_refunds_once(db: Database) -> No
     assert _claim(db, clock, "w2") is None, "no attempts left"
     worker = Worker(
         db=db,
-        storage=None,
+        storage=LocalStorage(tmp_path),
         engines={},
-        clock=clock,  # type: ignore[arg-type]
+        clock=clock,
         lease_seconds=LEASE,
         heartbeat_seconds=1,
     )
@@ -274,9 +282,9 @@ class LeaseMachine(RuleBasedStateMachine):
     def reap(self) -> None:
         Worker(
             db=self.db,
-            storage=None,
+            storage=LocalStorage(Path(self.directory.name)),
             engines={},
-            clock=self.clock,  # type: ignore[arg-type]
+            clock=self.clock,
             lease_seconds=LEASE,
             heartbeat_seconds=1,
         ).fail_exhausted()
@@ -321,11 +329,12 @@ class LeaseMachine(RuleBasedStateMachine):
 
 
 def test_lease_state_machine() -> None:
-    runner = LeaseMachine.TestCase()
-    runner.settings = settings(
-        max_examples=15,
-        stateful_step_count=25,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
+    run_state_machine_as_test(
+        LeaseMachine,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
-    runner.runTest()
