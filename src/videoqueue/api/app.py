@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from videoqueue.api.body import BodySizeLimit
 from videoqueue.api.context import AppContext
-from videoqueue.api.errors import install_error_handlers
+from videoqueue.api.errors import UnexpectedErrors, install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
 from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
@@ -67,4 +67,5 @@ def create_app(
     app.add_middleware(RateLimitHeaders)  # `x-ratelimit-*` headers; counts failed requests
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(WalletRequests, context=ctx)
+    app.add_middleware(UnexpectedErrors)  # last added runs first: it sees every exception
     return app
