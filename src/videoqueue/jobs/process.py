@@ -16,6 +16,7 @@ from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.registry import build_engines
 from videoqueue.jobs.worker import Worker
+from videoqueue.orphans import stop_when_orphaned
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
@@ -37,14 +38,6 @@ def build_worker(settings: Settings) -> Worker:
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
     )
-
-
-def stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
-    """Set `stop` once the supervising process is gone (killed before it could stop us)."""
-    while not stop.wait(1.0):
-        if os.getppid() != parent_pid:
-            log.warning("supervisor %d is gone; stopping", parent_pid)
-            stop.set()
 
 
 def worker_main(settings_json: dict[str, Any], parent_pid: int | None = None) -> None:
