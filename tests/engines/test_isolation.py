@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +136,19 @@ def test_the_child_of_a_killed_worker_notices_and_exits_quietly(
         if child and _running(child):
             os.kill(child, signal.SIGKILL)
     assert "Traceback" not in stderr.read_text(), stderr.read_text()
+
+
+def test_ctrl_c_reaching_the_child_leaves_the_job_to_the_worker(
+    engine: IsolatedEngine, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+
+    def press_ctrl_c() -> None:  # a terminal sends SIGINT to the whole process group
+        child = int(wait_until(lambda: output.exists() and output.read_text(), timeout=60))
+        os.kill(child, signal.SIGINT)
+
+    pressing = threading.Thread(target=press_ctrl_c)
+    pressing.start()
+    pid, progress = _run(engine, "slow", output)
+    pressing.join()
+    assert progress == [0.25, 0.5, 1.0] and pid != os.getpid()

@@ -12,6 +12,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -95,6 +96,8 @@ def child_main(connection: Connection, factory: str, parent_pid: int) -> None:
     A worker killed outright cannot stop its child: the child notices it is orphaned (even
     in the middle of a job that sends nothing) and exits quietly.
     """
+    # Ctrl-C reaches the whole process group: the worker decides when its engine stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(
         target=_exit_when_orphaned, args=(parent_pid,), daemon=True, name="orphan-watch"
     ).start()

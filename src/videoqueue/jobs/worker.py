@@ -25,6 +25,7 @@ from videoqueue.engines.base import Engine, EngineError, JobInput, ProviderConte
 from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
 from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
+from videoqueue.jobs.shutdown import release_for_shutdown
 from videoqueue.jobs.submit import output_key
 from videoqueue.storage.base import Storage
 
@@ -127,7 +128,7 @@ class Worker:
             while not stop.is_set():
                 try:
                     self.fail_exhausted()
-                    worked = self.run_once()
+                    worked = not stop.is_set() and self.run_once()
                 except Exception:
                     log.exception("worker loop error")
                     worked = False
@@ -136,6 +137,12 @@ class Worker:
         finally:
             waiter.close()
             self.close()
+
+    def release_on_shutdown(self) -> list[str]:
+        """Hand the job this worker runs back to the queue, its attempt not counted, because the
+        worker is stopping before the job could finish. Safe to call from another thread."""
+        with self.db.transaction() as session:
+            return release_for_shutdown(session, worker_id=self.worker_id)
 
     def fail_exhausted(self) -> int:
         """Fail and refund jobs whose last attempt's lease lapsed; returns how many."""
