@@ -15,6 +15,7 @@ from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.registry import build_engines
+from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.orphans import stop_when_orphaned
 from videoqueue.settings import Settings
@@ -72,6 +73,7 @@ def run_until_stopped(
         daemon=True,
         name="shutdown-grace",
     ).start()
+    process_work_folder()  # now, so what dead workers left is removed at start
     log.info("worker %s ready (engines: %s)", worker.worker_id, ", ".join(worker.engines))
     try:
         worker.run_forever(stop, poll_seconds)

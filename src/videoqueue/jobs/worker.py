@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tempfile
 import threading
 import uuid
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.shutdown import release_for_shutdown
 from videoqueue.jobs.submit import output_key
+from videoqueue.jobs.workdir import job_folder
 from videoqueue.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Worker:
         heartbeat = _Heartbeat(self, job.id)
         heartbeat.start()
         try:
-            with tempfile.TemporaryDirectory(prefix=f"vq-{job.id}-") as tmp:
+            with job_folder(job.id) as tmp:
                 work = Path(tmp)
                 job_input = self._job_input(job, work)
                 output = work / "output.mp4"
