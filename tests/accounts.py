@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import func, select
+from starlette.types import ASGIApp
 
 from tests.conftest import Env, wait_until
 from videoqueue.auth.keys import create_key
@@ -50,7 +50,8 @@ def price_micros(env: Env, body: dict[str, Any] = BODY) -> int:
     """What `/video/queue` charges for `body`, from `/video/quote`."""
     response = env.post("/video/quote", body)
     assert response.status_code == 200, response.text
-    return round(response.json()["quote"] * 1_000_000)
+    quote: float = response.json()["quote"]
+    return round(quote * 1_000_000)
 
 
 def balance(env: Env, account_id: str) -> int:
@@ -120,7 +121,7 @@ def make_key(
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
+def live_server(app: ASGIApp) -> Iterator[str]:
     """The app served by a real uvicorn on 127.0.0.1 (a free port); yields its base URL."""
     config = uvicorn.Config(
         app,

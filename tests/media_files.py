@@ -61,6 +61,7 @@ def encode_video(
     codec = codec or ("libvpx-vp9" if fmt == "webm" else "libx264")
     with av.open(buffer, mode="w", format=fmt) as container:
         stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
         for rgb in frames:
@@ -69,6 +70,13 @@ def encode_video(
         for packet in stream.encode():
             container.mux(packet)
     return buffer.getvalue()
+
+
+def duration_s(video: bytes) -> float:
+    """How long a video file says it lasts, in seconds."""
+    with av.open(io.BytesIO(video), "r") as container:
+        assert container.duration is not None, "the container declares no duration"
+        return container.duration / av.time_base
 
 
 def clip(seconds: float, *, fps: int = 4, size: int = 64, fmt: str = "mp4") -> bytes:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="How often an idle worker looks for jobs (PostgreSQL "
         "also wakes it on LISTEN/NOTIFY)",
     )
+    shutdown_grace_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="On SIGTERM or Ctrl-C, how long a worker lets its running job finish "
+        "before handing it back to the queue (the attempt not counted)",
+    )
     max_attempts: int = Field(
         default=3,
         ge=1,

@@ -3,6 +3,7 @@ back from its ledger, in Venice's shapes."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,5 +136,7 @@ def test_usage_history_refuses_a_cursor_with_filters_or_from_someone_else(
     cursor = _get(env, "/billing/usage-history", admin, pageSize=10).json()["nextCursor"]
     assert _get(env, "/billing/usage-history", admin, cursor=cursor, pageSize=10).status_code == 400
     assert _get(env, "/billing/usage-history", admin, cursor="not-a-cursor").status_code == 400
+    nested = base64.urlsafe_b64encode(b"[" * 10_000).decode()  # past the recursion limit
+    assert _get(env, "/billing/usage-history", admin, cursor=nested).status_code == 400
     other = env.make_key(env.make_account("1"), admin=True)
     assert _get(env, "/billing/usage-history", other, cursor=cursor).status_code == 400

@@ -112,6 +112,16 @@ def test_malformed_json_is_400(env: Env) -> None:
         assert response.json() == {"error": "Invalid JSON request"}
 
 
+@pytest.mark.parametrize("route", ["queue", "quote", "retrieve", "complete"])
+@pytest.mark.parametrize("nesting", [b"[" * 100_000, b'{"a":' * 100_000])
+def test_json_nested_past_the_recursion_limit_is_400(env: Env, route: str, nesting: bytes) -> None:
+    key = env.make_key()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    response = env.client.post(f"/api/v1/video/{route}", content=nesting, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {"error": "Invalid JSON request"}
+
+
 def test_wrong_content_type_is_400(env: Env) -> None:
     key = env.make_key()
     response = env.client.post(

@@ -93,16 +93,17 @@ HEADER_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_
 @pytest.fixture(scope="module")
 def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    limits: dict[str, Any] = {
-        "queue_requests_per_minute": 10**9,
-        "retrieve_requests_per_minute": 10**9,
-        "failed_requests_budget": 10**9,
-        "x402_top_up_requests_per_minute": 10**9,
-        "x402_balance_requests_per_minute": 10**9,
-        "x402_transactions_requests_per_minute": 10**9,
-        "x402_pay_to": "0x" + "12" * 20,
-    }
-    yield from build_env(Settings(data_dir=data_dir, **limits))
+    settings = Settings(
+        data_dir=data_dir,
+        queue_requests_per_minute=10**9,
+        retrieve_requests_per_minute=10**9,
+        failed_requests_budget=10**9,
+        x402_top_up_requests_per_minute=10**9,
+        x402_balance_requests_per_minute=10**9,
+        x402_transactions_requests_per_minute=10**9,
+        x402_pay_to="0x" + "12" * 20,
+    )
+    yield from build_env(settings)
 
 
 def _assert_client_error_or_success(response: Any) -> None:

@@ -95,7 +95,7 @@ def _done_link(env: Env, key: str | None = None) -> tuple[str, str]:
 
 
 def _frames(data: bytes) -> list[Any]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 

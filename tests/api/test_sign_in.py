@@ -86,6 +86,10 @@ CASES: dict[str, tuple[Callable[[EvmWallet], str], str]] = {
     "not base64": (lambda w: "%%%not-base64%%%", "X402_SIGN_IN_PARSE_ERROR"),
     "not json": (lambda w: base64.b64encode(b"hello").decode(), "X402_SIGN_IN_PARSE_ERROR"),
     "json array": (lambda w: base64.b64encode(b"[1, 2]").decode(), "X402_SIGN_IN_PARSE_ERROR"),
+    "nested past the recursion limit": (
+        lambda w: base64.b64encode(b"[" * 100_000).decode(),
+        "X402_SIGN_IN_PARSE_ERROR",
+    ),
     "no signature": (_edited(lambda e: e.pop("signature")), "X402_SIGN_IN_INVALID_PAYLOAD"),
     "no message or fields": (_edited(lambda e: e.pop("message")), "X402_SIGN_IN_INVALID_PAYLOAD"),
     "not a sign-in message": (

@@ -40,11 +40,11 @@ def make_mp4(
             tone = (0.3 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
             for start in range(0, samples, 1024):
                 chunk = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate = 48000
-                frame.pts = start
-                frame.time_base = Fraction(1, 48000)
-                container.mux(sound.encode(frame))
+                samples_frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                samples_frame.sample_rate = 48000
+                samples_frame.pts = start
+                samples_frame.time_base = Fraction(1, 48000)
+                container.mux(sound.encode(samples_frame))
             container.mux(sound.encode())
     return buffer.getvalue()
 
@@ -72,7 +72,7 @@ def test_upscale_x2_doubles_the_size_and_keeps_frames_and_audio(
         ),
         timeout=60,
     )
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (352, 288)
         assert container.streams.audio

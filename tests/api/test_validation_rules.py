@@ -91,7 +91,8 @@ VISUAL = (
 TOO_MANY_IMAGES = plain("Number of images exceeds the limit")
 PAIRING = "Reference audio must be paired with at least one reference image or reference video"
 
-CASES = [
+# (test id, request body, status, expected body)
+CASES: list[tuple[str, dict[str, Any], int, dict[str, Any]]] = [
     # -- the model field (plain messages, spec §3.1) ---------------------------------------
     ("model-missing", {"prompt": PROMPT}, 400, plain("model is required")),
     ("model-not-a-string", {"model": 5}, 400, plain("model must be a string")),

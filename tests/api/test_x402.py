@@ -41,7 +41,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def _offer(client: TestClient, **changes: Any) -> str:
     """The server's PAYMENT-REQUIRED header, with its first rail changed as a client might."""
-    header = client.post(TOP_UP).headers["PAYMENT-REQUIRED"]
+    header: str = client.post(TOP_UP).headers["PAYMENT-REQUIRED"]
     if not changes:
         return header
     required = json.loads(base64.b64decode(header))
@@ -94,6 +94,10 @@ def _signed(env: Env, wallet: EvmWallet, **changes: Any) -> str:
 
 PAYMENT_CASES: dict[str, tuple[Callable[[Env, EvmWallet], str], str]] = {
     "not base64 json": (lambda env, w: "???", "X402_INVALID_PAYMENT_FORMAT"),
+    "nested past the recursion limit": (
+        lambda env, w: base64.b64encode(b'{"a":' * 100_000).decode(),
+        "X402_INVALID_PAYMENT_FORMAT",
+    ),
     "x402 v1": (
         lambda env, w: _tampered(_signed(env, w), lambda p: p.update(x402Version=1)),
         "X402_INVALID_PAYMENT_FORMAT",

@@ -67,7 +67,7 @@ def test_a_hundred_racing_requests_buy_exactly_what_the_balance_covers(env: Env)
     key = env.make_key(account)
     bodies = [{**BODY, "prompt": f"kite number {i}"} for i in range(CLIENTS)]
 
-    with live_server(env.client.app) as base_url:  # type: ignore[arg-type]
+    with live_server(env.client.app) as base_url:
         responses = _race(base_url, key, bodies)
 
     statuses = Counter(r.status_code for r in responses)
@@ -89,7 +89,7 @@ def test_racing_retries_with_one_idempotency_key_make_one_job(env: Env) -> None:
     account = env.make_account(f"{price / 1_000_000:.6f}")
     key = env.make_key(account)
 
-    with live_server(env.client.app) as base_url:  # type: ignore[arg-type]
+    with live_server(env.client.app) as base_url:
         responses = _race(
             base_url, key, [dict(BODY) for _ in range(20)], headers={"Idempotency-Key": "order-42"}
         )

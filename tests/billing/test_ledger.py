@@ -164,7 +164,8 @@ def test_key_spend_limit_counts_charges_less_refunds_in_the_period(
     with pytest.raises(KeySpendLimitExceeded) as raised:
         _charge(db, clock, account, USD, "job-3", key)
     assert raised.value.status == 402
-    assert raised.value.body()["error"].startswith("API key USD spend limit exceeded.")
+    message = raised.value.body()["error"]
+    assert isinstance(message, str) and message.startswith("API key USD spend limit exceeded.")
     with db.transaction() as session:
         refund(session, job_id="job-2", clock=clock)
     _charge(db, clock, account, 2 * USD, "job-3", key)  # the refund gave the room back

@@ -83,4 +83,4 @@ def test_other_prompts_pass(env: Env) -> None:
 
 def test_a_rule_that_is_not_a_regular_expression_fails_at_start_up() -> None:
     with pytest.raises(ValidationError, match="not a regular expression"):
-        Settings(content_policy_rules=[{"pattern": "(unclosed"}])
+        Settings.model_validate({"content_policy_rules": [{"pattern": "(unclosed"}]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from videoqueue.engines.base import (
@@ -18,7 +19,9 @@ INFO = VideoInfo(width=2, height=2, fps=24.0, duration_s=1.0, frames=24, has_aud
 
 
 class Scripted:
-    """Does what the job's prompt says: `crash`, `refuse`, `policy`, `fail`, or writes its pid."""
+    """Does what the job's prompt says: `crash`, `refuse`, `policy`, `fail`, `hang` (silently)
+    or `tick` (reporting progress) for 30 s after writing its pid, `slow` (2 s, then as `ok`),
+    or writes its pid."""
 
     name = "scripted"
 
@@ -33,6 +36,17 @@ class Scripted:
             )
         if job.prompt == "fail":
             raise RuntimeError("a bug")
+        if job.prompt in ("hang", "tick"):
+            output_path.write_text(str(os.getpid()))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                if job.prompt == "tick":
+                    progress(0.5)
+            raise EngineError("still running after 30 s")
+        if job.prompt == "slow":
+            output_path.write_text(str(os.getpid()))
+            time.sleep(2)
         for fraction in (0.25, 0.5, 1.0):
             progress(fraction)
         output_path.write_text(str(os.getpid()))

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_until
 from videoqueue.engines.base import EngineError, JobInput, ProviderContentPolicy
 from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
 from videoqueue.engines.registry import UnknownEngine, build_engines
 
 SCRIPTED = "tests.engines.fixture_engines:Scripted"
+ROOT = Path(__file__).resolve().parents[2]
+# A worker that hands one job to its engine's child and waits: the test kills it.
+WORKER = """
+import sys
+from pathlib import Path
+from videoqueue.engines.base import JobInput
+from videoqueue.engines.isolation import IsolatedEngine
+job = JobInput(job_id="j", model="m", prompt=sys.argv[2])
+IsolatedEngine("scripted", sys.argv[1]).generate(job, Path(sys.argv[3]), lambda _: None)
+"""
 
 
 @pytest.fixture
@@ -90,3 +105,50 @@ def test_an_engine_that_cannot_load_fails_each_job_saying_why(tmp_path: Path) ->
 def test_unknown_engine_names_are_refused() -> None:
     with pytest.raises(UnknownEngine, match="no engine named 'diffusers'"):
         build_engines(["preview", "diffusers"])
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.parametrize("prompt", ["hang", "tick"])
+def test_the_child_of_a_killed_worker_notices_and_exits_quietly(
+    tmp_path: Path, prompt: str
+) -> None:
+    pid_file, stderr = tmp_path / "child.pid", tmp_path / "stderr"
+    with stderr.open("wb") as err:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER, SCRIPTED, prompt, str(pid_file)], cwd=ROOT, stderr=err
+        )
+    child = 0
+    try:
+        child = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=60))
+        worker.kill()
+        worker.wait(10)
+        wait_until(lambda: not _running(child), timeout=15)
+    finally:
+        worker.kill()
+        if child and _running(child):
+            os.kill(child, signal.SIGKILL)
+    assert "Traceback" not in stderr.read_text(), stderr.read_text()
+
+
+def test_ctrl_c_reaching_the_child_leaves_the_job_to_the_worker(
+    engine: IsolatedEngine, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+
+    def press_ctrl_c() -> None:  # a terminal sends SIGINT to the whole process group
+        child = int(wait_until(lambda: output.exists() and output.read_text(), timeout=60))
+        os.kill(child, signal.SIGINT)
+
+    pressing = threading.Thread(target=press_ctrl_c)
+    pressing.start()
+    pid, progress = _run(engine, "slow", output)
+    pressing.join()
+    assert progress == [0.25, 0.5, 1.0] and pid != os.getpid()

@@ -9,18 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import load_job, retrieve_error, tiny_spec
-from videoqueue.billing.ledger import charge, create_account, top_up
-from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
-from videoqueue.clock import SystemClock
+from tests.conftest import load_job, retrieve_error
+from tests.jobs.fixture_workers import CLOCK, SCRIPTED, queue_scripted
+from videoqueue.billing.models import Account, LedgerEntry, LedgerKind
 from videoqueue.db.session import Database
 from videoqueue.engines.isolation import IsolatedEngine
-from videoqueue.jobs import store
 from videoqueue.jobs.states import JobState
 from videoqueue.jobs.worker import Worker
 from videoqueue.storage.local import LocalStorage
-
-CLOCK = SystemClock()
 
 
 @pytest.fixture
@@ -29,7 +25,7 @@ def worker(database_url: str, tmp_path: Path) -> Iterator[Worker]:
     worker = Worker(
         db=db,
         storage=LocalStorage(tmp_path / "media"),
-        engines={"scripted": IsolatedEngine("scripted", "tests.engines.fixture_engines:Scripted")},
+        engines={"scripted": IsolatedEngine("scripted", SCRIPTED)},
         clock=CLOCK,
         lease_seconds=30,
         heartbeat_seconds=5,
@@ -39,28 +35,8 @@ def worker(database_url: str, tmp_path: Path) -> Iterator[Worker]:
     db.dispose()
 
 
-def _queue(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
-    with db.transaction() as session:
-        account = create_account(session, kind=AccountKind.STANDARD, clock=CLOCK)
-        top_up(session, account_id=account.id, micros=1_000_000, clock=CLOCK)
-        job = store.create_job(
-            session,
-            account_id=account.id,
-            model="m",
-            engine="scripted",
-            spec=tiny_spec(prompt),
-            price_micros=400_000,
-            max_attempts=max_attempts,
-            clock=CLOCK,
-        )
-        charge(
-            session, account_id=account.id, job_id=job.id, model="m", micros=400_000, clock=CLOCK
-        )
-        return account.id, job.id
-
-
 def test_a_crashed_attempt_is_retried_then_failed_and_refunded_once(worker: Worker) -> None:
-    account_id, job_id = _queue(worker.db, "crash", max_attempts=2)
+    account_id, job_id = queue_scripted(worker.db, "crash", max_attempts=2)
     assert worker.run_once()
     job = load_job(worker.db, job_id)
     assert (job.state, job.attempts, job.lease_owner) == (JobState.QUEUED, 1, None)
@@ -83,15 +59,15 @@ def test_a_crashed_attempt_is_retried_then_failed_and_refunded_once(worker: Work
 
 
 def test_the_worker_runs_the_next_job_after_a_crash(worker: Worker) -> None:
-    _, crashing = _queue(worker.db, "crash", max_attempts=1)
-    _, fine = _queue(worker.db, "ok", max_attempts=1)
+    _, crashing = queue_scripted(worker.db, "crash", max_attempts=1)
+    _, fine = queue_scripted(worker.db, "ok", max_attempts=1)
     assert worker.run_once() and worker.run_once()
     assert load_job(worker.db, crashing).state == JobState.FAILED
     assert load_job(worker.db, fine).state == JobState.COMPLETED
 
 
 def test_an_input_error_is_not_retried_and_not_refunded(worker: Worker) -> None:
-    _, job_id = _queue(worker.db, "refuse", max_attempts=3)
+    _, job_id = queue_scripted(worker.db, "refuse", max_attempts=3)
     assert worker.run_once()
     job = load_job(worker.db, job_id)
     assert (job.state, job.attempts) == (JobState.FAILED, 1)

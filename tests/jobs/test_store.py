@@ -9,7 +9,13 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import func, select
 
 from tests.conftest import load_job, reap_now, retrieve_error, tiny_spec
@@ -305,11 +311,12 @@ class LeaseMachine(RuleBasedStateMachine):
 
 
 def test_lease_state_machine() -> None:
-    runner = LeaseMachine.TestCase()
-    runner.settings = settings(
-        max_examples=15,
-        stateful_step_count=25,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
+    run_state_machine_as_test(
+        LeaseMachine,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
-    runner.runTest()

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from videoqueue.api.body import BodySizeLimit
 from videoqueue.api.context import AppContext
-from videoqueue.api.errors import install_error_handlers
+from videoqueue.api.errors import UnexpectedErrors, install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
 from videoqueue.api.model_access import ModelHeaders
 from videoqueue.api.policies import (
@@ -111,4 +111,5 @@ def create_app(
     app.add_middleware(ModelHeaders)  # Venice's deprecation headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(WalletRequests, context=ctx)
+    app.add_middleware(UnexpectedErrors)  # last added runs first: it sees every exception
     return app

@@ -27,7 +27,8 @@ async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    # RecursionError: nesting deeper than Python's recursion limit.
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("Invalid JSON request") from None
     if not isinstance(body, dict):
         raise BadRequest("Invalid JSON request")

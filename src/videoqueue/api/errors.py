@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videoqueue.errors import VideoqueueError
 
@@ -29,21 +30,44 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = uuid.uuid4().hex
-        log.error(
-            "request %s %s failed (id %s)",
-            request.method,
-            request.url.path,
-            request_id,
-            exc_info=exc,
-        )
-        return JSONResponse(
-            {
+
+class UnexpectedErrors:
+    """Answers an exception no handler took with the spec's 500, logged once with its request id.
+
+    Outermost middleware: Starlette's own last resort re-raises after answering, and uvicorn then
+    closes the connection, so a keep-alive client's next request would be reset.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started:
+                raise  # half a response is out: only closing the connection tells the client
+            request_id = uuid.uuid4().hex
+            log.error(
+                "request %s %s failed (id %s)",
+                scope["method"],
+                scope["path"],
+                request_id,
+                exc_info=exc,
+            )
+            body = {
                 "error": "An unknown error occurred",
                 "code": "UNKNOWN_ERROR",
                 "request_id": request_id,
-            },
-            status_code=500,
-        )
+            }
+            await JSONResponse(body, status_code=500)(scope, receive, send)

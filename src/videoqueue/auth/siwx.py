@@ -142,7 +142,7 @@ def _decode(header: str) -> dict[str, Any]:
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
         envelope = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise SignInRejected("X402_SIGN_IN_PARSE_ERROR") from None
     if not isinstance(envelope, dict):
         raise SignInRejected("X402_SIGN_IN_PARSE_ERROR")

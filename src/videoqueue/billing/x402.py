@@ -153,7 +153,7 @@ def _decode(header: str) -> PaymentPayload:
         if not isinstance(data, dict) or data.get("x402Version") != 2:
             raise ValueError("an x402 version 2 payment payload is required")
         return PaymentPayload.model_validate(data)
-    except (binascii.Error, ValueError, ValidationError):
+    except (binascii.Error, ValueError, ValidationError, RecursionError):
         raise TopUpFailed(
             "X402_INVALID_PAYMENT_FORMAT", "Payment header is not a base64 x402 v2 PaymentPayload"
         ) from None

@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib
 import logging
 import multiprocessing
+import os
+import signal
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -24,6 +27,7 @@ from videoqueue.engines.base import (
     ProviderContentPolicy,
     VideoInfo,
 )
+from videoqueue.orphans import stop_when_orphaned
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +90,36 @@ def _finished(error: Exception) -> Done:
     return Done(error=f"{type(error).__name__}: {error}")
 
 
-def child_main(connection: Connection, factory: str) -> None:
-    """The child's loop: build the engine once, then run jobs until the worker hangs up."""
+def child_main(connection: Connection, factory: str, parent_pid: int) -> None:
+    """The child's loop: build the engine once, then run jobs until the worker hangs up.
+
+    A worker killed outright cannot stop its child: the child notices it is orphaned (even
+    in the middle of a job that sends nothing) and exits quietly.
+    """
+    # Ctrl-C reaches the whole process group: the worker decides when its engine stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), daemon=True, name="orphan-watch"
+    ).start()
+    try:
+        _serve(connection, factory)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the worker is gone
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    stop_when_orphaned(parent_pid, threading.Event())
+    os._exit(0)  # the job's main thread may be deep in native code: nothing to unwind
+
+
+def _serve(connection: Connection, factory: str) -> None:
     try:
         engine: Engine | None = load_engine(factory)
         broken = ""
     except Exception as error:  # every job is then answered with why (and refunded)
         engine, broken = None, f"the engine could not start: {type(error).__name__}: {error}"
     while True:
-        try:
-            message = connection.recv()
-        except EOFError:  # the worker is gone
-            return
+        message = connection.recv()
         assert isinstance(message, Run)
 
         def progress(fraction: float) -> None:
@@ -130,7 +152,7 @@ class IsolatedEngine:
             ours, theirs = self._context.Pipe(duplex=True)
             self._process = self._context.Process(
                 target=child_main,
-                args=(theirs, self.factory),
+                args=(theirs, self.factory, os.getpid()),
                 daemon=True,
                 name=f"videoqueue-engine-{self.name}",
             )

@@ -15,7 +15,9 @@ from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.registry import FACTORIES, build_engines
+from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
+from videoqueue.orphans import stop_when_orphaned
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
@@ -39,18 +41,24 @@ def build_worker(settings: Settings) -> Worker:
     )
 
 
-def stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
-    """Set `stop` once the supervising process is gone (killed before it could stop us)."""
-    while not stop.wait(1.0):
-        if os.getppid() != parent_pid:
-            log.warning("supervisor %d is gone; stopping", parent_pid)
-            stop.set()
-
-
 def worker_main(settings_json: dict[str, Any], parent_pid: int | None = None) -> None:
     """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     settings = Settings.model_validate(settings_json)
+    run_until_stopped(
+        build_worker(settings),
+        poll_seconds=settings.poll_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+        parent_pid=parent_pid,
+    )
+
+
+def run_until_stopped(
+    worker: Worker, *, poll_seconds: float, grace_seconds: float, parent_pid: int | None = None
+) -> None:
+    """Run `worker` in this process's main thread until SIGTERM or SIGINT (or `parent_pid`'s
+    death). Then it claims nothing more and has `grace_seconds` to finish its job; past them
+    it hands the job back to the queue, its attempt not counted, and ends its engines."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -58,9 +66,38 @@ def worker_main(settings_json: dict[str, Any], parent_pid: int | None = None) ->
         threading.Thread(
             target=stop_when_orphaned, args=(parent_pid, stop), daemon=True, name="orphan-watch"
         ).start()
-    worker = build_worker(settings)
+    finished = threading.Event()
+    threading.Thread(
+        target=_hand_back_after_grace,
+        args=(worker, stop, finished, grace_seconds),
+        daemon=True,
+        name="shutdown-grace",
+    ).start()
+    process_work_folder()  # now, so what dead workers left is removed at start
     log.info("worker %s ready (engines: %s)", worker.worker_id, ", ".join(worker.engines))
-    worker.run_forever(stop, settings.poll_seconds)
+    try:
+        worker.run_forever(stop, poll_seconds)
+    finally:
+        finished.set()
+
+
+def _hand_back_after_grace(
+    worker: Worker, stop: threading.Event, finished: threading.Event, grace_seconds: float
+) -> None:
+    stop.wait()
+    log.info("stopping: claiming no more; a running job has %g s to finish", grace_seconds)
+    if finished.wait(grace_seconds):
+        return
+    released = worker.release_on_shutdown()
+    log.warning(
+        "stopping: job %s handed back after %g s; ending the engines",
+        ", ".join(released) or "(none)",
+        grace_seconds,
+    )
+    # The engine's child dies, so the job's call returns in the main thread, which then
+    # finds the job no longer its own and stops.
+    for child in multiprocessing.active_children():
+        child.terminate()
 
 
 def restart_pause(quick_exits: int) -> int:
@@ -74,6 +111,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, count: int) -> None:
         self.settings_json = settings.model_dump(mode="json")
+        self.grace_seconds = settings.shutdown_grace_seconds
         self.count = count
         self.processes: list[BaseProcess] = []
         self._started: list[float] = []
@@ -118,12 +156,17 @@ class Supervisor:
                 self.processes[i] = self._spawn()
                 self._started[i] = time.monotonic()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every worker: each finishes or hands back its job, and is killed past
+        `timeout` (default: the workers' grace and 10 s to hand back)."""
+        if timeout is None:
+            timeout = self.grace_seconds + 10.0
         self._stop.set()
         for process in self.processes:
             if process.is_alive():
                 process.terminate()
+        deadline = time.monotonic() + timeout
         for process in self.processes:
-            process.join(timeout)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()

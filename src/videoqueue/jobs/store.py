@@ -219,6 +219,21 @@ def cancel_job(job: Job, *, clock: Clock) -> None:
     job.lease_expires_at = None
 
 
+def release_for_shutdown(session: Session, *, worker_id: str) -> list[str]:
+    """Requeue the jobs running under `worker_id`'s lease, their attempt not counted (the
+    worker stops on request: the job did nothing wrong); their ids."""
+    jobs = session.scalars(
+        locked(select(Job).where(Job.state == JobState.RUNNING, Job.lease_owner == worker_id))
+    ).all()
+    for job in jobs:
+        release_job(job)
+        job.attempts -= 1
+        job.progress = 0.0
+    if jobs:
+        notify_job_queued(session)  # an idle worker takes it now, not at its next poll
+    return [job.id for job in jobs]
+
+
 def release_job(job: Job) -> None:
     """Hand a running job back to the queue for another attempt (its engine died)."""
     check_transition(job.state, JobState.QUEUED)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.reaper import reap
+from videoqueue.jobs.workdir import job_folder
 from videoqueue.storage.base import Storage
 from videoqueue.storage.layout import output_key
 
@@ -106,7 +106,7 @@ class Worker:
                         with self.db.transaction() as session:
                             reap(session, clock=self.clock)
                         next_reap = time.monotonic() + self.lease_seconds / 2
-                    worked = self.run_once()
+                    worked = not stop.is_set() and self.run_once()
                 except Exception:
                     log.exception("worker loop error")
                     worked = False
@@ -115,6 +115,12 @@ class Worker:
         finally:
             waiter.close()
             self.close()
+
+    def release_on_shutdown(self) -> list[str]:
+        """Hand the job this worker runs back to the queue, its attempt not counted, because the
+        worker is stopping before the job could finish. Safe to call from another thread."""
+        with self.db.transaction() as session:
+            return store.release_for_shutdown(session, worker_id=self.worker_id)
 
     def run_once(self) -> bool:
         """Claim one job and take it to an end; False when nothing was runnable."""
@@ -137,7 +143,7 @@ class Worker:
         heartbeat = _Heartbeat(self, job.id)
         heartbeat.start()
         try:
-            with tempfile.TemporaryDirectory(prefix=f"vq-{job.id}-") as tmp:
+            with job_folder(job.id) as tmp:
                 work = Path(tmp)
                 job_input = self._job_input(job, work)
                 output = work / "output.mp4"

@@ -172,7 +172,7 @@ def _decode_cursor(cursor: str, account_id: str) -> dict[str, Any]:
         )
         if valid:
             datetime.fromisoformat(walk["at"])
-    except (ValueError, binascii.Error, TypeError):
+    except (ValueError, binascii.Error, TypeError, RecursionError):
         valid = False
     if not valid:
         raise InvalidParameters([iss.custom(("cursor",), "Invalid cursor")])

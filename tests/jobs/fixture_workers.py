@@ -1,0 +1,65 @@
+"""Jobs for the fixture engines, and a real worker process that runs them."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from tests.conftest import tiny_spec
+from videoqueue.billing.ledger import charge, create_account, top_up
+from videoqueue.billing.models import AccountKind
+from videoqueue.clock import SystemClock
+from videoqueue.db.session import Database
+from videoqueue.engines.isolation import IsolatedEngine
+from videoqueue.jobs import store
+from videoqueue.jobs.process import run_until_stopped
+from videoqueue.jobs.worker import Worker
+from videoqueue.storage.local import LocalStorage
+
+CLOCK = SystemClock()
+SCRIPTED = "tests.engines.fixture_engines:Scripted"
+
+
+def queue_scripted(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
+    """A charged job for the `scripted` engine; returns its account's id and its own."""
+    with db.transaction() as session:
+        account = create_account(session, kind=AccountKind.STANDARD, clock=CLOCK)
+        top_up(session, account_id=account.id, micros=1_000_000, clock=CLOCK)
+        job = store.create_job(
+            session,
+            account_id=account.id,
+            model="m",
+            engine="scripted",
+            spec=tiny_spec(prompt),
+            price_micros=400_000,
+            max_attempts=max_attempts,
+            clock=CLOCK,
+        )
+        charge(
+            session, account_id=account.id, job_id=job.id, model="m", micros=400_000, clock=CLOCK
+        )
+        return account.id, job.id
+
+
+def scripted_worker(database_url: str, media_dir: str, grace_seconds: float) -> None:
+    """A worker process's main, as `videoqueue worker` runs it, over the scripted engine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    worker = Worker(
+        db=Database(database_url),
+        storage=LocalStorage(Path(media_dir)),
+        engines={"scripted": IsolatedEngine("scripted", SCRIPTED)},
+        clock=CLOCK,
+        lease_seconds=30,
+        heartbeat_seconds=0.2,
+    )
+    run_until_stopped(worker, poll_seconds=0.05, grace_seconds=grace_seconds)
+
+
+def start_scripted_worker(database_url: str, media_dir: Path, grace_seconds: float) -> BaseProcess:
+    process = multiprocessing.get_context("spawn").Process(
+        target=scripted_worker, args=(database_url, str(media_dir), grace_seconds)
+    )
+    process.start()
+    return process
