@@ -27,7 +27,8 @@ import imageio_ffmpeg  # type: ignore[import-untyped]
 import numpy as np
 
 from videoqueue.engines.base import JobInput
-from videoqueue.engines.upscale import UpscaleEngine, output_size
+from videoqueue.engines.upscale import UpscaleEngine
+from videoqueue.engines.upscale_size import output_size
 
 WIDTH, HEIGHT, FPS, SECONDS, FACTOR = 854, 480, 24, 5, 2
 FRAMES = FPS * SECONDS

@@ -17,12 +17,8 @@ from av.audio.stream import AudioStream
 from tests.media_files import faststart_noise_mp4
 from videoqueue.engines.base import EngineError, JobInput
 from videoqueue.engines.realesrgan import RealEsrganEngine
-from videoqueue.engines.upscale import (
-    UpscaleEngine,
-    UpscaleTooLarge,
-    ensure_within_cap,
-    output_size,
-)
+from videoqueue.engines.upscale import UpscaleEngine
+from videoqueue.engines.upscale_size import UpscaleTooLarge, ensure_within_cap, output_size
 from videoqueue.media.probe import probe_video
 
 FPS = 24

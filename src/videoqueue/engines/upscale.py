@@ -26,13 +26,15 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
-from videoqueue.errors import VideoqueueError
+from videoqueue.engines.upscale_size import (
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    UpscaleTooLarge,
+    ensure_within_cap,
+    output_size,
+)
 from videoqueue.media.probe import LOCAL_FILES_ONLY
 
 UPSCALE_FACTORS = (1, 2, 4)
-
-DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 2160
-"""DCI 4K: a 1080p input may go x2, and a x4 request needs an input of at most ~1024x540."""
 
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"})
 """Audio codecs the MP4 muxer takes as they are; any other is re-encoded to AAC."""
@@ -53,27 +55,6 @@ _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5
 _T = TypeVar("_T")
 # A string: `Packet` is generic in the stubs only.
 _Decoded: TypeAlias = "VideoFrame | AudioFrame | Packet[AudioStream]"
-
-
-class UpscaleTooLarge(VideoqueueError):
-    """The upscaled video would exceed the maximum output size."""
-
-    status = 400
-
-
-def output_size(width: int, height: int, factor: int) -> tuple[int, int]:
-    """The output dimensions for `factor`, rounded down to even numbers as yuv420p needs."""
-    return max(2, width * factor // 2 * 2), max(2, height * factor // 2 * 2)
-
-
-def ensure_within_cap(width: int, height: int, factor: int, max_output_pixels: int) -> None:
-    """Raise `UpscaleTooLarge` when `width`x`height` upscaled by `factor` is over the cap."""
-    out_w, out_h = output_size(width, height, factor)
-    if out_w * out_h > max_output_pixels:
-        raise UpscaleTooLarge(
-            f"Upscaling a {width}x{height} video by {factor}x gives {out_w}x{out_h} "
-            f"({out_w * out_h} pixels), above the maximum of {max_output_pixels} pixels"
-        )
 
 
 @dataclass(frozen=True)

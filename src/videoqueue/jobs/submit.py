@@ -21,7 +21,7 @@ from videoqueue.catalog.pricing import SourceVideo, output_seconds, price_micros
 from videoqueue.catalog.request import VideoRequest
 from videoqueue.clock import Clock
 from videoqueue.db.base import new_id
-from videoqueue.engines.upscale import DEFAULT_MAX_OUTPUT_PIXELS, ensure_within_cap
+from videoqueue.engines.upscale_size import DEFAULT_MAX_OUTPUT_PIXELS, ensure_within_cap
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.store import create_job
 from videoqueue.media.checks import MediaFacts, MediaInspector
