@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=0.5,
         gt=0,
-        description="How often an idle worker looks for jobs (PostgreSQL "
-        "also wakes it on LISTEN/NOTIFY)",
+        description="How often an idle worker looks for jobs; a queued job also wakes it "
+        "(LISTEN/NOTIFY on PostgreSQL, a datagram to its socket in `<database>-wake/` on SQLite)",
     )
     max_attempts: int = Field(
         default=3,
