@@ -22,6 +22,8 @@ from videoqueue.settings import Settings
 SETTINGS_ENV = "VIDEOQUEUE_SERVE_SETTINGS"
 """Where `serve_api` leaves the settings (and its pid) for the API processes it spawns."""
 
+HEALTHCHECK_TIMEOUT_S = 30
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,9 @@ def serve_api(settings: Settings, processes: int) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        # uvicorn replaces an API process that does not answer its ping in time; on a busy
+        # machine a process still importing the app at start-up can take longer than 5 s.
+        timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
     )
 
 
