@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -34,36 +35,50 @@ def _prepare(settings: Settings) -> Database:
     return Database(settings.resolved_database_url)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
-    from videoqueue.api.app import create_app
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from videoqueue.api.serving import serve_api
     from videoqueue.auth.bootstrap import ensure_operator
     from videoqueue.jobs.process import Supervisor
 
+    # SIGTERM stops serve the way Ctrl-C does. Its default action would end this process the
+    # moment uvicorn, having shut the API down, raises it again: before the workers stop.
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = _settings(args)
     db = _prepare(settings)
     with db.transaction() as session:
         secret = ensure_operator(session, SystemClock())
+    db.dispose()
     if secret:
         console.print("[bold green]Created the operator's admin API key (shown only once):[/]")
         print(secret, flush=True)
+    processes = settings.resolved_api_processes
     supervisor = Supervisor(settings, settings.workers)
-    supervisor.start()
-    console.print(
-        f"videoqueue: API on http://{settings.host}:{settings.port}/api/v1, "
-        f"{settings.workers} worker(s), data in {settings.data_dir.resolve()}"
-    )
-    if settings.public_base_url is None and settings.host in ("0.0.0.0", "::", ""):
-        console.print(
-            "[yellow]Private models' download links will point at "
-            f"{settings.resolved_public_base_url}; set VIDEOQUEUE_PUBLIC_BASE_URL to "
-            "the address clients use.[/]"
-        )
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        supervisor.start()
+        console.print(
+            f"videoqueue: API on http://{settings.host}:{settings.port}/api/v1 "
+            f"({processes} process(es)), {settings.workers} worker(s), "
+            f"data in {settings.data_dir.resolve()}"
+        )
+        if settings.public_base_url is None and settings.host in ("0.0.0.0", "::", ""):
+            console.print(
+                "[yellow]Private models' download links will point at "
+                f"{settings.resolved_public_base_url}; set VIDEOQUEUE_PUBLIC_BASE_URL to "
+                "the address clients use.[/]"
+            )
+        serve_api(settings, processes)
+    except KeyboardInterrupt:
+        pass
     finally:
+        # A second signal must not cut the stop short and leave workers behind.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop()
+    console.print("videoqueue: stopped")
     return 0
 
 

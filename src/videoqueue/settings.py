@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, IPvAnyNetwork
+from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videoqueue.catalog.content_policy import ContentRule
@@ -38,6 +39,18 @@ class Settings(BaseSettings):
         default=None, description="Operator catalogue TOML that adds or overrides models"
     )
     workers: int = Field(default=1, ge=1, description="Worker processes `serve` supervises")
+    api_processes: int | None = Field(
+        default=None,
+        ge=1,
+        description="API processes `serve` runs on its port (uvicorn workers sharing the "
+        "database and link secret); default: one per CPU core",
+    )
+    engines: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra engines by name, each `module:Factory` importable by workers "
+        '(JSON in the environment: `{"mine": "my_pkg.engine:MyEngine"}`); a catalogue '
+        "entry's `engine` names one",
+    )
     lease_seconds: float = Field(
         default=30.0, gt=0, description="How long a job stays a worker's without a heartbeat"
     )
@@ -47,8 +60,8 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=0.5,
         gt=0,
-        description="How often an idle worker looks for jobs (PostgreSQL "
-        "also wakes it on LISTEN/NOTIFY)",
+        description="How often an idle worker looks for jobs; a queued job also wakes it "
+        "(LISTEN/NOTIFY on PostgreSQL, a datagram to its socket in `<database>-wake/` on SQLite)",
     )
     shutdown_grace_seconds: float = Field(
         default=15.0,
@@ -200,6 +213,20 @@ class Settings(BaseSettings):
     x402_maximum_top_up_usd: float = Field(
         default=10_000.0, gt=0, description="Largest top-up accepted"
     )
+
+    @field_validator("engines")
+    @classmethod
+    def _factories(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, factory in value.items():
+            module, _, attribute = factory.partition(":")
+            if not module or not attribute:
+                raise ValueError(f"engine {name!r}: {factory!r} is not `module:Factory`")
+        return value
+
+    @property
+    def resolved_api_processes(self) -> int:
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return self.api_processes or (len(cores) if cores else os.cpu_count() or 1)
 
     @property
     def resolved_database_url(self) -> str:

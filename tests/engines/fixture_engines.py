@@ -60,3 +60,13 @@ class Unloadable:
 
     def __init__(self) -> None:
         raise OSError("libvulkan.so.1: cannot open shared object file")
+
+
+class Instant:
+    """Costs nothing: writes a few bytes and reports a 1 s clip (queue benchmark, serve tests)."""
+
+    name = "instant"
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        output_path.write_bytes(b"instant")
+        return INFO

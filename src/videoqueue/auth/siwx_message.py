@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from siwe import SiweMessage
-
 
 class Family(enum.StrEnum):
     """Which kind of wallet signed: it decides the message header and the signature scheme."""
@@ -141,6 +139,9 @@ def parse_message(text: str) -> SignInMessage:
 
 
 def _check_eip4361_grammar(text: str) -> None:
+    # Imported here: `siwe` loads web3 (~1 s, ~60 MB), which only a wallet sign-in needs.
+    from siwe import SiweMessage
+
     try:
         SiweMessage.from_message(text)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError too

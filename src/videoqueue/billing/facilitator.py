@@ -10,25 +10,18 @@ are refused by the payments table, which plays the chain's used-nonce role.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from x402.http import FacilitatorConfig, HTTPFacilitatorClientSync
-from x402.mechanisms.evm.constants import (
-    ERR_AUTHORIZATION_VALUE_MISMATCH,
-    ERR_INVALID_SIGNATURE,
-    ERR_NETWORK_MISMATCH,
-    ERR_RECIPIENT_MISMATCH,
-    ERR_UNSUPPORTED_SCHEME,
-    ERR_VALID_AFTER_FUTURE,
-    ERR_VALID_BEFORE_EXPIRED,
-)
-from x402.mechanisms.evm.types import AUTHORIZATION_TYPES, ExactEIP3009Payload
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse
 
 from videoqueue.billing.x402 import read_authorization
 from videoqueue.clock import Clock
+
+if TYPE_CHECKING:
+    from x402.mechanisms.evm.types import ExactEIP3009Payload
 
 LOCAL_TRANSACTION_PREFIX = "local-"
 
@@ -89,6 +82,17 @@ class LocalFacilitator:
         self, payload: PaymentPayload, requirements: PaymentRequirements
     ) -> tuple[str | None, str | None]:
         """(why the payment is invalid or None, the payer)."""
+        # Imported here: `x402.mechanisms.evm` loads web3, which only a payment needs.
+        from x402.mechanisms.evm.constants import (
+            ERR_AUTHORIZATION_VALUE_MISMATCH,
+            ERR_INVALID_SIGNATURE,
+            ERR_NETWORK_MISMATCH,
+            ERR_RECIPIENT_MISMATCH,
+            ERR_UNSUPPORTED_SCHEME,
+            ERR_VALID_AFTER_FUTURE,
+            ERR_VALID_BEFORE_EXPIRED,
+        )
+
         if requirements.scheme != "exact" or payload.accepted.scheme != "exact":
             return ERR_UNSUPPORTED_SCHEME, None
         if not requirements.network.startswith("eip155:"):
@@ -122,6 +126,8 @@ class LocalFacilitator:
         parsed: ExactEIP3009Payload, requirements: PaymentRequirements
     ) -> SignableMessage:
         """The EIP-712 message a payer signs for USDC's `transferWithAuthorization`."""
+        from x402.mechanisms.evm.types import AUTHORIZATION_TYPES
+
         auth = parsed.authorization
         return encode_typed_data(
             domain_data={

@@ -15,15 +15,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from x402.mechanisms.evm.types import ExactEIP3009Payload
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from videoqueue.billing.models import MICROS_PER_USD
 from videoqueue.billing.wallets import EVM_ADDRESS, normalize_wallet
 from videoqueue.errors import VideoqueueError
+
+if TYPE_CHECKING:
+    from x402.mechanisms.evm.types import ExactEIP3009Payload
 
 PAYMENT_HEADERS = ("payment-signature", "x-payment", "x-402-payment")
 SOLANA_MAINNET = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
@@ -206,6 +208,9 @@ def _read_eip3009(payload: PaymentPayload, rail: Rail) -> tuple[int, str, str]:
 
 def read_authorization(inner: dict[str, Any]) -> ExactEIP3009Payload | None:
     """The EIP-3009 authorization and signature of an exact-EVM payload, if well formed."""
+    # Imported here: `x402.mechanisms.evm` loads web3, which only a payment needs.
+    from x402.mechanisms.evm.types import ExactEIP3009Payload
+
     if not isinstance(inner.get("authorization"), dict):
         return None
     parsed = ExactEIP3009Payload.from_dict(inner)

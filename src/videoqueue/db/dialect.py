@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
+import secrets
+import select
+import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, Table, create_engine, event, text
+from sqlalchemy import URL, Engine, Select, Table, create_engine, event, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -81,15 +90,86 @@ def increment(session: Session, table: Table, key: dict[str, Any], column: str) 
 
 JOBS_CHANNEL = "videoqueue_jobs"
 
+WAKE_DIR_SUFFIX = "-wake"
+"""SQLite waiters bind their sockets in `<database file>-wake/`, beside `-wal` and `-shm`."""
+STOP_CHECK_S = 0.2
+"""How often a waiter on a socket looks at its stop event."""
+_MAX_SOCKET_PATH = 104  # bytes, with the final NUL: macOS's limit (Linux allows 108)
+_MAX_SOCKET_NAME = 32  # "<pid>-<8 hex>.sock" and the slash before it
+_WAKE_AFTER_COMMIT = "videoqueue_wake_after_commit"
+
 
 def notify_job_queued(session: Session) -> None:
-    """Wake workers waiting on PostgreSQL (delivered when the transaction commits)."""
-    if session.get_bind().dialect.name == "postgresql":
+    """Wake idle workers once this transaction commits: a NOTIFY on PostgreSQL (delivered
+    at commit), a datagram to each waiting worker's socket on SQLite (sent after commit)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
+        return
+    wake_dir = _wake_dir(bind.engine.url)
+    if wake_dir is not None:
+        session.info[_WAKE_AFTER_COMMIT] = wake_dir
+        if not event.contains(session, "after_commit", _wake_after_commit):
+            event.listen(session, "after_commit", _wake_after_commit)
+
+
+@functools.cache
+def _wake_dir(url: URL) -> Path | None:
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    path = Path(database).resolve()
+    return path.with_name(path.name + WAKE_DIR_SUFFIX)
+
+
+def _wake_after_commit(session: Session) -> None:
+    wake_dir = session.info.pop(_WAKE_AFTER_COMMIT, None)
+    if wake_dir is None:
+        return
+    try:
+        _wake_waiters(wake_dir)
+    except Exception:  # the job is committed whatever happens here; workers still poll
+        log.warning("could not wake the workers waiting in %s", wake_dir, exc_info=True)
+
+
+def _wake_waiters(wake_dir: Path) -> None:
+    """One datagram to each waiter's socket; a socket no process holds any more is removed."""
+    try:
+        names = [name for name in os.listdir(wake_dir) if name.endswith(".sock")]
+    except FileNotFoundError:
+        return  # no worker has waited on this database yet
+    with (
+        _addresses(wake_dir) as address,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender,
+    ):
+        sender.setblocking(False)
+        for name in names:
+            try:
+                sender.sendto(b"!", address(name))
+            except (ConnectionRefusedError, FileNotFoundError):
+                (wake_dir / name).unlink(missing_ok=True)  # its worker died without removing it
+            except BlockingIOError:
+                pass  # its queue is full: it has been woken already
+
+
+@contextlib.contextmanager
+def _addresses(wake_dir: Path) -> Iterator[Callable[[str], str]]:
+    """The socket address of each name in `wake_dir`: its path, or where that is too long for
+    AF_UNIX (~100 bytes), the same file reached through an open descriptor of the folder
+    (`/proc/self/fd/N/name`, Linux; elsewhere the bind fails and workers poll)."""
+    if len(os.fsencode(wake_dir)) + _MAX_SOCKET_NAME < _MAX_SOCKET_PATH:
+        yield lambda name: str(wake_dir / name)
+        return
+    folder = os.open(wake_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield lambda name: f"/proc/self/fd/{folder}/{name}"
+    finally:
+        os.close(folder)
 
 
 class JobWaiter:
-    """Sleeps until a job may be waiting: a NOTIFY on PostgreSQL, else the poll interval.
+    """Sleeps until a job may be waiting: a NOTIFY on PostgreSQL, a datagram on its socket
+    on SQLite (see `notify_job_queued`), else the poll interval.
 
     Polling stays as the fallback everywhere, so a lost notification (or a lost LISTEN
     connection, which is opened again on the next wait) only delays a job.
@@ -98,9 +178,28 @@ class JobWaiter:
     def __init__(self, engine: Engine) -> None:
         self._url: str | None = None
         self._connection: Any = None
+        self._socket: socket.socket | None = None
+        self._socket_path: Path | None = None
         if engine.dialect.name == "postgresql":
             url = engine.url.set(drivername="postgresql")
             self._url = url.render_as_string(hide_password=False)
+        elif (wake_dir := _wake_dir(engine.url)) is not None:
+            self._bind(wake_dir)
+
+    def _bind(self, wake_dir: Path) -> None:
+        """Bind this waiter's socket now, so a job queued before the first wait still wakes it."""
+        name = f"{os.getpid()}-{secrets.token_hex(4)}.sock"
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            wake_dir.mkdir(mode=0o700, exist_ok=True)
+            with _addresses(wake_dir) as address:
+                receiver.bind(address(name))
+        except OSError:
+            receiver.close()
+            log.warning("cannot bind %s; idle workers will poll", wake_dir / name, exc_info=True)
+            return
+        receiver.setblocking(False)
+        self._socket, self._socket_path = receiver, wake_dir / name
 
     def _listening(self) -> Any:
         if self._connection is None and self._url is not None:
@@ -112,6 +211,9 @@ class JobWaiter:
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         """Return after `timeout` seconds, on a notification, or once `stop` is set."""
+        if self._socket is not None:
+            self._wait_for_datagram(self._socket, timeout, stop)
+            return
         try:
             connection = self._listening()
             if connection is not None:
@@ -123,7 +225,25 @@ class JobWaiter:
             self.close()
         stop.wait(timeout)
 
+    @staticmethod
+    def _wait_for_datagram(receiver: socket.socket, timeout: float, stop: threading.Event) -> None:
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([receiver], [], [], min(left, STOP_CHECK_S))
+            if readable:
+                # One wake-up for however many jobs were queued meanwhile.
+                with contextlib.suppress(BlockingIOError):
+                    while receiver.recv(64):
+                        pass
+                return
+
     def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self._socket_path is not None:
+            self._socket_path.unlink(missing_ok=True)
+            self._socket_path = None
         if self._connection is not None:
             try:
                 self._connection.close()

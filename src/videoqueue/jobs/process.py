@@ -14,7 +14,7 @@ from typing import Any
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
-from videoqueue.engines.registry import FACTORIES, build_engines
+from videoqueue.engines.registry import build_engines, engine_factories
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.orphans import stop_when_orphaned
@@ -29,8 +29,10 @@ MAX_RESTART_PAUSE_S = 60
 
 def build_worker(settings: Settings) -> Worker:
     """A worker for every engine the catalogue binds a model to."""
-    catalog = load_catalog(settings.catalog_path, engines=FACTORIES.keys())
-    engines = build_engines(sorted({m.engine for m in catalog.models.values()}))
+    factories = engine_factories(settings.engines)
+    catalog = load_catalog(settings.catalog_path, engines=factories.keys())
+    names = sorted({m.engine for m in catalog.models.values()})
+    engines = build_engines(names, factories)
     return Worker(
         db=Database(settings.resolved_database_url),
         storage=storage_from_url(settings.resolved_storage_url),
@@ -130,9 +132,11 @@ class Supervisor:
         return process
 
     def start(self) -> None:
-        self.processes = [self._spawn() for _ in range(self.count)]
-        self._started = [time.monotonic()] * self.count
-        self._quick_exits = [0] * self.count
+        # One at a time, so a stop() that interrupts the start still finds those started.
+        for _ in range(self.count):
+            self.processes.append(self._spawn())
+            self._started.append(time.monotonic())
+            self._quick_exits.append(0)
         self._thread.start()
 
     def _watch(self) -> None:
@@ -162,6 +166,8 @@ class Supervisor:
         if timeout is None:
             timeout = self.grace_seconds + 10.0
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()  # so it starts no replacement behind our back
         for process in self.processes:
             if process.is_alive():
                 process.terminate()

@@ -10,12 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import av
-import numpy as np
-from av.container import InputContainer
-from PIL import Image
+from typing import TYPE_CHECKING, Protocol
 
 from videoqueue.media.errors import (
     CorruptedImage,
@@ -28,7 +23,7 @@ from videoqueue.media.errors import (
     InvalidVideoFormat,
     MediaError,
 )
-from videoqueue.media.faces import FACE_ROLES, FRAME_MAX_SIDE, Gray, any_face, has_face, shrink
+from videoqueue.media.faces import FACE_ROLES, FRAME_MAX_SIDE, any_face, has_face, shrink
 from videoqueue.media.intake import MediaBlob
 from videoqueue.media.rules import (
     KIND_CLASS,
@@ -42,6 +37,17 @@ from videoqueue.media.rules import (
     media_kind,
     seconds,
 )
+
+if TYPE_CHECKING:
+    import av.stream
+    import av.video.stream
+    from av.container import InputContainer
+
+    from videoqueue.media.faces import Gray
+
+# PyAV, NumPy and Pillow are imported where a file is decoded, not here: the API process
+# imports this module for `MediaInspector` but decodes only in its sandbox processes, which
+# preload them (media/sandbox.py).
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = {MP4_MOV: "MP4/MOV", MATROSKA_WEBM: "WebM", WAV: "WAV", MP3: "MP3"}
@@ -80,6 +86,9 @@ def _open_container(
     data: bytes, rule: ClipRule, field: str, error: type[MediaError], what: str
 ) -> InputContainer:
     """The file opened with the first allowed demuxer whose signature it carries."""
+    import av
+    from av.container import InputContainer
+
     accepted = " or ".join(FORMAT_NAMES[f] for f in rule.formats)
     for demuxer in rule.formats:
         if not _signature_matches(data, demuxer):
@@ -98,6 +107,8 @@ def _open_container(
 
 
 def _stated_seconds(container: InputContainer, stream: av.stream.Stream) -> float:
+    import av
+
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
@@ -175,6 +186,9 @@ class MediaInspector:
     # -- images ----------------------------------------------------------------------------
 
     def _image(self, blob: MediaBlob, kind: str, screen: bool) -> MediaFacts:
+        import numpy as np
+        from PIL import Image
+
         rule = self.rules.image
         field = blob.field
         too_large = ImageTooLarge(
@@ -329,6 +343,8 @@ def _decode(
     Stops once the frames pass `stop_after_s`: a file whose container understates its length
     is found too long without decoding all of it.
     """
+    import numpy as np
+
     rate = float(stream.average_rate or stream.guessed_rate or 24)
     end: float | None = None
     samples: list[Gray] = []

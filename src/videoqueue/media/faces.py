@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    import numpy.typing as npt
+
+    Gray = npt.NDArray[np.uint8]
+
+# OpenCV and NumPy are imported where a face is looked for: the API process imports this
+# module for its constants and never decodes (media/sandbox.py does).
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 IMAGE_MAX_SIDE = 1024
@@ -26,13 +33,13 @@ FACE_ROLES = {
 }
 """Media kinds screened for faces, and the role each is named by in a `needs_consent` answer."""
 
-Gray = npt.NDArray[np.uint8]
-
 # A CascadeClassifier must not be shared between threads; each request thread loads its own.
 _local = threading.local()
 
 
 def _cascade() -> cv2.CascadeClassifier:
+    import cv2
+
     cascade: cv2.CascadeClassifier | None = getattr(_local, "cascade", None)
     if cascade is None:
         cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)  # type: ignore[attr-defined]
@@ -44,6 +51,9 @@ def _cascade() -> cv2.CascadeClassifier:
 
 def shrink(gray: Gray, max_side: int) -> Gray:
     """`gray` scaled down so its longer side is at most `max_side` (never scaled up)."""
+    import cv2
+    import numpy as np
+
     height, width = gray.shape[:2]
     scale = max_side / max(height, width)
     if scale >= 1:
@@ -54,6 +64,8 @@ def shrink(gray: Gray, max_side: int) -> Gray:
 
 def has_face(gray: Gray, *, max_side: int = IMAGE_MAX_SIDE) -> bool:
     """Whether a grayscale image shows at least one frontal human face."""
+    import cv2
+
     small = cv2.equalizeHist(shrink(gray, max_side))
     faces = _cascade().detectMultiScale(
         small, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE_PIXELS, MIN_FACE_PIXELS)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import av
-from av.container import InputContainer
-from av.video.stream import VideoStream
+from typing import TYPE_CHECKING
 
 from videoqueue.media.errors import MediaError
+
+if TYPE_CHECKING:  # PyAV loads where videos are read (workers, the decode sandbox), not in the API
+    from av.container import InputContainer
+    from av.video.stream import VideoStream
 
 LOCAL_FILES_ONLY = {"protocol_whitelist": "file"}
 """Demuxer options for the files workers read: whatever a file holds (a playlist, a reference
@@ -35,6 +36,8 @@ def probe_video(path: Path) -> VideoInfo:
     Decodes at least one frame, so a file that opens but cannot be played raises `MediaError`
     too; decodes every frame only when the container does not state the frame count.
     """
+    import av
+
     try:
         with av.open(str(path), options=LOCAL_FILES_ONLY) as container:
             if not container.streams.video:
@@ -72,5 +75,5 @@ def _duration_s(container: InputContainer, stream: VideoStream) -> float:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
-        return container.duration / av.time_base
+        return container.duration / 1_000_000  # FFmpeg's AV_TIME_BASE: microseconds
     return 0.0

@@ -19,7 +19,8 @@ from videoqueue.media.intake import MediaBlob
 from videoqueue.media.rules import MediaRules
 
 # Decoder processes fork from a server that has these imported: each starts in milliseconds.
-PRELOAD = ["videoqueue.media.checks"]
+# (The API process itself never imports the decoders.)
+PRELOAD = ["videoqueue.media.checks", "av", "numpy", "PIL.Image", "cv2"]
 
 
 class DecoderCrashed(MediaError):

@@ -1,0 +1,365 @@
+"""How fast a real `videoqueue serve` accepts and dispatches jobs, against `/video/quote` on the
+same server and a bare ASGI hello-world on the same stack (uvicorn + FastAPI), all in one run.
+
+Each case starts `serve` on 127.0.0.1 over its own data dir (SQLite, or a fresh PostgreSQL
+database), with the model bound to the `instant` fixture engine, which costs nothing, so what
+is measured is the API, the database and the dispatch. 32 concurrent httpx clients post for
+`--duration` seconds. Queued-to-started times come from the job rows; "idle" is one job at a
+time on an empty queue (the wake-up), "load" is the backlog the queue phase built.
+
+    .venv/bin/python -m bench.queue [--duration 5] [--clients 32] [--workers 1,4]
+        [--databases sqlite,postgres] [--api-processes N]
+
+Run it as a module from the repository root: `bench/queue.py` run as a file would shadow the
+standard library's `queue` for everything it imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import create_engine, select, text
+
+from videoqueue.auth.keys import create_key
+from videoqueue.auth.models import KeyKind
+from videoqueue.billing.ledger import create_account, top_up
+from videoqueue.billing.models import AccountKind
+from videoqueue.clock import SystemClock
+from videoqueue.db.migrate import upgrade
+from videoqueue.db.session import Database
+from videoqueue.jobs.models import Job
+from videoqueue.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "wan-2.5-preview-text-to-video"
+QUEUE_BODY = {"model": MODEL, "prompt": "a kite", "duration": "5s", "resolution": "480p"}
+QUOTE_BODY = {"model": MODEL, "duration": "5s", "resolution": "480p"}
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+IDLE_JOBS = 20
+
+
+def hello_app() -> FastAPI:
+    """The baseline: parse a JSON body, answer a JSON body, nothing else."""
+    app = FastAPI()
+
+    @app.post("/hello")
+    async def hello(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "echo": len(await request.json())})
+
+    return app
+
+
+@dataclass
+class Phase:
+    """What one load phase saw from the clients' side."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    queue_ids: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def _hammer(
+    url: str, body: dict[str, Any], headers: dict[str, str], clients: int, duration: float
+) -> Phase:
+    phase = Phase(seconds=duration)
+    deadline = time.perf_counter() + duration
+
+    async def one_client() -> None:
+        async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(url, json=body)
+                if response.status_code != 200:
+                    phase.errors += 1
+                    continue
+                phase.latencies.append(time.perf_counter() - started)
+                if "queue_id" in response.text:
+                    phase.queue_ids.append(response.json()["queue_id"])
+
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return phase
+
+
+def hammer(
+    url: str, body: dict[str, Any], headers: dict[str, str], clients: int, duration: float
+) -> Phase:
+    """`clients` concurrent clients posting `body` to `url` back to back for `duration` s."""
+    return asyncio.run(_hammer(url, body, headers, clients, duration))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> Iterator[None]:
+    """A server process, up once `probe` answers; stopped with SIGTERM, which must be clean."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command[2:4]} did not start:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(probe).status_code < 500:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if code != 0:
+            print(f"  ! {command[2:4]} exited with {code}; see {log}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A database for one case: its URL and how to drop it."""
+
+    url: str
+    drop: Callable[[], None]
+
+
+def make_database(kind: str, data_dir: Path) -> ScratchDatabase:
+    if kind == "sqlite":
+        return ScratchDatabase(f"sqlite:///{data_dir / 'videoqueue.db'}", lambda: None)
+    name = f"vq_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return ScratchDatabase(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop)
+
+
+def postgres_available() -> bool:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def make_key(db: Database) -> str:
+    clock = SystemClock()
+    with db.transaction() as session:
+        account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
+        top_up(session, account_id=account.id, micros=10**15, clock=clock, note="bench")
+        _, secret = create_key(session, account_id=account.id, clock=clock, kind=KeyKind.INFERENCE)
+    return secret
+
+
+def started_delays(db: Database, queue_ids: list[str], wait_s: float) -> tuple[list[float], float]:
+    """(queued-to-started seconds of each job that started within `wait_s`, its jobs/s)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with db.transaction() as session:
+            rows = session.execute(
+                select(Job.created_at, Job.started_at).where(Job.id.in_(queue_ids))
+            ).all()
+        started: list[tuple[datetime, datetime]] = [(c, s) for c, s in rows if s is not None]
+        if len(started) == len(queue_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if not started:
+        return [], 0.0
+    delays = [(s - c).total_seconds() for c, s in started]
+    span = (max(s for _, s in started) - min(c for c, _ in started)).total_seconds()
+    return delays, len(started) / span if span > 0 else float("nan")
+
+
+@dataclass
+class Case:
+    """The figures of one `serve` configuration."""
+
+    database: str
+    workers: int
+    quote: Phase
+    queue: Phase
+    dispatched: int
+    dispatch_rate: float
+    load_delays: list[float]
+    idle_delays: list[float]
+
+
+def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Case:
+    data = tmp / f"{kind}-{workers}"
+    data.mkdir()
+    database = make_database(kind, data)
+    try:
+        upgrade(database.url)
+        db = Database(database.url)
+        key = make_key(db)
+        catalog = data / "catalog.toml"
+        catalog.write_text(f'[models."{MODEL}"]\nengine = "instant"\n')
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "VIDEOQUEUE_DATA_DIR": str(data),
+            "VIDEOQUEUE_DATABASE_URL": database.url,
+            "VIDEOQUEUE_PORT": str(port),
+            "VIDEOQUEUE_WORKERS": str(workers),
+            "VIDEOQUEUE_API_PROCESSES": str(args.api_processes),
+            "VIDEOQUEUE_CATALOG_PATH": str(catalog),
+            "VIDEOQUEUE_ENGINES": json.dumps({"instant": "tests.engines.fixture_engines:Instant"}),
+            "VIDEOQUEUE_QUEUE_REQUESTS_PER_MINUTE": str(10**9),
+        }
+        base = f"http://127.0.0.1:{port}/api/v1"
+        headers = {"Authorization": f"Bearer {key}"}
+        command = [sys.executable, "-m", "videoqueue.cli", "serve"]
+        with running(command, env, data / "serve.log", f"{base}/models"):
+            # Warm up: every API process answers, and the workers' engine children start.
+            warm = hammer(f"{base}/video/queue", QUEUE_BODY, headers, 2 * workers, 1.0)
+            started_delays(db, warm.queue_ids, 30)
+            idle = []
+            with httpx.Client(headers=headers) as client:
+                for _ in range(IDLE_JOBS):
+                    idle.append(client.post(f"{base}/video/queue", json=QUEUE_BODY).json())
+                    started_delays(db, [idle[-1]["queue_id"]], 10)
+            idle_delays, _ = started_delays(db, [j["queue_id"] for j in idle], 10)
+            quote = hammer(f"{base}/video/quote", QUOTE_BODY, headers, args.clients, args.duration)
+            queue = hammer(f"{base}/video/queue", QUEUE_BODY, headers, args.clients, args.duration)
+            load_delays, rate = started_delays(db, queue.queue_ids, args.drain)
+        db.dispose()
+    finally:
+        database.drop()
+    return Case(kind, workers, quote, queue, len(load_delays), rate, load_delays, idle_delays)
+
+
+def run_hello(args: argparse.Namespace, tmp: Path) -> Phase:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.queue:hello_app",
+        "--factory",
+        "--workers",
+        str(args.api_processes),
+        "--port",
+        str(port),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    url = f"http://127.0.0.1:{port}/hello"
+    with running(command, env, tmp / "hello.log", url):
+        return hammer(url, QUOTE_BODY, {}, args.clients, args.duration)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}" if seconds == seconds else "-"
+
+
+def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
+    print(
+        f"{args.clients} clients, {args.duration:g} s per phase, {args.api_processes} API "
+        f"process(es), {os.cpu_count()} cores"
+    )
+    print(f"{'case':<34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7}")
+
+    def row(name: str, phase: Phase) -> None:
+        lat = phase.latencies
+        print(
+            f"{name:<34} {phase.rate:>7.0f} {ms(percentile(lat, 50)):>7} "
+            f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f}"
+        )
+
+    row("baseline: hello-world", hello)
+    for case in cases:
+        name = f"{case.database}, {case.workers} worker(s)"
+        row(f"{name}: /video/quote", case.quote)
+        row(f"{name}: /video/queue", case.queue)
+    print()
+    print(
+        f"{'dispatch':<26} {'queue/quote':>11} {'jobs/s':>7} {'started':>9} "
+        f"{'load p50':>8} {'load p99':>8} {'idle p50':>8} {'idle p99':>8}  (ms)"
+    )
+    for case in cases:
+        started = f"{case.dispatched}/{len(case.queue.queue_ids)}"
+        print(
+            f"{case.database + ', ' + str(case.workers) + ' worker(s)':<26} "
+            f"{case.queue.rate / case.quote.rate:>11.2f} {case.dispatch_rate:>7.0f} "
+            f"{started:>9} {ms(percentile(case.load_delays, 50)):>8} "
+            f"{ms(percentile(case.load_delays, 99)):>8} "
+            f"{ms(percentile(case.idle_delays, 50)):>8} {ms(percentile(case.idle_delays, 99)):>8}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load phase")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent httpx clients")
+    parser.add_argument("--workers", default="1,4", help="worker counts, comma-separated")
+    parser.add_argument("--databases", default="sqlite,postgres", help="sqlite and/or postgres")
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=Settings().resolved_api_processes,
+        help="API processes of serve and of the hello-world (default: serve's, one per core)",
+    )
+    parser.add_argument(
+        "--drain", type=float, default=10.0, help="longest wait for the backlog to start"
+    )
+    args = parser.parse_args()
+    kinds = args.databases.split(",")
+    if "postgres" in kinds and not postgres_available():
+        print("PostgreSQL is not running at 127.0.0.1:5432; SQLite only", file=sys.stderr)
+        kinds.remove("postgres")
+    with tempfile.TemporaryDirectory(prefix="vq-bench-") as tmp:
+        hello = run_hello(args, Path(tmp))
+        cases = [
+            run_case(kind, int(workers), args, Path(tmp))
+            for kind in kinds
+            for workers in args.workers.split(",")
+        ]
+    report(hello, cases, args)
+
+
+if __name__ == "__main__":
+    main()
