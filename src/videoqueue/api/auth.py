@@ -12,7 +12,7 @@ from starlette.requests import Request
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.payment_required import authentication_required
 from videoqueue.api.wallet_auth import admit_wallet, refuse_payment_header, sign_in_header
-from videoqueue.auth.keys import AuthenticationFailed, find_active_key
+from videoqueue.auth.keys import AuthenticationFailed, find_active_key, record_use, use_is_stale
 from videoqueue.auth.models import KeyKind, ModelPrivacy
 from videoqueue.billing.ledger import KeyBudget
 from videoqueue.jobs.service import Payer
@@ -45,15 +45,23 @@ def bearer_secret(request: Request) -> str | None:
 
 
 def _lookup(ctx: AppContext, secret: str) -> Caller:
-    with ctx.db.transaction() as session:
+    # A read, so key checks never queue for SQLite's write lock; the use is written at most
+    # once per resolution.
+    now = ctx.clock.now()
+    with ctx.db.read() as session:
         key = find_active_key(session, secret, ctx.clock)
-        return Caller(
+        stale = use_is_stale(key, now)
+        caller = Caller(
             account_id=key.account_id,
             key_id=key.id,
             key_kind=key.kind,
             key_budget=KeyBudget(key.id, key.usd_limit_micros, key.limit_period),
             model_privacy=key.model_privacy,
         )
+    if stale:
+        with ctx.db.transaction() as session:
+            record_use(session, key.id, now)
+    return caller
 
 
 async def require_caller(request: Request) -> Caller:

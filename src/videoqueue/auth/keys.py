@@ -72,24 +72,29 @@ def _is_live(key: ApiKey, now: datetime) -> bool:
 
 
 def find_active_key(session: Session, secret: str, clock: Clock) -> ApiKey:
-    """The live key with this secret, its use recorded. Raises `AuthenticationFailed`."""
+    """The live key with this secret (a read only). Raises `AuthenticationFailed`."""
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
-    now = clock.now()
-    if key is None or not _is_live(key, now):
+    if key is None or not _is_live(key, clock.now()):
         raise AuthenticationFailed()
-    if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
-        session.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.id == key.id,
-                or_(
-                    ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION
-                ),
-            )
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
     return key
+
+
+def use_is_stale(key: ApiKey, now: datetime) -> bool:
+    """Whether the key's `last_used_at` is older than its resolution (then `record_use`)."""
+    return key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION
+
+
+def record_use(session: Session, key_id: str, now: datetime) -> None:
+    """Note that the key was used now (once per resolution, whoever gets there first)."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def allow_model(privacy: ModelPrivacy, model_privacy: str) -> None:
