@@ -31,10 +31,10 @@ from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.engines.base import Media
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.process import Supervisor
 from videoqueue.jobs.reaper import reap
 from videoqueue.jobs.spec import JobSpec
 from videoqueue.settings import Settings
+from videoqueue.workers import Supervisor
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

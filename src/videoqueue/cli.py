@@ -42,7 +42,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from videoqueue.api.serving import serve_api
     from videoqueue.auth.bootstrap import ensure_operator
-    from videoqueue.jobs.process import Supervisor
+    from videoqueue.workers import Supervisor
 
     # SIGTERM stops serve the way Ctrl-C does. Its default action would end this process the
     # moment uvicorn, having shut the API down, raises it again: before the workers stop.
@@ -83,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from videoqueue.jobs.process import worker_main
+    from videoqueue.workers import worker_main
 
     settings = _settings(args)
     _prepare(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Env, wait_until
-from videoqueue.jobs.process import Supervisor
+from videoqueue.workers import Supervisor
 
 MODEL = "wan-2.5-preview-text-to-video"
 BODY = {"model": MODEL, "prompt": "lifecycle", "duration": "5s", "resolution": "480p"}

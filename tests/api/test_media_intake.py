@@ -34,8 +34,8 @@ from tests.media_server import MediaServer, running
 from videoqueue.billing.models import Account
 from videoqueue.engines.base import Media
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.process import Supervisor
 from videoqueue.settings import Settings
+from videoqueue.workers import Supervisor
 
 I2V = "wan-2.6-image-to-video"
 T2V = "wan-2.6-text-to-video"

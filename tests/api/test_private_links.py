@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from tests.conftest import Env, build_env, wait_until
 from videoqueue.api.app import create_app
 from videoqueue.clock import ManualClock
-from videoqueue.jobs.process import Supervisor
 from videoqueue.settings import Settings
+from videoqueue.workers import Supervisor
 
 PRIVATE = "grok-imagine-text-to-video-private"
 NORMAL = "wan-2.5-preview-text-to-video"

@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.conftest import Env, png_data_url, wait_until
 from tests.media_files import duration_s
-from videoqueue.jobs.process import Supervisor
+from videoqueue.workers import Supervisor
 
 T2V = "wan-2.5-preview-text-to-video"
 I2V = "wan-2.5-preview-image-to-video"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.conftest import Env, wait_until
 from tests.media_files import data_url, faststart_noise_mp4
 from videoqueue.billing.models import Account, LedgerEntry, LedgerKind
-from videoqueue.jobs.process import Supervisor
+from videoqueue.workers import Supervisor
 
 MODEL = "topaz-video-upscale"
 

@@ -21,8 +21,8 @@ from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerK
 from videoqueue.billing.wallet_models import WalletRequest
 from videoqueue.billing.wallets import acquire_request_slot
 from videoqueue.clock import SystemClock
-from videoqueue.jobs.process import Supervisor
 from videoqueue.settings import Settings
+from videoqueue.workers import Supervisor
 
 MODEL = "wan-2.5-preview-text-to-video"
 CHEAP = {"model": MODEL, "prompt": "A wallet-paid kite", "duration": "5s", "resolution": "480p"}

@@ -14,9 +14,9 @@ from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.isolation import IsolatedEngine
 from videoqueue.jobs import store
-from videoqueue.jobs.process import run_until_stopped
 from videoqueue.jobs.worker import Worker
 from videoqueue.storage.local import LocalStorage
+from videoqueue.workers import run_until_stopped
 
 CLOCK = SystemClock()
 SCRIPTED = "tests.engines.fixture_engines:Scripted"

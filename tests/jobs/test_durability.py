@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from tests.conftest import Env, load_job, wait_until
 from tests.media_files import duration_s
 from videoqueue.api.app import create_app
-from videoqueue.jobs.process import Supervisor, restart_pause
 from videoqueue.jobs.states import JobState
 from videoqueue.orphans import stop_when_orphaned
+from videoqueue.workers import Supervisor, restart_pause
 
 MODEL = "wan-2.5-preview-text-to-video"
 

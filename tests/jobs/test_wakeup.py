@@ -19,8 +19,8 @@ from videoqueue.db.dialect import WAKE_DIR_SUFFIX, JobWaiter
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.jobs import store
-from videoqueue.jobs.process import Supervisor
 from videoqueue.settings import Settings
+from videoqueue.workers import Supervisor
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +59,18 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def writer_gate(engine: Engine) -> AbstractContextManager[Any]:
+    """What a write transaction of this process holds while it runs.
+
+    SQLite has one writer at a time: the threads of one process take turns on a lock, so only
+    other processes wait in SQLite's busy handler, whose back-off sleeps up to 100 ms a try.
+    PostgreSQL locks rows, not the database: nothing to hold.
+    """
+    if engine.dialect.name == "sqlite":
+        return threading.RLock()
+    return nullcontext()
 
 
 def locked(stmt: T, *, skip_locked: bool = False) -> T:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from videoqueue.db.dialect import READ_ONLY_OPTION, make_engine
+from videoqueue.db.dialect import READ_ONLY_OPTION, make_engine, writer_gate
 
 
 class Database:
@@ -18,6 +18,7 @@ class Database:
         self.url = url
         self.engine: Engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = writer_gate(self.engine)
         self._reads = sessionmaker(
             self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
         )
@@ -25,7 +26,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed together on success, or rolled back."""
-        with self._sessions() as session, session.begin():
+        with self._writer, self._sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -6,7 +6,7 @@ and count, seed, audio, prompts, the upscale factor and cap, and every stored in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,29 @@ class JobSpec:
     media: Media[str]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand rather than `asdict`, whose deep copies cost a tenth of a queue request.
+        media = self.media
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "media"},
+            "media": {
+                "image": media.image,
+                "end_image": media.end_image,
+                "audio": media.audio,
+                "video": media.video,
+                "reference_images": list(media.reference_images),
+                "reference_videos": list(media.reference_videos),
+                "reference_audios": list(media.reference_audios),
+                "elements": [
+                    {
+                        "frontal_image": e.frontal_image,
+                        "reference_images": list(e.reference_images),
+                        "video": e.video,
+                    }
+                    for e in media.elements
+                ],
+                "scene_images": list(media.scene_images),
+            },
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:
@@ -59,5 +81,5 @@ class JobSpec:
 
     def engine_input(self, *, job_id: str, model: str, media: Media[Path]) -> JobInput:
         """The engine's view of this spec, with the inputs fetched to local files."""
-        values = {k: v for k, v in asdict(self).items() if k != "media"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "media"}
         return JobInput(job_id=job_id, model=model, media=media, **values)

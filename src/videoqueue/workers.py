@@ -1,4 +1,4 @@
-"""Worker processes: the entry point of each, and the supervisor that keeps them alive."""
+"""Worker processes: the entry point of each, built from the settings, and their supervisor."""
 
 from __future__ import annotations
 
