@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,8 +36,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
+from tests.postgres import make_postgres_database, postgres_available
 from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
 from videoqueue.billing.ledger import create_account, top_up
@@ -53,7 +53,6 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = "wan-2.5-preview-text-to-video"
 QUEUE_BODY = {"model": MODEL, "prompt": "a kite", "duration": "5s", "resolution": "480p"}
 QUOTE_BODY = {"model": MODEL, "duration": "5s", "resolution": "480p"}
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IDLE_JOBS = 20
 
 
@@ -162,28 +161,7 @@ class ScratchDatabase:
 def make_database(kind: str, data_dir: Path) -> ScratchDatabase:
     if kind == "sqlite":
         return ScratchDatabase(f"sqlite:///{data_dir / 'videoqueue.db'}", lambda: None)
-    name = f"vq_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return ScratchDatabase(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop)
-
-
-def postgres_available() -> bool:
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+    return ScratchDatabase(*make_postgres_database())
 
 
 def make_key(db: Database) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,9 +16,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine, text
 
 from tests.media_server import MediaServer, running
+from tests.postgres import make_postgres_database, postgres_available
 from videoqueue.api.app import create_app
 from videoqueue.api.failures import venice_failure
 from videoqueue.auth.keys import create_key
@@ -36,38 +35,10 @@ from videoqueue.jobs.spec import JobSpec
 from videoqueue.settings import Settings
 from videoqueue.workers import Supervisor
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_available() -> bool:
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
 
 @pytest.fixture(scope="session")
 def postgres_server() -> bool:
-    return _postgres_available()
-
-
-def make_postgres_database() -> tuple[str, Callable[[], None]]:
-    """A new, empty PostgreSQL database; returns its URL and a function that drops it."""
-    name = f"vq_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
+    return postgres_available()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -78,7 +49,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         upgrade(url)
         yield url
         return
-    if not _postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
     url, drop = make_postgres_database()
     upgrade(url)

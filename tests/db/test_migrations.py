@@ -13,7 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import _postgres_available, load_job, make_postgres_database, retrieve_error
+from tests.conftest import load_job, retrieve_error
+from tests.postgres import make_postgres_database, postgres_available
 from videoqueue.db.migrate import alembic_config, upgrade
 from videoqueue.db.session import Database
 from videoqueue.db.tables import metadata
@@ -96,7 +97,7 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.sqlite'}"
         return
-    if not _postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
     url, drop = make_postgres_database()
     yield url
