@@ -72,8 +72,8 @@ is fetched: a replayed `Idempotency-Key` answers as the first time did, and wher
 does not depend on the media (it does only through a probed `video_url` or reference videos)
 a balance or key limit too short for it answers `402`. Media files are then fetched and
 decoded (formats, sizes, clip lengths, reference-image geometry, faces), and one transaction
-decides consent (`409`), charges and creates the job. `audio` is accepted on every model and only honoured where
-the audio column says *toggle*. An upscale model ignores `prompt`, and reads its duration from
+decides consent (`409`), charges and creates the job. `audio` is accepted on every model and
+only honoured where the audio column says *toggle*. An upscale model ignores `prompt`, and reads its duration from
 the file. A quote checks only its pricing fields (`duration`,
 `resolution`, `aspect_ratio`, `audio`, `upscale_factor`, `video_url`,
 `reference_video_total_duration`, `input_height`) and ignores any other key;

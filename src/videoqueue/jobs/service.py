@@ -170,33 +170,35 @@ class JobService:
         Raises the validation, prompt, media, consent, balance and idempotency errors, each
         before anything is charged.
         """
-        # 1. Check the request against its model and the operator's prompt rules.
+        # 1. A replayed key answers as the first request did, whatever has changed since.
+        ttl = self.terms.idempotency_ttl
+        if idem is not None:
+            with self.db.read() as session:
+                answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
+            if answer is not None:
+                return Accepted.from_json(answer)
+
+        # 2. Check the request against its model and the operator's prompt rules.
         request = validate_queue(self.catalog, body, now=self.clock.now())
         entry = self.catalog.get(request.model)
         check_prompt(request.prompt, self.terms.content_rules)
 
-        # 2. A request without media needs nothing else before its one transaction.
+        # 3. A request without media needs nothing else before its one transaction.
         if not request.media:
             return self._accept(request, entry, StoredMedia(job_id=new_id()), payer, idem)
 
-        # 3. Refuse cheaply before any URL is fetched: an idempotent replay, a short balance.
-        with self.db.read() as session:
-            if idem is not None:
-                answer = idempotency.replay(
-                    session, payer.account_id, idem, self.terms.idempotency_ttl, self.clock
-                )
-                if answer is not None:
-                    return Accepted.from_json(answer)
-            if not any(name in request.media for name in PRICED_BY_MEDIA):
+        # 4. Where media does not set the price, refuse a short balance before any URL is fetched.
+        if not any(name in request.media for name in PRICED_BY_MEDIA):
+            with self.db.read() as session:
                 self._refuse_unaffordable(session, payer, price_micros(entry, request))
 
-        # 4. Fetch, decode, check and store the media under the new job's id.
+        # 5. Fetch, decode, check and store the media under the new job's id.
         load, inspector = self.intake.for_model(entry, self.catalog.family(entry))
         stored = store_media(
             request, entry, job_id=new_id(), storage=self.storage, load=load, inspector=inspector
         )
 
-        # 5. Charge and create the job in one transaction, or delete what was stored.
+        # 6. Charge and create the job in one transaction, or delete what was stored.
         try:
             accepted = self._accept(request, entry, stored, payer, idem)
         except BaseException:
