@@ -67,13 +67,14 @@ The first step that fails answers the request; nothing is charged.
    `reference_video_urls`, and prompt tags (`@Element2`, `@Image3`) naming items that were
    not supplied.
 
-Then the operator's prompt rules (`422`). The cheap refusals come next, before any media URL
-is fetched: a replayed `Idempotency-Key` answers as the first time did, and where the price
-does not depend on the media (it does only through a probed `video_url` or reference videos)
-a balance or key limit too short for it answers `402`. Media files are then fetched and
-decoded (formats, sizes, clip lengths, reference-image geometry, faces), and one transaction
-decides consent (`409`), charges and creates the job. `audio` is accepted on every model and
-only honoured where the audio column says *toggle*. An upscale model ignores `prompt`, and reads its duration from
+Then the operator's prompt rules (`422`). (A replayed `Idempotency-Key` answers as the first
+request did, before any of these.) Where the price does not depend on the media (it does only
+through a probed `video_url` or reference videos), a balance or key limit too short for it
+answers `402` before any media URL is fetched. Media files are then fetched and decoded
+(formats, sizes, clip lengths, reference-image geometry, faces), and one transaction decides
+consent (`409`), charges and creates the job. `audio` is accepted on every model and only
+honoured where the audio column says *toggle*. An upscale model ignores `prompt`, and reads
+its duration from
 the file. A quote checks only its pricing fields (`duration`,
 `resolution`, `aspect_ratio`, `audio`, `upscale_factor`, `video_url`,
 `reference_video_total_duration`, `input_height`) and ignores any other key;
