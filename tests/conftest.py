@@ -222,6 +222,7 @@ def tiny_spec(prompt: str = "", **changes: Any) -> JobSpec:
         "seed": 1,
         "upscale_factor": None,
         "max_output_pixels": None,
+        "max_run_seconds": 1800.0,
         "media": Media(),
     }
     return JobSpec(**{**values, **changes})

@@ -69,6 +69,24 @@ class Settings(BaseSettings):
         description="On SIGTERM or Ctrl-C, how long a worker lets its running job finish "
         "before handing it back to the queue (the attempt not counted)",
     )
+    engine_setup_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a worker waits for an engine to load (its weights, say) before "
+        "counting its setup failed",
+    )
+    engine_setup_retry_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a worker tries again to set up an engine that failed; until "
+        "then it claims none of that engine's jobs",
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long an engine may carry on with a cancelled job before its process "
+        "is killed and replaced",
+    )
     max_attempts: int = Field(
         default=3,
         ge=1,

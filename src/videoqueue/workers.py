@@ -14,7 +14,7 @@ from typing import Any
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
-from videoqueue.engines.registry import build_engines, engine_factories
+from videoqueue.engines.registry import build_engines, engine_factories, engine_kinds
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.orphans import stop_when_orphaned
@@ -30,7 +30,7 @@ MAX_RESTART_PAUSE_S = 60
 def build_worker(settings: Settings) -> Worker:
     """A worker for every engine the catalogue binds a model to."""
     factories = engine_factories(settings.engines)
-    catalog = load_catalog(settings.catalog_path, engines=factories.keys())
+    catalog = load_catalog(settings.catalog_path, engines=engine_kinds(factories))
     names = sorted({m.engine for m in catalog.models.values()})
     engines = build_engines(names, factories)
     return Worker(
@@ -40,6 +40,9 @@ def build_worker(settings: Settings) -> Worker:
         clock=SystemClock(),
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
+        setup_timeout_seconds=settings.engine_setup_timeout_seconds,
+        setup_retry_seconds=settings.engine_setup_retry_seconds,
+        cancel_grace_seconds=settings.cancel_grace_seconds,
     )
 
 
@@ -76,7 +79,9 @@ def run_until_stopped(
         name="shutdown-grace",
     ).start()
     process_work_folder()  # now, so what dead workers left is removed at start
-    log.info("worker %s ready (engines: %s)", worker.worker_id, ", ".join(worker.engines))
+    worker.set_up_engines()
+    states = ", ".join(f"{name} {state}" for name, state in worker.engine_states().items())
+    log.info("worker %s started (engines: %s)", worker.worker_id, states)
     try:
         worker.run_forever(stop, poll_seconds)
     finally:
@@ -144,8 +149,8 @@ class Supervisor:
             for i, process in enumerate(self.processes):
                 if process.is_alive() or self._stop.is_set():
                     continue
-                # A worker that dies right after starting (an engine that cannot load, say)
-                # is restarted after a growing pause instead of in a tight loop.
+                # A worker that dies right after starting is restarted after a growing
+                # pause instead of in a tight loop (one whose engines cannot load lives on).
                 lived = time.monotonic() - self._started[i]
                 self._quick_exits[i] = self._quick_exits[i] + 1 if lived < QUICK_EXIT_S else 0
                 pause = restart_pause(self._quick_exits[i])

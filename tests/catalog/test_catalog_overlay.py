@@ -11,8 +11,9 @@ from tests.catalog.cases import table_settings
 from tests.conftest import Env, build_env
 from videoqueue.api.app import create_app
 from videoqueue.catalog.catalog import CatalogError, load_catalog
-from videoqueue.catalog.entry import PerSecondPrice
-from videoqueue.engines.registry import FACTORIES
+from videoqueue.catalog.entry import PerSecondPrice, job_kinds
+from videoqueue.engines.base import JobKind
+from videoqueue.engines.registry import FACTORIES, engine_kinds
 from videoqueue.settings import Settings
 
 OVERLAY = """
@@ -21,7 +22,7 @@ reference_images_max = 2
 prompt_references = { "@Image" = "reference_image_urls" }
 
 [models."wan-2-7-text-to-video"]
-engine = "realesrgan"
+engine = "mine"
 price = { rule = "per_second", rates = { "720p" = 0.09, "1080p" = 0.12 } }
 
 [models."wan-2-7-text-to-video".constraints]
@@ -55,7 +56,7 @@ def overlay(tmp_path: Path) -> Path:
 def test_overlay_changes_only_the_keys_it_names(overlay: Path) -> None:
     shipped = load_catalog().get("wan-2-7-text-to-video")
     changed = load_catalog(overlay).get("wan-2-7-text-to-video")
-    assert changed.engine == "realesrgan"
+    assert changed.engine == "mine"
     assert changed.constraints.prompt_character_limit == 4000
     assert changed.price == PerSecondPrice(rule="per_second", rates={"720p": 0.09, "1080p": 0.12})
     assert changed.constraints.durations == shipped.constraints.durations
@@ -107,11 +108,34 @@ def test_a_model_bound_to_an_unknown_engine_is_refused_at_load(tmp_path: Path) -
     path = tmp_path / "catalog.toml"
     path.write_text('[models."wan-2-7-text-to-video"]\nengine = "nope"\n')
     with pytest.raises(CatalogError) as refused:
-        load_catalog(path, engines=FACTORIES.keys())
+        load_catalog(path, engines=engine_kinds(FACTORIES))
     assert str(refused.value) == (
         "wan-2-7-text-to-video: unknown engine 'nope' (known engines: preview, realesrgan, upscale)"
     )
     assert load_catalog(path).get("wan-2-7-text-to-video").engine == "nope"  # unchecked
+
+
+@pytest.mark.parametrize(
+    ("model", "engine", "missing"),
+    [
+        ("topaz-video-upscale", "preview", "upscale"),
+        ("wan-2-7-text-to-video", "upscale", "text"),
+        ("kling-o3-pro-reference-to-video", "realesrgan", "first-last-frame, image, reference"),
+    ],
+)
+def test_a_model_bound_to_an_engine_that_cannot_do_its_kind_is_refused_at_load(
+    tmp_path: Path, model: str, engine: str, missing: str
+) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'[models."{model}"]\nengine = "{engine}"\n')
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(path, engines=engine_kinds(FACTORIES))
+    assert str(refused.value) == f"{model}: engine {engine!r} cannot do {missing} jobs"
+
+
+def test_every_shipped_model_asks_only_for_kinds_engines_know() -> None:
+    for entry in load_catalog(engines=engine_kinds(FACTORIES)).models.values():
+        assert job_kinds(entry) and job_kinds(entry) <= set(JobKind), entry.id
 
 
 def test_the_app_does_not_start_on_a_catalogue_naming_an_unknown_engine(tmp_path: Path) -> None:
@@ -124,7 +148,10 @@ def test_the_app_does_not_start_on_a_catalogue_naming_an_unknown_engine(tmp_path
 
 @pytest.fixture
 def overlaid_env(tmp_path: Path, overlay: Path) -> Iterator[Env]:
-    settings = table_settings(tmp_path / "data").model_copy(update={"catalog_path": overlay})
+    mine = {"mine": "tests.engines.fixture_engines:Instant"}
+    settings = table_settings(tmp_path / "data").model_copy(
+        update={"catalog_path": overlay, "engines": mine}
+    )
     yield from build_env(settings)
 
 
@@ -134,7 +161,7 @@ def test_the_server_lists_quotes_and_validates_the_operators_models(overlaid_env
     spec = next(m for m in listed if m["id"] == "my-wan-r2v")["model_spec"]
     assert spec["constraints"]["durations"] == ["5s", "10s"]
     wan = next(m for m in listed if m["id"] == "wan-2-7-text-to-video")["model_spec"]
-    assert wan["videoqueue"]["engine"] == "realesrgan"
+    assert wan["videoqueue"]["engine"] == "mine"
     assert wan["constraints"]["prompt_character_limit"] == 4000
 
     quote = {"model": "my-wan-r2v", "duration": "10s", "resolution": "720p"}

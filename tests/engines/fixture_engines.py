@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from videoqueue.engines.base import (
     EngineError,
+    JobCancelled,
     JobInput,
     ProgressCallback,
     ProviderContentPolicy,
@@ -19,9 +21,10 @@ INFO = VideoInfo(width=2, height=2, fps=24.0, duration_s=1.0, frames=24, has_aud
 
 
 class Scripted:
-    """Does what the job's prompt says: `crash`, `refuse`, `policy`, `fail`, `hang` (silently)
-    or `tick` (reporting progress) for 30 s after writing its pid, `slow` (2 s, then as `ok`),
-    or writes its pid."""
+    """Does what the job's prompt says: `crash`, `refuse`, `policy`, `fail`; for 30 s after
+    writing its pid, `hang` (silently), `tick` (reporting progress, so a cancel stops it) or
+    `stubborn` (reporting progress, ignoring a cancel); `slow` (2 s, then as `ok`); or
+    writes its pid."""
 
     name = "scripted"
 
@@ -36,13 +39,16 @@ class Scripted:
             )
         if job.prompt == "fail":
             raise RuntimeError("a bug")
-        if job.prompt in ("hang", "tick"):
+        if job.prompt in ("hang", "tick", "stubborn"):
             output_path.write_text(str(os.getpid()))
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 time.sleep(0.05)
                 if job.prompt == "tick":
                     progress(0.5)
+                if job.prompt == "stubborn":
+                    with contextlib.suppress(JobCancelled):
+                        progress(0.5)
             raise EngineError("still running after 30 s")
         if job.prompt == "slow":
             output_path.write_text(str(os.getpid()))
@@ -54,12 +60,21 @@ class Scripted:
 
 
 class Unloadable:
-    """An engine whose weights (say) cannot load."""
+    """An engine whose weights (say) cannot load: its setup fails."""
 
     name = "unloadable"
 
     def __init__(self) -> None:
         raise OSError("libvulkan.so.1: cannot open shared object file")
+
+
+class SlowToLoad:
+    """An engine whose setup takes a minute."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        time.sleep(60)
 
 
 class Instant:

@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import tiny_spec
 from videoqueue.billing.ledger import charge, create_account, top_up
@@ -22,8 +23,11 @@ CLOCK = SystemClock()
 SCRIPTED = "tests.engines.fixture_engines:Scripted"
 
 
-def queue_scripted(db: Database, prompt: str, max_attempts: int) -> tuple[str, str]:
-    """A charged job for the `scripted` engine; returns its account's id and its own."""
+def queue_scripted(
+    db: Database, prompt: str, max_attempts: int, engine: str = "scripted", **spec: Any
+) -> tuple[str, str]:
+    """A charged job for the `scripted` engine (or `engine`), its spec changed by `spec`;
+    returns its account's id and its own."""
     with db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=CLOCK)
         top_up(session, account_id=account.id, micros=1_000_000, clock=CLOCK)
@@ -31,8 +35,8 @@ def queue_scripted(db: Database, prompt: str, max_attempts: int) -> tuple[str, s
             session,
             account_id=account.id,
             model="m",
-            engine="scripted",
-            spec=tiny_spec(prompt),
+            engine=engine,
+            spec=tiny_spec(prompt, **spec),
             price_micros=400_000,
             max_attempts=max_attempts,
             clock=CLOCK,

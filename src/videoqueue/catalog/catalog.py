@@ -16,6 +16,7 @@ from videoqueue.catalog.entry import (
     ModelEntry,
     PerSecondPrice,
     UpscalePrice,
+    job_kinds,
 )
 from videoqueue.errors import VideoqueueError
 
@@ -73,16 +74,30 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+EngineKinds = Mapping[str, Collection[str]]
+"""Engine name → the job kinds it can do (`text`, `image`, `upscale` …), as the engine
+registry declares them."""
+
+
+def _engine_problems(entry: ModelEntry, engines: EngineKinds) -> list[str]:
+    if entry.engine not in engines:
+        known = ", ".join(sorted(engines))
+        return [f"unknown engine {entry.engine!r} (known engines: {known})"]
+    missing = job_kinds(entry) - set(engines[entry.engine])
+    if missing:
+        return [f"engine {entry.engine!r} cannot do {', '.join(sorted(missing))} jobs"]
+    return []
+
+
 def _entry_problems(
-    entry: ModelEntry, families: Mapping[str, Family], engines: Collection[str] | None
+    entry: ModelEntry, families: Mapping[str, Family], engines: EngineKinds | None
 ) -> list[str]:
     c = entry.constraints
     problems = []
     if entry.family and entry.family not in families:
         problems.append(f"unknown family {entry.family!r}")
-    if engines is not None and entry.engine not in engines:
-        known = ", ".join(sorted(engines))
-        problems.append(f"unknown engine {entry.engine!r} (known engines: {known})")
+    if engines is not None:
+        problems += _engine_problems(entry, engines)
     unknown = set(entry.requires) - set(MEDIA_FIELDS) - set(REQUIREMENTS)
     unknown |= set(entry.accepts) - set(MEDIA_FIELDS)
     if unknown:
@@ -108,9 +123,9 @@ def _entry_problems(
     return problems
 
 
-def check_consistency(catalog: Catalog, engines: Collection[str] | None = None) -> None:
+def check_consistency(catalog: Catalog, engines: EngineKinds | None = None) -> None:
     """Raises `CatalogError` naming every entry whose data cannot be served as written, or
-    that is bound to an engine not in `engines` (when given)."""
+    that is bound to an engine not in `engines` (when given) or one that cannot do its kind."""
     problems = [
         f"{entry.id}: {problem}"
         for entry in catalog.models.values()
@@ -121,14 +136,15 @@ def check_consistency(catalog: Catalog, engines: Collection[str] | None = None) 
 
 
 def load_catalog(
-    operator_file: Path | None = None, *, engines: Collection[str] | None = None
+    operator_file: Path | None = None, *, engines: EngineKinds | None = None
 ) -> Catalog:
     """The shipped catalogue, overlaid with an operator's TOML file of the same layout.
 
     An operator entry for a known id changes only the keys it names (`engine = "realesrgan"`,
     a new `price`, which replaces the shipped one whole); an entry for a new id must be
-    complete. `engines` names the engines that can serve: a model bound to another is an
-    error, so a server fails at start (None: unchecked, for tools that only read the data).
+    complete. `engines` names the engines that can serve, with the job kinds each can do: a
+    model bound to another, or to one that cannot do its kind, is an error, so a server fails
+    at start (None: unchecked, for tools that only read the data).
     Raises `CatalogError` when the result is inconsistent.
     """
     with SHIPPED.open("rb") as f:

@@ -179,6 +179,10 @@ class Deprecation(_Data):
         return instant(self.startsAt) if self.startsAt else None
 
 
+DEFAULT_MAX_RUN_SECONDS = 1800.0
+"""A model's time limit when its entry names none: long enough for a 720p open model."""
+
+
 class ModelEntry(_Data):
     """One video model: what `/models` says of it and what validation and pricing enforce."""
 
@@ -207,6 +211,9 @@ class ModelEntry(_Data):
     fps: int = Field(default=24, gt=0)
     """The frame rate the engine renders this model at."""
     default_resolution: str | None = None
+    max_run_seconds: float = Field(default=DEFAULT_MAX_RUN_SECONDS, gt=0)
+    """How long one job may run on its engine before it fails (refunded) and the engine's
+    process is replaced."""
     price: PriceRule
 
     def is_removed(self, now: datetime) -> bool:
@@ -220,3 +227,27 @@ class ModelEntry(_Data):
 
 
 DEFAULT_PROMPT_LIMIT = 2500
+
+KIND_OF_INPUT = {
+    "image_url": "image",
+    "end_image_url": "first-last-frame",
+    "video_url": "video-to-video",
+    "reference_image_urls": "reference",
+    "reference_video_urls": "reference",
+    "elements": "reference",
+    "scene_image_urls": "reference",
+    "reference": "reference",
+    "reference_image": "reference",
+    "visual": "reference",
+}
+"""The job kind (engines' `JobKind` values) a model asks of its engine when it takes an input."""
+
+
+def job_kinds(entry: ModelEntry) -> frozenset[str]:
+    """Every kind of job a request for this model can be: its engine must do them all."""
+    if entry.upscale is not None:
+        return frozenset({"upscale"})
+    kinds = {KIND_OF_INPUT[f] for f in (*entry.requires, *entry.accepts) if f in KIND_OF_INPUT}
+    if entry.constraints.model_type == "text-to-video":
+        kinds.add("text")
+    return frozenset(kinds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
@@ -11,13 +12,17 @@ from videoqueue.errors import VideoqueueError
 from videoqueue.media.probe import VideoInfo
 
 __all__ = [
+    "Capabilities",
     "Element",
     "Engine",
     "EngineError",
+    "JobCancelled",
     "JobInput",
+    "JobKind",
     "Media",
     "ProgressCallback",
     "ProviderContentPolicy",
+    "TimeLimitExceeded",
     "VideoInfo",
 ]
 
@@ -49,6 +54,36 @@ class ProviderContentPolicy(EngineError):
     ) -> None:
         super().__init__(message, refundable=refundable)
         self.recommended_model = recommended_model
+
+
+class TimeLimitExceeded(EngineError):
+    """The job ran past its model's time limit."""
+
+    def __init__(self, max_run_seconds: float) -> None:
+        super().__init__(f"the job ran past its model's time limit of {max_run_seconds:g} s")
+
+
+class JobCancelled(VideoqueueError):
+    """The job was cancelled while it ran; raised from an engine's progress callback."""
+
+
+class JobKind(StrEnum):
+    """What a model is asked to do; an engine declares the kinds it can."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    FIRST_LAST_FRAME = "first-last-frame"
+    REFERENCE = "reference"
+    VIDEO_TO_VIDEO = "video-to-video"
+    UPSCALE = "upscale"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The job kinds an engine can do, and whether its videos carry sound it made."""
+
+    kinds: frozenset[JobKind]
+    audio: bool
 
 
 M = TypeVar("M")
@@ -131,7 +166,9 @@ class JobInput:
 class Engine(Protocol):
     """Turns a `JobInput` into an MP4 at `output_path`, reporting progress as it goes.
 
+    Built once per process (its setup: weights loaded, say), then asked for job after job.
     Raises `EngineError` for a failed generation (refundable unless the input was at fault).
+    `progress` may raise `JobCancelled`: the engine lets it through and leaves no output.
     """
 
     name: str

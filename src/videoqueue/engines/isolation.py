@@ -2,8 +2,10 @@
 
 Native code (FFmpeg on a client's file, a model's weights) can crash or exhaust memory; in a
 child it takes only the child down. The worker talks to the child through the small frozen
-events below, never dicts. A child that dies without saying `Done` surfaces as
-`EngineCrashed`, and a fresh child is started for the next job.
+events below, never dicts. The child builds its engine once and says `Ready` or
+`SetupFailed` before it takes a job. A child that dies without saying `Done` surfaces as
+`EngineCrashed`; one past its job's time limit, or that ignores a `Cancel`, is killed. Either
+way the worker sets up a fresh child before its next job.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -22,14 +25,29 @@ from pathlib import Path
 from videoqueue.engines.base import (
     Engine,
     EngineError,
+    JobCancelled,
     JobInput,
     ProgressCallback,
     ProviderContentPolicy,
+    TimeLimitExceeded,
     VideoInfo,
 )
+from videoqueue.engines.lifecycle import RunLimits
 from videoqueue.orphans import stop_when_orphaned
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Child → worker: the engine is built; the child takes jobs."""
+
+
+@dataclass(frozen=True)
+class SetupFailed:
+    """Child → worker: the engine could not be built (the child then exits)."""
+
+    error: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,11 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Cancel:
+    """Worker → child: stop the running job at the engine's next progress call."""
+
+
+@dataclass(frozen=True)
 class Progress:
     """Child → worker: the fraction of the job done."""
 
@@ -49,15 +72,19 @@ class Progress:
 
 @dataclass(frozen=True)
 class Done:
-    """Child → worker: the job ended, with the MP4's description or the engine's error."""
+    """Child → worker: the job ended, with the MP4's description, the engine's error, or
+    `cancelled` when a `Cancel` stopped it (its output is not to be kept)."""
 
     info: VideoInfo | None = None
     error: str | None = None
     refundable: bool = True
     content_policy: bool = False
     recommended_model: str | None = None
+    cancelled: bool = False
 
     def raise_error(self) -> None:
+        if self.cancelled:
+            raise JobCancelled()
         if self.error is None:
             return
         if self.content_policy:
@@ -91,7 +118,8 @@ def _finished(error: Exception) -> Done:
 
 
 def child_main(connection: Connection, factory: str, parent_pid: int) -> None:
-    """The child's loop: build the engine once, then run jobs until the worker hangs up.
+    """The child's life: build the engine once, say whether it could, then run jobs until
+    the worker hangs up.
 
     A worker killed outright cannot stop its child: the child notices it is orphaned (even
     in the middle of a job that sends nothing) and exits quietly.
@@ -102,7 +130,13 @@ def child_main(connection: Connection, factory: str, parent_pid: int) -> None:
         target=_exit_when_orphaned, args=(parent_pid,), daemon=True, name="orphan-watch"
     ).start()
     try:
-        _serve(connection, factory)
+        try:
+            engine = load_engine(factory)
+        except Exception as error:
+            connection.send(SetupFailed(f"{type(error).__name__}: {error}"))
+            return
+        connection.send(Ready())
+        _serve(connection, engine)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the worker is gone
 
@@ -112,68 +146,119 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     os._exit(0)  # the job's main thread may be deep in native code: nothing to unwind
 
 
-def _serve(connection: Connection, factory: str) -> None:
-    try:
-        engine: Engine | None = load_engine(factory)
-        broken = ""
-    except Exception as error:  # every job is then answered with why (and refunded)
-        engine, broken = None, f"the engine could not start: {type(error).__name__}: {error}"
+class _Reporter:
+    """A job's progress callback in the child: sends each fraction, and raises `JobCancelled`
+    once the worker has sent `Cancel` (the only message that arrives during a job)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.cancelled = False
+
+    def __call__(self, fraction: float) -> None:
+        if not self.cancelled and self.connection.poll():
+            self.cancelled = isinstance(self.connection.recv(), Cancel)
+        if self.cancelled:
+            raise JobCancelled()
+        self.connection.send(Progress(fraction))
+
+
+def _serve(connection: Connection, engine: Engine) -> None:
     while True:
         message = connection.recv()
+        if isinstance(message, Cancel):
+            continue  # it came after the job it meant had ended
         assert isinstance(message, Run)
-
-        def progress(fraction: float) -> None:
-            connection.send(Progress(fraction))
-
-        if engine is None:
-            connection.send(Done(error=broken))
-            continue
+        reporter = _Reporter(connection)
         try:
-            info = engine.generate(message.job, message.output_path, progress)
+            info = engine.generate(message.job, message.output_path, reporter)
         except Exception as error:  # reported to the worker, which fails the job
-            connection.send(_finished(error))
+            done = Done(cancelled=True) if reporter.cancelled else _finished(error)
         else:
-            connection.send(Done(info=info))
+            done = Done(cancelled=True) if reporter.cancelled else Done(info=info)
+        connection.send(done)
 
 
 class IsolatedEngine:
-    """An `Engine` whose work happens in a warm child process built from `factory`."""
+    """An engine whose work happens in a warm child process built from `factory`.
+
+    `setup` starts the child and waits for it to say whether its engine could be built;
+    `run` needs a ready engine. An engine closed (or whose child died) needs `setup` again.
+    """
 
     def __init__(self, name: str, factory: str) -> None:
         self.name = name
         self.factory = factory
+        self.setup_error: str | None = None
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
 
-    def _child(self) -> Connection:
-        if self._process is None or not self._process.is_alive() or self._connection is None:
-            self.close()
-            ours, theirs = self._context.Pipe(duplex=True)
-            self._process = self._context.Process(
-                target=child_main,
-                args=(theirs, self.factory, os.getpid()),
-                daemon=True,
-                name=f"videoqueue-engine-{self.name}",
-            )
-            self._process.start()
-            theirs.close()
-            self._connection = ours
-        return self._connection
+    @property
+    def ready(self) -> bool:
+        return self._connection is not None
 
-    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
-        connection = self._child()
+    def setup(self, timeout: float) -> None:
+        """Start a fresh child and wait up to `timeout` for its engine to be built; then
+        `ready`, or `setup_error` says why not."""
+        self.close()
+        ours, theirs = self._context.Pipe(duplex=True)
+        self._process = self._context.Process(
+            target=child_main,
+            args=(theirs, self.factory, os.getpid()),
+            daemon=True,
+            name=f"videoqueue-engine-{self.name}",
+        )
+        self._process.start()
+        theirs.close()
+        try:
+            answer = ours.recv() if ours.poll(timeout) else None
+        except (EOFError, ConnectionResetError):
+            answer = SetupFailed(f"its process died (exit code {self._exit_code()})")
+        if isinstance(answer, Ready):
+            self._connection, self.setup_error = ours, None
+            return
+        ours.close()
+        self.close()
+        self.setup_error = (
+            answer.error if isinstance(answer, SetupFailed) else f"not ready after {timeout:g} s"
+        )
+
+    def run(
+        self,
+        job: JobInput,
+        output_path: Path,
+        progress: ProgressCallback,
+        limits: RunLimits | None = None,
+    ) -> VideoInfo:
+        assert self._connection is not None, f"the {self.name} engine is not set up"
+        limits = limits or RunLimits()
+        connection = self._connection
+        started = time.monotonic()
+        cancel_sent: float | None = None
         try:
             connection.send(Run(job, output_path))
             while True:
-                event = connection.recv()
-                if isinstance(event, Progress):
-                    progress(event.fraction)
-                    continue
-                assert isinstance(event, Done)
-                event.raise_error()
-                assert event.info is not None
-                return event.info
+                if connection.poll(0.05):
+                    event = connection.recv()
+                    if isinstance(event, Progress):
+                        progress(event.fraction)
+                        continue
+                    assert isinstance(event, Done)
+                    event.raise_error()
+                    assert event.info is not None
+                    return event.info
+                now = time.monotonic()
+                if limits.cancelled and cancel_sent is None:
+                    connection.send(Cancel())
+                    cancel_sent = now
+                if cancel_sent is not None and now - cancel_sent > limits.cancel_grace_seconds:
+                    log.warning("the %s engine ignored a cancel; killing it", self.name)
+                    self.close()
+                    raise JobCancelled()
+                limit = limits.max_run_seconds
+                if limit is not None and now - started > limit:
+                    self.close()
+                    raise TimeLimitExceeded(limit)
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self._exit_code()
             self.close()
@@ -188,7 +273,7 @@ class IsolatedEngine:
         return self._process.exitcode
 
     def close(self) -> None:
-        """Stop the child (a later job starts a new one)."""
+        """Stop the child (the engine needs `setup` again)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -196,4 +281,7 @@ class IsolatedEngine:
             if self._process.is_alive():
                 self._process.terminate()
             self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
             self._process = None

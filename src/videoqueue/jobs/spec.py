@@ -1,7 +1,8 @@
 """What a job makes, decided once when it is accepted and stored with it.
 
 Every value the engine needs is here, none left for the worker to default: frame size, rate
-and count, seed, audio, prompts, the upscale factor and cap, and every stored input by role.
+and count, seed, audio, prompts, the upscale factor and cap, and every stored input by role;
+and the time the worker gives the engine (the model's `max_run_seconds`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from videoqueue.catalog.entry import DEFAULT_MAX_RUN_SECONDS
 from videoqueue.engines.base import Element, JobInput, Media
+
+# What the worker needs but the engine is not told.
+WORKER_ONLY = frozenset({"media", "max_run_seconds"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +33,7 @@ class JobSpec:
     seed: int
     upscale_factor: int | None
     max_output_pixels: int | None
+    max_run_seconds: float
     media: Media[str]
 
     def to_json(self) -> dict[str, Any]:
@@ -68,7 +74,9 @@ class JobSpec:
         )
         lists = ("reference_images", "reference_videos", "reference_audios", "scene_images")
         return cls(
-            **{k: v for k, v in data.items() if k != "media"},
+            # A spec stored before jobs had a time limit gets today's default.
+            **{"max_run_seconds": DEFAULT_MAX_RUN_SECONDS}
+            | {k: v for k, v in data.items() if k != "media"},
             media=Media(
                 image=media["image"],
                 end_image=media["end_image"],
@@ -81,5 +89,5 @@ class JobSpec:
 
     def engine_input(self, *, job_id: str, model: str, media: Media[Path]) -> JobInput:
         """The engine's view of this spec, with the inputs fetched to local files."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "media"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in WORKER_ONLY}
         return JobInput(job_id=job_id, model=model, media=media, **values)

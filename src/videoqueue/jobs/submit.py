@@ -172,5 +172,6 @@ def job_spec(request: VideoRequest, entry: ModelEntry, stored: StoredMedia) -> J
         seed=_seed(request),
         upscale_factor=(request.upscale_factor or upscale.default_factor) if upscale else None,
         max_output_pixels=upscale.max_output_pixels if upscale else None,
+        max_run_seconds=entry.max_run_seconds,
         media=stored.media,
     )

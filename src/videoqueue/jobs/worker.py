@@ -1,7 +1,10 @@
 """The worker loop: claim a job under a lease, run its engine, store the MP4, settle the job.
 
-A heartbeat thread renews the lease while the engine works. If this process dies, the
-lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
+Engines are set up first; a worker claims only jobs of engines that are ready, so an engine
+that cannot load here leaves its jobs queued for another worker (and is set up again on an
+interval). A heartbeat thread renews the lease while the engine works; when the lease is no
+longer ours (the owner cancelled the job) the engine is told to stop. If this process dies,
+the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
 last attempt lapses is failed and refunded by whichever worker notices first.
 """
 
@@ -20,8 +23,9 @@ from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import JobWaiter
 from videoqueue.db.session import Database
-from videoqueue.engines.base import Engine, EngineError, JobInput
-from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
+from videoqueue.engines.base import Engine, EngineError, JobCancelled, JobInput
+from videoqueue.engines.isolation import EngineCrashed
+from videoqueue.engines.lifecycle import RunLimits, WarmEngine, as_warm
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
@@ -45,7 +49,8 @@ class _Heartbeat(threading.Thread):
         self.worker = worker
         self.job_id = job_id
         self.progress = 0.0
-        self.lost = False
+        self.lost = threading.Event()
+        """Set when the lease is no longer ours (the job was cancelled): the engine stops."""
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -65,7 +70,7 @@ class _Heartbeat(threading.Thread):
                 log.exception("heartbeat for job %s failed; retrying", self.job_id)
                 continue
             if not ok:
-                self.lost = True
+                self.lost.set()
                 return
 
     def stop(self) -> None:
@@ -73,27 +78,65 @@ class _Heartbeat(threading.Thread):
         self.join()
 
 
+def _setup_state(engine: WarmEngine) -> str:
+    if engine.ready:
+        return "ready"
+    return f"failed: {engine.setup_error}" if engine.setup_error else "not set up"
+
+
 class Worker:
-    """Claims and runs jobs for the engines it has."""
+    """Claims and runs jobs for the engines it has that are ready."""
 
     def __init__(
         self,
         *,
         db: Database,
         storage: Storage,
-        engines: Mapping[str, Engine],
+        engines: Mapping[str, Engine | WarmEngine],
         clock: Clock,
         lease_seconds: float,
         heartbeat_seconds: float,
         worker_id: str | None = None,
+        setup_timeout_seconds: float = 600.0,
+        setup_retry_seconds: float = 60.0,
+        cancel_grace_seconds: float = 10.0,
     ) -> None:
         self.db = db
         self.storage = storage
-        self.engines = engines
+        self.engines = {name: as_warm(engine) for name, engine in engines.items()}
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.worker_id = worker_id or new_worker_id()
+        self.setup_timeout_seconds = setup_timeout_seconds
+        self.setup_retry_seconds = setup_retry_seconds
+        self.cancel_grace_seconds = cancel_grace_seconds
+        self._retry_setup_at: dict[str, float] = {}
+
+    def set_up_engines(self) -> list[str]:
+        """Set up each engine that is not ready (at start, after its child was replaced, or,
+        once its retry is due, after a failed setup); the names of those ready."""
+        for name, engine in self.engines.items():
+            if engine.ready or time.monotonic() < self._retry_setup_at.get(name, 0.0):
+                continue
+            engine.setup(self.setup_timeout_seconds)
+            if engine.ready:
+                self._retry_setup_at.pop(name, None)
+                log.info("engine %s ready", name)
+                continue
+            self._retry_setup_at[name] = time.monotonic() + self.setup_retry_seconds
+            log.error(
+                "engine %s FAILED to set up, its jobs are left to other workers "
+                "(trying again in %g s): %s",
+                name,
+                self.setup_retry_seconds,
+                engine.setup_error,
+            )
+        return [name for name, engine in self.engines.items() if engine.ready]
+
+    def engine_states(self) -> dict[str, str]:
+        """Each engine's setup state: `ready`, `failed: <why>`, or `not set up`."""
+        return {name: _setup_state(engine) for name, engine in self.engines.items()}
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
         waiter = JobWaiter(self.db.engine)
@@ -123,12 +166,16 @@ class Worker:
             return store.release_for_shutdown(session, worker_id=self.worker_id)
 
     def run_once(self) -> bool:
-        """Claim one job and take it to an end; False when nothing was runnable."""
+        """Claim one job for a ready engine and take it to an end; False when nothing was
+        runnable."""
+        ready = self.set_up_engines()
+        if not ready:
+            return False
         with self.db.transaction() as session:
             job = store.claim_next_job(
                 session,
                 worker_id=self.worker_id,
-                engines=list(self.engines),
+                engines=ready,
                 clock=self.clock,
                 lease_seconds=self.lease_seconds,
             )
@@ -151,13 +198,21 @@ class Worker:
                 def progress(fraction: float) -> None:
                     heartbeat.progress = max(0.0, min(1.0, fraction))
 
-                self.engines[job.engine].generate(job_input, output, progress)
+                limits = RunLimits(
+                    max_run_seconds=job.job_spec.max_run_seconds,
+                    cancel=heartbeat.lost,
+                    cancel_grace_seconds=self.cancel_grace_seconds,
+                )
+                self.engines[job.engine].run(job_input, output, progress, limits)
                 heartbeat.stop()
-                if heartbeat.lost:
+                if heartbeat.lost.is_set():
                     log.warning("job %s: lease lost; discarding the result", job.id)
                     return
                 size = self.storage.put_file(output_key(job.id), output)
                 self._settle(job.id, output_bytes=size)
+        except JobCancelled:
+            heartbeat.stop()
+            log.info("job %s: no longer ours (cancelled); its engine stopped", job.id)
         except EngineCrashed as exc:
             heartbeat.stop()
             log.warning("job %s: %s", job.id, exc.message)
@@ -186,8 +241,7 @@ class Worker:
     def close(self) -> None:
         """Stop the engines' child processes."""
         for engine in self.engines.values():
-            if isinstance(engine, IsolatedEngine):
-                engine.close()
+            engine.close()
 
     def _settle(
         self, job_id: str, *, output_bytes: int | None = None, error: EngineError | None = None

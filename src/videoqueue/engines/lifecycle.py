@@ -1,0 +1,99 @@
+"""An engine's lifecycle as a worker drives it: set up once, then run jobs within limits.
+
+`IsolatedEngine` (a warm child process) is what workers use; `InProcessEngine` runs an
+engine in the worker's own process, for tests whose engine records what it was given.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from videoqueue.engines.base import (
+    Engine,
+    JobCancelled,
+    JobInput,
+    ProgressCallback,
+    TimeLimitExceeded,
+    VideoInfo,
+)
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What bounds one job's run: its model's time limit, and a cancel the worker may set."""
+
+    max_run_seconds: float | None = None
+    cancel: threading.Event | None = None
+    cancel_grace_seconds: float = 10.0
+    """How long an engine told to stop may carry on before its process is killed."""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+
+@runtime_checkable
+class WarmEngine(Protocol):
+    """An engine set up once (ready, or failed with `setup_error`), then run job after job.
+
+    `run` raises `JobCancelled` when `limits.cancel` stopped it, `TimeLimitExceeded` past the
+    time limit, and `EngineError` for a failed generation.
+    """
+
+    name: str
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def setup_error(self) -> str | None: ...
+
+    def setup(self, timeout: float) -> None: ...
+
+    def run(
+        self, job: JobInput, output_path: Path, progress: ProgressCallback, limits: RunLimits
+    ) -> VideoInfo: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessEngine:
+    """An engine run in the worker's own process: always ready, stopped at its next progress
+    call when cancelled or past its time limit (a thread cannot be killed)."""
+
+    ready = True
+    setup_error: str | None = None
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.name = engine.name
+
+    def setup(self, timeout: float) -> None:
+        pass
+
+    def run(
+        self, job: JobInput, output_path: Path, progress: ProgressCallback, limits: RunLimits
+    ) -> VideoInfo:
+        started = time.monotonic()
+
+        def checked(fraction: float) -> None:
+            if limits.cancelled:
+                raise JobCancelled()
+            limit = limits.max_run_seconds
+            if limit is not None and time.monotonic() - started > limit:
+                raise TimeLimitExceeded(limit)
+            progress(fraction)
+
+        return self.engine.generate(job, output_path, checked)
+
+    def close(self) -> None:
+        pass
+
+
+def as_warm(engine: Engine | WarmEngine) -> WarmEngine:
+    """`engine` as a worker drives it (an in-process engine is wrapped)."""
+    return engine if isinstance(engine, WarmEngine) else InProcessEngine(engine)
