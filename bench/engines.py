@@ -22,9 +22,13 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
-from transformers import UMT5Config, UMT5EncoderModel
 
-from tests.engines.diffusers_pipelines import tiny_wan, tiny_wan_transformer, tokenizer
+from tests.engines.diffusers_pipelines import (
+    text_encoder,
+    tiny_wan,
+    tiny_wan_transformer,
+    tokenizer,
+)
 from videoqueue.engines.base import JobInput
 from videoqueue.engines.diffusers import DiffusersEngine, wan21
 
@@ -45,19 +49,15 @@ FULL = Case(width=832, height=480, frames=81)
 def full_wan(dtype: torch.dtype) -> Any:
     """Wan2.1-T2V-1.3B's architecture (its published transformer/config.json), random weights."""
     tok = tokenizer()
-    encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=256_384,
-            d_model=4096,
-            d_kv=64,
-            d_ff=10_240,
-            num_layers=24,
-            num_heads=64,
-            relative_attention_num_buckets=32,
-            feed_forward_proj="gated-gelu",
-            pad_token_id=0,
-            eos_token_id=1,
-        )
+    encoder = text_encoder(
+        256_384,
+        d_model=4096,
+        d_kv=64,
+        d_ff=10_240,
+        num_layers=24,
+        num_heads=64,
+        relative_attention_num_buckets=32,
+        feed_forward_proj="gated-gelu",
     )
     transformer = tiny_wan_transformer(
         num_attention_heads=12,

@@ -48,19 +48,19 @@ def tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def text_encoder(vocab_size: int, d_model: int = 32) -> UMT5EncoderModel:
-    config = UMT5Config(
-        vocab_size=vocab_size,
-        d_model=d_model,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        pad_token_id=0,
-        eos_token_id=1,
-    )
-    return UMT5EncoderModel(config)
+def text_encoder(vocab_size: int, **config: Any) -> UMT5EncoderModel:
+    """A UMT5 encoder, tiny unless `config` says otherwise."""
+    defaults: dict[str, Any] = {
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 37,
+        "num_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+    }
+    return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, **{**defaults, **config}))
 
 
 def tiny_wan_transformer(**config: Any) -> WanTransformer3DModel:
