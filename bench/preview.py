@@ -19,12 +19,8 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from videoqueue.engines.base import JobInput
-from videoqueue.engines.preview import (
-    X264_OPTIONS,
-    X264_THREAD_TYPE,
-    X264_THREADS,
-    PreviewEngine,
-)
+from videoqueue.engines.preview import PreviewEngine
+from videoqueue.media.mp4 import X264_OPTIONS, X264_THREAD_TYPE, X264_THREADS
 
 JOB = JobInput(
     job_id="bench",

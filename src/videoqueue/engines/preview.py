@@ -10,36 +10,21 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import numpy.typing as npt
-from av.audio.stream import AudioStream
-from av.container import OutputContainer
-from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
+from videoqueue.engines.stills import fit, open_image
+from videoqueue.media.mp4 import SAMPLE_RATE, Audio, write_mp4
 from videoqueue.media.probe import LOCAL_FILES_ONLY
 
-SAMPLE_RATE = 48_000
-AAC_FRAME_SAMPLES = 1024
-# With macroblock-tree rate control, x264 encodes the same frames differently from run to run
-# at some sizes (320x180, 854x480), so it is off; the cost is a few percent of bitrate.
-X264_OPTIONS = {"preset": "veryfast", "crf": "23", "x264-params": "mbtree=0"}
-# x264's output depends on its thread count, so the count must not follow the machine. Frame
-# threads encode in the background while the next frame is drawn.
-X264_THREADS = 2
-X264_THREAD_TYPE = "FRAME"
 CROSSFADE_S = 1.0
 OVERLAY_FADE_IN_S = 0.5
-MAX_PROGRESS_CALLS = 40
 WHITE = (255, 255, 255)
-
-Audio = npt.NDArray[np.float32]
-"""Planar stereo samples at `SAMPLE_RATE`, shape (2, samples), in [-1, 1]."""
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -63,9 +48,9 @@ class PreviewEngine:
         prompt_digest = hashlib.sha256(job.prompt.encode(errors="replace")).digest()
         rng = np.random.default_rng([job.seed % 2**64, int.from_bytes(prompt_digest[:8], "big")])
         media = job.media
-        start = _fit(_open_image(media.image, "image"), size) if media.image else None
-        end = _fit(_open_image(media.end_image, "end_image"), size) if media.end_image else None
-        references = [_open_image(p, "reference_images") for p in media.reference_images]
+        start = fit(open_image(media.image, "image"), size) if media.image else None
+        end = fit(open_image(media.end_image, "end_image"), size) if media.end_image else None
+        references = [open_image(p, "reference_images") for p in media.reference_images]
 
         # 2. Prepare the soundtrack, the moving picture and the overlay.
         audio: Audio | None = None
@@ -95,7 +80,7 @@ class PreviewEngine:
 
         # 3. Encode and mux frame by frame; only the frames x264 is working on are held.
         try:
-            _write_mp4(output_path, job.fps, size, n_frames, frames(), audio, progress)
+            write_mp4(output_path, job.fps, size, n_frames, frames(), audio, progress)
         except BaseException as exc:
             # A failed or cancelled (progress raised) job leaves no half-written file behind.
             output_path.unlink(missing_ok=True)
@@ -111,94 +96,6 @@ class PreviewEngine:
             frames=n_frames,
             has_audio=audio is not None,
         )
-
-
-def _write_mp4(
-    path: Path,
-    fps: int,
-    size: tuple[int, int],
-    n_frames: int,
-    frames: Iterator[Image.Image],
-    audio: Audio | None,
-    progress: ProgressCallback,
-) -> None:
-    # bitexact leaves out the muxer's version string, so the bytes depend on the job alone.
-    options = {"movflags": "+faststart", "fflags": "+bitexact"}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
-        video = container.add_stream("libx264", rate=fps, options=X264_OPTIONS)
-        video.width, video.height = size
-        video.pix_fmt = "yuv420p"
-        video.codec_context.thread_count = X264_THREADS
-        video.codec_context.thread_type = X264_THREAD_TYPE
-        video.codec_context.colorspace = Colorspace.ITU709
-        video.codec_context.color_primaries = ColorPrimaries.BT709
-        video.codec_context.color_trc = ColorTrc.BT709
-        video.codec_context.color_range = ColorRange.MPEG
-        sound: AudioStream | None = None
-        if audio is not None:
-            sound = container.add_stream("aac", rate=SAMPLE_RATE)
-            sound.layout = "stereo"
-            sound.bit_rate = 128_000
-
-        every = max(1, math.ceil(n_frames / MAX_PROGRESS_CALLS))
-        sent = 0
-        for i, image in enumerate(frames):
-            rgb = av.VideoFrame.from_numpy_buffer(np.asarray(image), format="rgb24")
-            frame = rgb.reformat(
-                format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
-            )
-            frame.pts = i
-            container.mux(video.encode(frame))
-            if sound is not None and audio is not None:
-                # Audio keeps pace with video so the muxer never buffers a whole track.
-                upto = round((i + 1) * SAMPLE_RATE / fps)
-                sent = _encode_audio(container, sound, audio, sent, upto)
-            if (i + 1) % every == 0 and i + 1 < n_frames:
-                progress((i + 1) / n_frames)
-        container.mux(video.encode(None))
-        if sound is not None and audio is not None:
-            _encode_audio(container, sound, audio, sent, audio.shape[1], final=True)
-            container.mux(sound.encode(None))
-
-
-def _encode_audio(
-    container: OutputContainer,
-    stream: AudioStream,
-    audio: Audio,
-    sent: int,
-    upto: int,
-    *,
-    final: bool = False,
-) -> int:
-    """Encode whole AAC frames of `audio[:, sent:upto]` (and the short tail if `final`)."""
-    while sent + AAC_FRAME_SAMPLES <= upto or (final and sent < upto):
-        chunk = np.ascontiguousarray(audio[:, sent : min(sent + AAC_FRAME_SAMPLES, upto)])
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = Fraction(1, SAMPLE_RATE)
-        frame.pts = sent
-        container.mux(stream.encode(frame))
-        sent += chunk.shape[1]
-    return sent
-
-
-def _open_image(path: Path, field: str) -> Image.Image:
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            if image.has_transparency_data:
-                black = Image.new("RGBA", image.size, (0, 0, 0, 255))
-                return Image.alpha_composite(black, image.convert("RGBA")).convert("RGB")
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise EngineError(
-            f"{field}: cannot read {path.name} as an image ({exc})", refundable=False
-        ) from exc
-
-
-def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Scale and centre-crop `image` so it fills `size` exactly."""
-    return ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)
 
 
 def _read_audio(path: Path, n_samples: int) -> Audio:
@@ -368,7 +265,7 @@ class _Overlay:
             self.patches.append(self._prompt_patch(job.prompt, w, h))
         side = max(16, h // 6)
         for j, reference in enumerate(references[: self.THUMBNAILS]):
-            thumb = ImageOps.expand(_fit(reference, (side - 4, side - 4)), 2, WHITE)
+            thumb = ImageOps.expand(fit(reference, (side - 4, side - 4)), 2, WHITE)
             x = w - self.margin - (j + 1) * side - j * self.margin // 2
             self.patches.append(((x, self.margin), thumb.convert("RGBA")))
         font_size = max(9, h // 40)

@@ -1,0 +1,119 @@
+"""`DiffusersEngine`: one pipeline loaded once from a local folder, run once per job."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
+from videoqueue.engines.diffusers import wan21
+from videoqueue.engines.diffusers.recipe import Recipe, Sampling
+from videoqueue.media.mp4 import write_mp4
+
+FAMILIES: dict[str, Recipe] = {"wan21": wan21}
+"""Family name → its recipe module (how a job maps onto that family's pipelines)."""
+
+DENOISE_SHARE = 0.9
+"""The part of the progress bar the denoising steps fill; VAE decode and encoding the rest."""
+
+
+def load(
+    *,
+    family: str,
+    path: str,
+    device: str = "",
+    steps: str = "",
+    guidance: str = "",
+) -> DiffusersEngine:
+    """The engine for a factory string's options (all strings, as they come from the query)."""
+    try:
+        return DiffusersEngine(
+            Path(path),
+            family,
+            device=device or None,
+            steps=int(steps) if steps else None,
+            guidance=float(guidance) if guidance else None,
+        )
+    except ValueError as exc:
+        raise EngineError(f"diffusers engine options: {exc}") from exc
+
+
+class DiffusersEngine:
+    """Generates with the pipeline in `folder`, on `device` (CUDA if present, else the CPU)."""
+
+    name = "diffusers"
+
+    def __init__(
+        self,
+        folder: Path,
+        family: str,
+        *,
+        device: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+    ) -> None:
+        if family not in FAMILIES:
+            raise EngineError(f"unknown diffusers family {family!r}; known: {', '.join(FAMILIES)}")
+        if not (folder / "model_index.json").is_file():
+            raise EngineError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
+        # Read when huggingface_hub is first imported: set before diffusers is.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        self.recipe = FAMILIES[family]
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.pipeline = _load_pipeline(folder, dtype).to(self.device)
+        self.pipeline.set_progress_bar_config(disable=True)
+        self.recipe.check(self.pipeline)
+        self.sampling = Sampling(
+            steps=steps or self.recipe.STEPS, guidance=guidance or self.recipe.GUIDANCE
+        )
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        # 1. Denoise and decode; the recipe calls `on_step` after each step, and a raising
+        # `progress` (a cancel) ends the run there.
+        steps = self.sampling.steps
+
+        def on_step(step: int) -> None:
+            progress(DENOISE_SHARE * (step + 1) / steps)
+
+        progress(0.0)
+        video = self.recipe.run(self.pipeline, job, self.sampling, on_step)
+        n_frames, height, width, _ = video.frames.shape
+
+        # 2. Encode; a failed or cancelled encode leaves no half-written file behind.
+        def encoding(fraction: float) -> None:
+            progress(DENOISE_SHARE + (1 - DENOISE_SHARE) * fraction)
+
+        try:
+            write_mp4(
+                output_path, video.fps, (width, height), n_frames, video.frames, None, encoding
+            )
+        except BaseException:
+            output_path.unlink(missing_ok=True)
+            raise
+        progress(1.0)
+        return VideoInfo(
+            width=width,
+            height=height,
+            fps=float(video.fps),
+            duration_s=n_frames / video.fps,
+            frames=n_frames,
+            has_audio=False,
+        )
+
+
+def _load_pipeline(folder: Path, dtype: torch.dtype) -> Any:
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import logging
+
+    logging.disable_progress_bar()
+
+    try:
+        return DiffusionPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    except Exception as exc:  # a corrupt folder fails in many ways: JSON, safetensors, configs
+        raise EngineError(
+            f"cannot load the pipeline in {folder}: {type(exc).__name__}: {exc}"
+        ) from exc
