@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from videoqueue.engines.base import (
     Engine,
@@ -99,9 +100,13 @@ class EngineCrashed(EngineError):
 
 
 def load_engine(factory: str) -> Engine:
-    """Build the engine named `package.module:Factory` (a class or a function)."""
-    module_name, _, attribute = factory.partition(":")
-    built = getattr(importlib.import_module(module_name), attribute)()
+    """Build the engine named `package.module:Factory` (a class or a function), called with the
+    keyword arguments of an optional query: `module:load?family=wan21&path=/weights/…`."""
+    module_name, _, call = factory.partition(":")
+    attribute, _, query = call.partition("?")
+    # Percent-escapes let a value (a path) hold `&` or `=`.
+    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True)) if query else {}
+    built = getattr(importlib.import_module(module_name), attribute)(**options)
     assert hasattr(built, "generate"), f"{factory} is not an engine"
     return built  # type: ignore[no-any-return]
 
