@@ -19,8 +19,17 @@ class PayloadTooLarge(VideoqueueError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+PARSED_BODY = "json_body"
+
+
 async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 with Venice's plain messages."""
+    """The body as a JSON object, or a 400 with Venice's plain messages.
+
+    Parsed once per request: the rate-limit dependency reads the model from it before the route.
+    """
+    parsed = getattr(request.state, PARSED_BODY, None)
+    if isinstance(parsed, dict):
+        return parsed
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadRequest("'Content-Type' must be 'application/json'")
@@ -32,6 +41,7 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise BadRequest("Invalid JSON request") from None
     if not isinstance(body, dict):
         raise BadRequest("Invalid JSON request")
+    setattr(request.state, PARSED_BODY, body)
     return body
 
 
