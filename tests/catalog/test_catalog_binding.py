@@ -15,7 +15,10 @@ def diffusers(family: str) -> str:
     return f"videoqueue.engines.diffusers:load?family={family}&path=/weights/nowhere"
 
 
-ENGINES = engine_factories({f"my-{family}": diffusers(family) for family in (*FAMILIES, "wan99")})
+ENGINES = engine_factories(
+    {f"my-{family}": diffusers(family) for family in (*FAMILIES, "wan99")}
+    | {"by-module": "videoqueue.engines.diffusers.engine:load?family=wan21&path=/w"}
+)
 
 WAN = {
     "name": '"My Wan"',
@@ -93,6 +96,10 @@ def test_an_ltx2_model_with_sound_up_to_20_s_and_4k_loads(tmp_path: Path) -> Non
             "engine 'my-wan21' cannot do reference jobs",
         ),
         ({"fps": "24"}, "fps 24 is not the native rate of engine 'my-wan21' (set fps = 16)"),
+        (
+            {"engine": '"by-module"', "fps": "24"},
+            "fps 24 is not the native rate of engine 'by-module' (set fps = 16)",
+        ),
         (
             {"engine": '"my-wan22-ti2v"', "accepts": "[]"},
             "fps 16 is not the native rate of engine 'my-wan22-ti2v' (set fps = 24)",

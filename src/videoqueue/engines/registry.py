@@ -45,7 +45,7 @@ def capabilities(name: str, factory: str) -> Capabilities:
     if factory == FACTORIES.get(name):
         return CAPABILITIES[name]
     module, _, options = factory_parts(factory)
-    if module == DIFFUSERS:
+    if module == DIFFUSERS or module.startswith(f"{DIFFUSERS}."):
         return family_capabilities(options.get("family", ""))
     return EVERY_KIND
 
