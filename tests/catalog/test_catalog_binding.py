@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,16 @@ def test_a_model_bound_to_an_operators_own_engine_is_trusted(tmp_path: Path) -> 
     engines = engine_factories({"mine": "my_pkg.engine:MyEngine"})
     path = overlay(tmp_path, engine='"mine"', fps="30", constraints_durations='["30s"]')
     assert load_catalog(path, engines=engines).get("my-wan").fps == 30
+
+
+def test_the_binding_docs_engines_md_shows_loads(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "engines.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.DOTALL)
+    settings = next(b for b in blocks if b.startswith("catalog_path"))
+    catalogue = next(b for b in blocks if "[models." in b and 'engine = "wan21' in b)
+    path = tmp_path / "catalog.toml"
+    path.write_text(catalogue.replace('# audio_request = "refuse"', 'audio_request = "refuse"'))
+    engines = engine_factories(tomllib.loads(settings)["engines"])
+    catalog = load_catalog(path, engines=engines)
+    assert catalog.get("my-wan-2.1-1.3b").audio_request == "refuse"
+    assert catalog.get("wan-2.1-pro-image-to-video").engine == "wan21-i2v-720p"
