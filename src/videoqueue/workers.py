@@ -14,7 +14,7 @@ from typing import Any
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
-from videoqueue.engines.registry import build_engines, engine_factories, engine_kinds
+from videoqueue.engines.registry import build_engines, engine_factories
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.orphans import stop_when_orphaned
@@ -30,7 +30,7 @@ MAX_RESTART_PAUSE_S = 60
 def build_worker(settings: Settings) -> Worker:
     """A worker for every engine the catalogue binds a model to."""
     factories = engine_factories(settings.engines)
-    catalog = load_catalog(settings.catalog_path, engines=engine_kinds(factories))
+    catalog = load_catalog(settings.catalog_path, engines=factories)
     names = sorted({m.engine for m in catalog.models.values()})
     engines = build_engines(names, factories)
     return Worker(

@@ -26,6 +26,8 @@ from videoqueue.engines.diffusers import (
     DiffusersEngine,
     wan21,
 )
+from videoqueue.engines.diffusers.engine import FAMILIES
+from videoqueue.engines.diffusers_families import FAMILIES as DECLARED
 from videoqueue.engines.isolation import load_engine
 from videoqueue.settings import Settings
 from videoqueue.workers import Supervisor
@@ -88,6 +90,11 @@ def test_wan_maps_durations_and_sizes_onto_its_native_grid() -> None:
     assert wan21.frame_size(854, 480) == (848, 480)
     assert wan21.frame_size(1280, 720) == (1280, 720)
     assert wan21.frame_size(100, 60) == (96, 64)
+
+
+def test_every_recipe_renders_on_the_grid_its_family_declares() -> None:
+    assert set(FAMILIES) <= set(DECLARED), "a family's capabilities are checked at load"
+    assert DECLARED["wan21"].grid == wan21.GRID
 
 
 def test_t2v_mp4_has_the_frames_size_and_fps_the_recipe_promises(

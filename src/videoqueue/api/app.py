@@ -30,7 +30,7 @@ from videoqueue.db.session import Database
 from videoqueue.delivery.links import LinkTerms
 from videoqueue.delivery.secret import load_link_secret
 from videoqueue.delivery.tokens import LinkSigner
-from videoqueue.engines.registry import engine_factories, engine_kinds
+from videoqueue.engines.registry import engine_factories
 from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
@@ -55,9 +55,7 @@ def create_app(
     )
     db = Database(settings.resolved_database_url)
     storage = storage_from_url(settings.resolved_storage_url)
-    catalog = load_catalog(
-        settings.catalog_path, engines=engine_kinds(engine_factories(settings.engines))
-    )
+    catalog = load_catalog(settings.catalog_path, engines=engine_factories(settings.engines))
     sandbox = DecodeSandbox()
     links = LinkTerms(
         signer=LinkSigner(load_link_secret(settings.link_secret, settings.data_dir)),

@@ -99,13 +99,20 @@ class EngineCrashed(EngineError):
     """The engine's process died before it finished the job."""
 
 
-def load_engine(factory: str) -> Engine:
-    """Build the engine named `package.module:Factory` (a class or a function), called with the
-    keyword arguments of an optional query: `module:load?family=wan21&path=/weights/…`."""
+def factory_parts(factory: str) -> tuple[str, str, dict[str, str]]:
+    """`module:load?family=wan21&path=/weights/…` → its module, attribute and query options.
+    Raises `ValueError` for a query that is not `key=value` pairs."""
     module_name, _, call = factory.partition(":")
     attribute, _, query = call.partition("?")
     # Percent-escapes let a value (a path) hold `&` or `=`.
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True)) if query else {}
+    return module_name, attribute, options
+
+
+def load_engine(factory: str) -> Engine:
+    """Build the engine named `package.module:Factory` (a class or a function), called with the
+    keyword arguments of an optional query: `module:load?family=wan21&path=/weights/…`."""
+    module_name, attribute, options = factory_parts(factory)
     built = getattr(importlib.import_module(module_name), attribute)(**options)
     assert hasattr(built, "generate"), f"{factory} is not an engine"
     return built  # type: ignore[no-any-return]

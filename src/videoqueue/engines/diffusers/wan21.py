@@ -1,8 +1,9 @@
 """Wan 2.1: text-to-video (1.3B, 14B), image-to-video (480p, 720p) and first-last-frame.
 
 How one job becomes one pipeline call, read top to bottom. The model renders 16 frames a
-second, 4k+1 frames, at sizes that are multiples of 16 (the VAE's 8 times the patch's 2).
-Requests are mapped here, so the pipeline never rounds anything silently.
+second, 4k+1 frames, at sizes that are multiples of 16 (the VAE's 8 times the patch's 2): its
+grid, declared with its limits in `engines/diffusers_families.py`. Requests are mapped here,
+so the pipeline never rounds anything silently.
 """
 
 from __future__ import annotations
@@ -14,30 +15,21 @@ import torch
 
 from videoqueue.engines.base import EngineError, JobInput
 from videoqueue.engines.diffusers.recipe import Sampling, StepCallback, Video
+from videoqueue.engines.diffusers_families import WAN21_GRID
 from videoqueue.engines.stills import fit, open_image
 
-FPS = 16
-SIZE_MULTIPLE = 16
+GRID = WAN21_GRID
+FPS = GRID.fps
 STEPS = 50
 GUIDANCE = 5.0
 TEXT_TO_VIDEO = "WanPipeline"
 IMAGE_TO_VIDEO = "WanImageToVideoPipeline"
 """Also first-last-frame: the same pipeline, given a `last_image`."""
 
-
-def frame_count(duration_s: float) -> int:
-    """The 4k+1 frames nearest to `duration_s` at 16 fps (5 s: 81)."""
-    wanted = max(1, round(duration_s * FPS))
-    return 4 * round((wanted - 1) / 4) + 1
-
-
-def frame_size(width: int, height: int) -> tuple[int, int]:
-    """Each side to its nearest multiple of 16, which keeps the aspect within a few pixels."""
-
-    def nearest(side: int) -> int:
-        return max(SIZE_MULTIPLE, SIZE_MULTIPLE * round(side / SIZE_MULTIPLE))
-
-    return nearest(width), nearest(height)
+frame_count = GRID.frame_count
+"""The 4k+1 frames nearest to a duration at 16 fps (5 s: 81)."""
+frame_size = GRID.frame_size
+"""Each side to its nearest multiple of 16."""
 
 
 def check(pipeline: Any) -> None:
