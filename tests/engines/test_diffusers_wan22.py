@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from tests.conftest import Env, png_data_url
-from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan
+from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan, tiny_wan
 from tests.engines.test_diffusers_wan import (
     decode,
     image,
@@ -178,6 +178,14 @@ def test_a_folder_of_another_family_is_refused_at_setup(
 ) -> None:
     with pytest.raises(EngineError, match=f"this folder {message}"):
         DiffusersEngine(folders[kind], family, device="cpu")
+
+
+def test_a_second_expert_without_a_boundary_is_refused(tmp_path: Path) -> None:
+    pipeline = tiny_wan("a14b-t2v")
+    pipeline.register_to_config(boundary_ratio=None)
+    pipeline.save_pretrained(tmp_path / "half")
+    with pytest.raises(EngineError, match="only one of transformer_2 and boundary_ratio"):
+        DiffusersEngine(tmp_path / "half", "wan22", device="cpu")
 
 
 def test_guidance_2_is_refused_for_a_model_with_one_expert(folders: dict[WanKind, Path]) -> None:
