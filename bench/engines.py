@@ -152,7 +152,7 @@ def engine(
         prompt=PROMPT,
         width=case.width,
         height=case.height,
-        duration_s=case.frames / wan21.FPS,
+        duration_s=case.frames / wan21.GRID.fps,
         seed=0,
     )
 

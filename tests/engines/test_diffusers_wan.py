@@ -22,10 +22,7 @@ pytest.importorskip("diffusers")
 from tests.conftest import Env, wait_until
 from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan
 from videoqueue.engines.base import EngineError, JobInput, Media
-from videoqueue.engines.diffusers import (
-    DiffusersEngine,
-    wan21,
-)
+from videoqueue.engines.diffusers import DiffusersEngine, wan21, wan22, wan22_ti2v
 from videoqueue.engines.diffusers.engine import FAMILIES
 from videoqueue.engines.diffusers_families import FAMILIES as DECLARED
 from videoqueue.engines.isolation import load_engine
@@ -81,20 +78,22 @@ def run(engine: DiffusersEngine, the_job: JobInput, out: Path) -> bytes:
     data = out.read_bytes()
     frames, fps = decode(data)
     assert (info.frames, info.height, info.width, 3) == frames.shape
-    assert info.fps == fps == wan21.FPS
+    assert info.fps == fps
     return data
 
 
 def test_wan_maps_durations_and_sizes_onto_its_native_grid() -> None:
-    assert [wan21.frame_count(s) for s in (5.0, 1.0, 0.1)] == [81, 17, 1]
-    assert wan21.frame_size(854, 480) == (848, 480)
-    assert wan21.frame_size(1280, 720) == (1280, 720)
-    assert wan21.frame_size(100, 60) == (96, 64)
+    assert [wan21.GRID.frame_count(s) for s in (5.0, 1.0, 0.1)] == [81, 17, 1]
+    assert wan21.GRID.frame_size(854, 480) == (848, 480)
+    assert wan21.GRID.frame_size(1280, 720) == (1280, 720)
+    assert wan21.GRID.frame_size(100, 60) == (96, 64)
 
 
 def test_every_recipe_renders_on_the_grid_its_family_declares() -> None:
     assert set(FAMILIES) <= set(DECLARED), "a family's capabilities are checked at load"
     assert DECLARED["wan21"].grid == wan21.GRID
+    assert DECLARED["wan22"].grid == wan22.GRID
+    assert DECLARED["wan22-ti2v"].grid == wan22_ti2v.GRID
 
 
 def test_t2v_mp4_has_the_frames_size_and_fps_the_recipe_promises(
@@ -221,23 +220,42 @@ audio_configurable = false
 """
 
 
-@pytest.fixture
-def settings(tmp_path: Path, folders: dict[WanKind, Path]) -> Settings:
-    """The operator's binding: a model id → an engine name → a family and a weights folder."""
-    overlay = tmp_path / "catalog.toml"
-    overlay.write_text(OVERLAY)
-    factory = f"videoqueue.engines.diffusers:load?family=wan21&path={folders['t2v']}&steps=2"
+def operator_settings(tmp_path: Path, overlay: str, engine: str, factory: str) -> Settings:
+    """The operator's binding: a model id (in `overlay`) → `engine` → a family and a folder."""
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(overlay)
     return Settings(
         data_dir=tmp_path / "data",
-        catalog_path=overlay,
-        engines={"tiny-wan": factory},
+        catalog_path=catalog,
+        engines={engine: factory},
         poll_seconds=0.05,
     )
 
 
-def test_a_queued_job_ends_in_the_mp4_the_recipe_promises(env: Env, workers: Supervisor) -> None:
+def queue_until_mp4(env: Env, body: dict[str, object]) -> bytes:
+    """The MP4 a job queued through the API with `body` ends in."""
     key = env.make_key()
-    body = {
+    queued = env.post("/video/queue", body, key)
+    assert queued.status_code == 200, queued.text
+    ref = {"model": body["model"], "queue_id": queued.json()["queue_id"]}
+    data: bytes = wait_until(
+        lambda: (
+            (r := env.post("/video/retrieve", ref, key)).headers["content-type"] == "video/mp4"
+            and r.content
+        ),
+        timeout=90,
+    )
+    return data
+
+
+@pytest.fixture
+def settings(tmp_path: Path, folders: dict[WanKind, Path]) -> Settings:
+    factory = f"videoqueue.engines.diffusers:load?family=wan21&path={folders['t2v']}&steps=2"
+    return operator_settings(tmp_path, OVERLAY, "tiny-wan", factory)
+
+
+def test_a_queued_job_ends_in_the_mp4_the_recipe_promises(env: Env, workers: Supervisor) -> None:
+    body: dict[str, object] = {
         "model": "tiny-wan-text-to-video",
         "prompt": "a red car drives through a city at night",
         "duration": "1s",
@@ -245,16 +263,6 @@ def test_a_queued_job_ends_in_the_mp4_the_recipe_promises(env: Env, workers: Sup
         "aspect_ratio": "1:1",
         "audio": False,
     }
-    queued = env.post("/video/queue", body, key)
-    assert queued.status_code == 200, queued.text
-    ref = {"model": body["model"], "queue_id": queued.json()["queue_id"]}
-    data = wait_until(
-        lambda: (
-            (r := env.post("/video/retrieve", ref, key)).headers["content-type"] == "video/mp4"
-            and r.content
-        ),
-        timeout=90,
-    )
-    frames, fps = decode(data)
+    frames, fps = decode(queue_until_mp4(env, body))
     assert frames.shape == (17, 256, 256, 3)
     assert fps == 16

@@ -9,11 +9,11 @@ from typing import Any
 import torch
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
-from videoqueue.engines.diffusers import wan21
+from videoqueue.engines.diffusers import wan21, wan22, wan22_ti2v
 from videoqueue.engines.diffusers.recipe import Recipe, Sampling
 from videoqueue.media.mp4 import write_mp4
 
-FAMILIES: dict[str, Recipe] = {"wan21": wan21}
+FAMILIES: dict[str, Recipe] = {"wan21": wan21, "wan22": wan22, "wan22-ti2v": wan22_ti2v}
 """Family name → its recipe module (how a job maps onto that family's pipelines)."""
 
 DENOISE_SHARE = 0.9
@@ -27,6 +27,7 @@ def load(
     device: str = "",
     steps: str = "",
     guidance: str = "",
+    guidance_2: str = "",
 ) -> DiffusersEngine:
     """The engine for a factory string's options (all strings, as they come from the query)."""
     try:
@@ -36,6 +37,7 @@ def load(
             device=device or None,
             steps=int(steps) if steps else None,
             guidance=float(guidance) if guidance else None,
+            guidance_2=float(guidance_2) if guidance_2 else None,
         )
     except ValueError as exc:
         raise EngineError(f"diffusers engine options: {exc}") from exc
@@ -54,6 +56,7 @@ class DiffusersEngine:
         device: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
+        guidance_2: float | None = None,
     ) -> None:
         if family not in FAMILIES:
             raise EngineError(f"unknown diffusers family {family!r}; known: {', '.join(FAMILIES)}")
@@ -67,8 +70,12 @@ class DiffusersEngine:
         self.pipeline = _load_pipeline(folder, dtype).to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         self.recipe.check(self.pipeline)
+        if guidance_2 is not None and getattr(self.pipeline, "transformer_2", None) is None:
+            raise EngineError("guidance_2 is a second expert's guidance: this model has one")
         self.sampling = Sampling(
-            steps=steps or self.recipe.STEPS, guidance=guidance or self.recipe.GUIDANCE
+            steps=steps or self.recipe.STEPS,
+            guidance=guidance or self.recipe.GUIDANCE,
+            guidance_2=guidance_2,
         )
 
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:

@@ -21,6 +21,8 @@ class Sampling:
 
     steps: int
     guidance: float
+    guidance_2: float | None = None
+    """The low-noise expert's guidance where a model has two; None: the same as `guidance`."""
 
 
 @dataclass(frozen=True)
