@@ -76,9 +76,54 @@ def gemma(vocab_size: int) -> Gemma3ForConditionalGeneration:
     return Gemma3ForConditionalGeneration(config)
 
 
-def tiny_ltx2() -> Any:
-    """An LTX-2 text-to-video pipeline with seeded random weights (untyped to mypy, as
-    diffusers' pipelines are)."""
+def tiny_connectors(**config: Any) -> LTX2TextConnectors:
+    """LTX-2.0's text connectors, tiny unless `config` says otherwise."""
+    defaults: dict[str, Any] = {
+        "caption_channels": GEMMA_WIDTH,
+        "text_proj_in_factor": 3,
+        "video_connector_num_attention_heads": 4,
+        "video_connector_attention_head_dim": 8,
+        "video_connector_num_layers": 1,
+        "video_connector_num_learnable_registers": None,
+        "audio_connector_num_attention_heads": 4,
+        "audio_connector_attention_head_dim": 8,
+        "audio_connector_num_layers": 1,
+        "audio_connector_num_learnable_registers": None,
+        "connector_rope_base_seq_len": 32,
+        "rope_theta": 10000.0,
+        "rope_double_precision": False,
+        "causal_temporal_positioning": False,
+        "rope_type": "split",
+    }
+    connectors: LTX2TextConnectors = LTX2TextConnectors(**{**defaults, **config})
+    return connectors
+
+
+def tiny_video_vae(**config: Any) -> AutoencoderKLLTX2Video:
+    """The real 32x spatial, 8x temporal compression (so the 8k+1 frame rule is the real one)
+    with 8 channels a block: a 256x256 clip decodes in a fraction of a second."""
+    defaults: dict[str, Any] = {
+        "latent_channels": 4,
+        "block_out_channels": (8, 8, 8, 8),
+        "layers_per_block": (1, 1, 1, 1, 1),
+        "decoder_block_out_channels": (8, 8, 8),
+        "decoder_layers_per_block": (1, 1, 1, 1),
+        "spatio_temporal_scaling": (True, True, True, True),
+        "decoder_spatio_temporal_scaling": (True, True, True),
+        "decoder_inject_noise": (False, False, False, False),
+        "upsample_residual": (False, False, False),
+        "upsample_factor": (1, 1, 1),
+        "timestep_conditioning": False,
+        "decoder_causal": False,
+        "spatial_compression_ratio": 32,
+        "temporal_compression_ratio": 8,
+    }
+    return AutoencoderKLLTX2Video(**{**defaults, **config})
+
+
+def tiny_ltx2(**parts: Any) -> Any:
+    """An LTX-2 text-to-video pipeline with seeded random weights, `parts` replacing some
+    (untyped to mypy, as diffusers' pipelines are)."""
     torch.manual_seed(0)
     tok = gemma_tokenizer()
     transformer = LTX2VideoTransformer3DModel(
@@ -99,41 +144,6 @@ def tiny_ltx2() -> Any:
         caption_channels=GEMMA_WIDTH,
         rope_double_precision=False,
         rope_type="split",
-    )
-    connectors = LTX2TextConnectors(
-        caption_channels=GEMMA_WIDTH,
-        text_proj_in_factor=3,
-        video_connector_num_attention_heads=4,
-        video_connector_attention_head_dim=8,
-        video_connector_num_layers=1,
-        video_connector_num_learnable_registers=None,
-        audio_connector_num_attention_heads=4,
-        audio_connector_attention_head_dim=8,
-        audio_connector_num_layers=1,
-        audio_connector_num_learnable_registers=None,
-        connector_rope_base_seq_len=32,
-        rope_theta=10000.0,
-        rope_double_precision=False,
-        causal_temporal_positioning=False,
-        rope_type="split",
-    )
-    # The real 32x spatial, 8x temporal compression (so the 8k+1 frame rule is the real one),
-    # with 8 channels per block: a 256x256 clip decodes in a fraction of a second.
-    vae = AutoencoderKLLTX2Video(
-        latent_channels=4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=(1, 1, 1, 1, 1),
-        decoder_block_out_channels=(8, 8, 8),
-        decoder_layers_per_block=(1, 1, 1, 1),
-        spatio_temporal_scaling=(True, True, True, True),
-        decoder_spatio_temporal_scaling=(True, True, True),
-        decoder_inject_noise=(False, False, False, False),
-        upsample_residual=(False, False, False),
-        upsample_factor=(1, 1, 1),
-        timestep_conditioning=False,
-        decoder_causal=False,
-        spatial_compression_ratio=32,
-        temporal_compression_ratio=8,
     )
     audio_vae = AutoencoderKLLTX2Audio(
         base_channels=4,
@@ -163,16 +173,17 @@ def tiny_ltx2() -> Any:
         resnet_dilations=[[1, 3, 5]],
         output_sampling_rate=AUDIO_RATE,
     )
-    return LTX2Pipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        vae=vae,
-        audio_vae=audio_vae,
-        text_encoder=gemma(len(tok)),
-        tokenizer=tok,
-        connectors=connectors,
-        transformer=transformer,
-        vocoder=vocoder,
-    )
+    defaults: dict[str, Any] = {
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "vae": tiny_video_vae(),
+        "audio_vae": audio_vae,
+        "text_encoder": gemma(len(tok)),
+        "tokenizer": tok,
+        "connectors": tiny_connectors(),
+        "transformer": transformer,
+        "vocoder": vocoder,
+    }
+    return LTX2Pipeline(**{**defaults, **parts})
 
 
 def save_tiny_ltx2(folder: Path) -> Path:

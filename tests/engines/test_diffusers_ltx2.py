@@ -19,7 +19,12 @@ pytest.importorskip("diffusers")
 from tests.conftest import Env
 from tests.engines.diffusers_jobs import decode, decode_audio, operator_settings, queued_video
 from tests.engines.diffusers_pipelines import save_tiny_wan
-from tests.engines.ltx2_pipelines import save_tiny_ltx2
+from tests.engines.ltx2_pipelines import (
+    save_tiny_ltx2,
+    tiny_connectors,
+    tiny_ltx2,
+    tiny_video_vae,
+)
 from videoqueue.engines.base import EngineError, JobInput, Media, VideoInfo
 from videoqueue.engines.diffusers import DiffusersEngine, ltx2
 from videoqueue.media.mp4 import AAC_FRAME_SAMPLES, SAMPLE_RATE
@@ -155,6 +160,18 @@ def test_a_folder_of_another_family_is_refused(tmp_path: Path) -> None:
     wan = save_tiny_wan(tmp_path / "wan")
     with pytest.raises(EngineError, match="an LTX-2 folder holds an LTX2Pipeline, not WanPipeline"):
         DiffusersEngine(wan, "ltx2", device="cpu")
+
+
+def test_an_ltx_2_3_folder_or_a_vae_off_the_promised_grid_is_refused() -> None:
+    ltx2.check(tiny_ltx2())
+    ltx_2_3 = tiny_connectors(
+        per_modality_projections=True, video_hidden_dim=16, audio_hidden_dim=8
+    )
+    with pytest.raises(EngineError, match=r"LTX-2\.3 or later"):
+        ltx2.check(tiny_ltx2(connectors=ltx_2_3))
+    sixteen_times = tiny_video_vae(temporal_compression_ratio=16)
+    with pytest.raises(EngineError, match="compresses 16x in time and 32x in space"):
+        ltx2.check(tiny_ltx2(vae=sixteen_times))
 
 
 OVERLAY = """
