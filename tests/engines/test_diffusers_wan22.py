@@ -17,15 +17,9 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from tests.conftest import Env, png_data_url
+from tests.engines.diffusers_jobs import decode, operator_settings, queued_video
 from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan, tiny_wan
-from tests.engines.test_diffusers_wan import (
-    decode,
-    image,
-    job,
-    operator_settings,
-    queue_until_mp4,
-    run,
-)
+from tests.engines.test_diffusers_wan import image, job, run
 from videoqueue.engines.base import EngineError, Media
 from videoqueue.engines.diffusers import DiffusersEngine, wan22_ti2v
 from videoqueue.engines.isolation import load_engine
@@ -216,7 +210,7 @@ audio_configurable = false
 @pytest.fixture
 def settings(tmp_path: Path, folders: dict[WanKind, Path]) -> Settings:
     factory = f"videoqueue.engines.diffusers:load?family=wan22-ti2v&path={folders['ti2v']}&steps=2"
-    return operator_settings(tmp_path, OVERLAY, "tiny-wan22", factory)
+    return operator_settings(tmp_path, OVERLAY, {"tiny-wan22": factory})
 
 
 def test_a_ti2v_image_job_through_the_api_ends_in_the_mp4_the_recipe_promises(
@@ -230,6 +224,6 @@ def test_a_ti2v_image_job_through_the_api_ends_in_the_mp4_the_recipe_promises(
         "image_url": png_data_url(256, 256, (30, 140, 220)),
         "audio": False,
     }
-    frames, fps = decode(queue_until_mp4(env, body))
+    frames, fps = decode(queued_video(env, body))
     assert frames.shape == (25, 256, 256, 3)
     assert fps == 24

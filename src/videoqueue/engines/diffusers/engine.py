@@ -9,11 +9,17 @@ from typing import Any
 import torch
 
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
-from videoqueue.engines.diffusers import wan21, wan22, wan22_ti2v
+from videoqueue.engines.diffusers import ltx2, wan21, wan22, wan22_ti2v
 from videoqueue.engines.diffusers.recipe import Recipe, Sampling
-from videoqueue.media.mp4 import write_mp4
+from videoqueue.media.mp4 import SAMPLE_RATE, write_mp4
+from videoqueue.media.soundtrack import soundtrack
 
-FAMILIES: dict[str, Recipe] = {"wan21": wan21, "wan22": wan22, "wan22-ti2v": wan22_ti2v}
+FAMILIES: dict[str, Recipe] = {
+    "wan21": wan21,
+    "wan22": wan22,
+    "wan22-ti2v": wan22_ti2v,
+    "ltx2": ltx2,
+}
 """Family name → its recipe module (how a job maps onto that family's pipelines)."""
 
 DENOISE_SHARE = 0.9
@@ -89,6 +95,11 @@ class DiffusersEngine:
         progress(0.0)
         video = self.recipe.run(self.pipeline, job, self.sampling, on_step)
         n_frames, height, width, _ = video.frames.shape
+        # A job that asked for no audio gets a silent MP4 (no track), as from every engine.
+        audio = None
+        if video.audio is not None and job.audio:
+            n_samples = round(n_frames * SAMPLE_RATE / video.fps)
+            audio = soundtrack(video.audio.samples, video.audio.sample_rate, n_samples)
 
         # 2. Encode; a failed or cancelled encode leaves no half-written file behind.
         def encoding(fraction: float) -> None:
@@ -96,7 +107,7 @@ class DiffusersEngine:
 
         try:
             write_mp4(
-                output_path, video.fps, (width, height), n_frames, video.frames, None, encoding
+                output_path, video.fps, (width, height), n_frames, video.frames, audio, encoding
             )
         except BaseException:
             output_path.unlink(missing_ok=True)
@@ -108,7 +119,7 @@ class DiffusersEngine:
             fps=float(video.fps),
             duration_s=n_frames / video.fps,
             frames=n_frames,
-            has_audio=False,
+            has_audio=audio is not None,
         )
 
 
