@@ -11,6 +11,7 @@ import torch
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
 from videoqueue.engines.diffusers import wan21
 from videoqueue.engines.diffusers.recipe import Recipe, Sampling
+from videoqueue.engines.diffusers.speed import Speed
 from videoqueue.media.mp4 import write_mp4
 
 FAMILIES: dict[str, Recipe] = {"wan21": wan21}
@@ -27,8 +28,10 @@ def load(
     device: str = "",
     steps: str = "",
     guidance: str = "",
+    **speed: str,
 ) -> DiffusersEngine:
-    """The engine for a factory string's options (all strings, as they come from the query)."""
+    """The engine for a factory string's options (all strings, as they come from the query);
+    the speed and memory ones are `Speed`'s fields."""
     try:
         return DiffusersEngine(
             Path(path),
@@ -36,6 +39,7 @@ def load(
             device=device or None,
             steps=int(steps) if steps else None,
             guidance=float(guidance) if guidance else None,
+            speed=Speed.parse(speed),
         )
     except ValueError as exc:
         raise EngineError(f"diffusers engine options: {exc}") from exc
@@ -54,6 +58,7 @@ class DiffusersEngine:
         device: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
+        speed: Speed | None = None,
     ) -> None:
         if family not in FAMILIES:
             raise EngineError(f"unknown diffusers family {family!r}; known: {', '.join(FAMILIES)}")
@@ -63,10 +68,12 @@ class DiffusersEngine:
         os.environ["HF_HUB_OFFLINE"] = "1"
         self.recipe = FAMILIES[family]
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.pipeline = _load_pipeline(folder, dtype).to(self.device)
+        self.speed = speed or Speed()
+        self.speed.check(self.device)
+        self.pipeline = _load_pipeline(folder, self.speed.dtypes(self.device))
         self.pipeline.set_progress_bar_config(disable=True)
         self.recipe.check(self.pipeline)
+        self.speed.set_up(self.pipeline, self.device)
         self.sampling = Sampling(
             steps=steps or self.recipe.STEPS, guidance=guidance or self.recipe.GUIDANCE
         )
@@ -80,6 +87,7 @@ class DiffusersEngine:
             progress(DENOISE_SHARE * (step + 1) / steps)
 
         progress(0.0)
+        self.speed.before_job(self.pipeline, job.width, job.height)
         video = self.recipe.run(self.pipeline, job, self.sampling, on_step)
         n_frames, height, width, _ = video.frames.shape
 
@@ -105,7 +113,7 @@ class DiffusersEngine:
         )
 
 
-def _load_pipeline(folder: Path, dtype: torch.dtype) -> Any:
+def _load_pipeline(folder: Path, dtype: dict[str, torch.dtype]) -> Any:
     from diffusers import DiffusionPipeline
     from diffusers.utils import logging
 
