@@ -126,7 +126,8 @@ class Speed:
         cache, and compile its repeated blocks with a warm-up, once."""
         # 1. Placement: whole on the card, or offloaded to the CPU between uses.
         backend = self.check(device)
-        if device.type == "cuda":
+        if device.type == "cuda" and device.index is not None:
+            # `cuda:1`: kernels, streams and compiled code default to that card too.
             torch.cuda.set_device(device)
         _place(pipeline, device, self.offload)
         denoisers = [d for d in (getattr(pipeline, n, None) for n in DENOISERS) if d is not None]
