@@ -18,7 +18,7 @@ from videoqueue.jobs.states import JobState
 from videoqueue.jobs.worker import Worker
 from videoqueue.settings import Settings
 from videoqueue.storage.layout import output_key
-from videoqueue.workers import build_worker
+from videoqueue.workers import Supervisor, build_worker
 
 ENGINES = {
     "instant": "tests.engines.fixture_engines:Instant",
@@ -124,3 +124,13 @@ def test_worker_command_hands_its_engines_and_device_to_the_worker(
     assert environment == [{"engines": ["instant", "device"], "device": "cuda:1"}]
     assert main(["worker"]) == 0
     assert environment[1] == {"engines": [], "device": None}
+
+
+def test_serve_can_run_the_api_alone_for_workers_started_per_gpu(settings: Settings) -> None:
+    alone = Settings(data_dir=settings.data_dir, workers=0)
+    supervisor = Supervisor(alone, alone.workers)
+    supervisor.start()
+    assert supervisor.processes == []
+    supervisor.stop()
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        Settings(workers=-1)

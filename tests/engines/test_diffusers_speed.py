@@ -15,7 +15,7 @@ pytest.importorskip("diffusers")
 
 import torch
 
-from tests.engines.diffusers_pipelines import save_tiny_wan
+from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan
 from tests.engines.test_diffusers_wan import decode, job
 from videoqueue.engines.base import EngineError
 from videoqueue.engines.diffusers import DiffusersEngine, speed
@@ -240,3 +240,16 @@ def test_the_cuda_dtypes_keep_the_vae_in_float32_unless_told() -> None:
     assert Speed().dtypes(cuda) == {"default": torch.bfloat16, "vae": torch.float32}
     assert Speed(vae_dtype="bfloat16").dtypes(cuda)["vae"] == torch.bfloat16
     assert Speed().dtypes(torch.device("cpu")) == {"default": torch.float32}
+
+
+@pytest.mark.parametrize("kind", ["t2v", "i2v", "flf2v"])
+def test_the_warm_up_calls_run_on_every_wan_pipeline(kind: WanKind, tmp_path: Path) -> None:
+    built = DiffusersEngine(save_tiny_wan(tmp_path / kind, kind), "wan21", device="cpu")
+    passes: list[tuple[int, ...]] = []
+    built.pipeline.transformer.register_forward_hook(
+        lambda _m, _a, out: passes.append(tuple(out[0].shape))
+    )
+    for size in speed.WARM_UP_SIZES:
+        speed._warm_up(built.pipeline, *size)
+    # One step each, with and without the prompt: latents of (frames-1)/4+1 by size/8.
+    assert passes == [(1, 16, 5, 8, 12)] * 2 + [(1, 16, 3, 8, 8)] * 2

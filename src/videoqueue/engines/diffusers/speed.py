@@ -47,7 +47,7 @@ WARM_UP_SIZES = ((96, 64, 17), (64, 64, 9))
 """Width, height and frames of the compile warm-up calls: legal for Wan (multiples of 16,
 4k+1 frames) and LTX (32, 8k+1). Two sizes of unequal sides, because torch.compile
 specialises its first graph on sizes that happen to be equal and recompiles once at the
-next size; after the second the graph serves every size."""
+next size; after the second the graph served every size tried (measured on the CPU)."""
 
 DENOISERS = ("transformer", "transformer_2")
 
@@ -245,10 +245,14 @@ def _place(pipeline: Any, device: torch.device, offload: str) -> None:
 
 
 def _warm_up(pipeline: Any, width: int, height: int, frames: int) -> None:
-    """One denoising step at this size (an image too, where the pipeline takes one)."""
+    """One denoising step at this size, with the images the pipeline takes."""
     extra: dict[str, Any] = {}
+    grey = Image.new("RGB", (width, height), (128, 128, 128))
     if "image" in inspect.signature(pipeline.__call__).parameters:
-        extra["image"] = Image.new("RGB", (width, height), (128, 128, 128))
+        extra["image"] = grey
+    # Wan's first-last-frame transformer embeds two images (a position for each).
+    if getattr(pipeline.transformer.config, "pos_embed_seq_len", None):
+        extra["last_image"] = grey
     pipeline(
         prompt="warm-up",
         width=width,
