@@ -72,6 +72,8 @@ def worker_main(
     for `engines` on `device` as `build_worker` says."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     settings = Settings.model_validate(settings_json)
+    if device is not None:
+        log.info("engines that take a device run on %s", device)
     run_until_stopped(
         build_worker(settings, engines, device),
         poll_seconds=settings.poll_seconds,

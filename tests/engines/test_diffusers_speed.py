@@ -87,8 +87,11 @@ def test_the_options_become_the_engines_speed_settings(folder: Path) -> None:
         ("compile=full", "compile='full' is not one of off, blocks"),
         ("cache=magcache", "cache='magcache' is not one of none, fbc, taylorseer"),
         ("cache=fbc&cache_threshold=abc", "cache_threshold='abc' is not a number"),
-        ("cache=fbc&cache_threshold=-1", "cache_threshold='-1' must be 0 or more"),
-        ("cache=fbc&cache_threshold=nan", "cache_threshold='nan' must be 0 or more"),
+        ("cache=fbc&cache_threshold=-1", "cache_threshold='-1' must be a finite number, 0 or more"),
+        (
+            "cache=fbc&cache_threshold=nan",
+            "cache_threshold='nan' must be a finite number, 0 or more",
+        ),
         ("cache=taylorseer&cache_interval=0", "cache_interval must be a whole number"),
         ("cache_threshold=0.1", "cache_threshold applies to cache=fbc only"),
         ("cache=fbc&cache_interval=2", "cache_interval applies to cache=taylorseer only"),

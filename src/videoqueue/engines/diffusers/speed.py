@@ -225,7 +225,7 @@ def _number(given: Mapping[str, str], name: str, kind: type[Number], default: Nu
     except ValueError:
         raise EngineError(f"{name}={given[name]!r} is not a number") from None
     if not 0 <= value < float("inf"):
-        raise EngineError(f"{name}={given[name]!r} must be 0 or more")
+        raise EngineError(f"{name}={given[name]!r} must be a finite number, 0 or more")
     return value
 
 
