@@ -11,6 +11,7 @@ import torch
 from videoqueue.engines.base import EngineError, JobInput, ProgressCallback, VideoInfo
 from videoqueue.engines.diffusers import ltx2, wan21, wan22, wan22_ti2v
 from videoqueue.engines.diffusers.recipe import Recipe, Sampling
+from videoqueue.engines.diffusers.speed import Speed
 from videoqueue.media.mp4 import SAMPLE_RATE, write_mp4
 from videoqueue.media.soundtrack import soundtrack
 
@@ -34,8 +35,10 @@ def load(
     steps: str = "",
     guidance: str = "",
     guidance_2: str = "",
+    **speed: str,
 ) -> DiffusersEngine:
-    """The engine for a factory string's options (all strings, as they come from the query)."""
+    """The engine for a factory string's options (all strings, as they come from the query);
+    the speed and memory ones are `Speed`'s fields."""
     try:
         return DiffusersEngine(
             Path(path),
@@ -44,6 +47,7 @@ def load(
             steps=int(steps) if steps else None,
             guidance=float(guidance) if guidance else None,
             guidance_2=float(guidance_2) if guidance_2 else None,
+            speed=Speed.parse(speed),
         )
     except ValueError as exc:
         raise EngineError(f"diffusers engine options: {exc}") from exc
@@ -63,6 +67,7 @@ class DiffusersEngine:
         steps: int | None = None,
         guidance: float | None = None,
         guidance_2: float | None = None,
+        speed: Speed | None = None,
     ) -> None:
         if family not in FAMILIES:
             raise EngineError(f"unknown diffusers family {family!r}; known: {', '.join(FAMILIES)}")
@@ -72,12 +77,14 @@ class DiffusersEngine:
         os.environ["HF_HUB_OFFLINE"] = "1"
         self.recipe = FAMILIES[family]
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.pipeline = _load_pipeline(folder, dtype).to(self.device)
+        self.speed = speed or Speed()
+        self.speed.check(self.device)
+        self.pipeline = _load_pipeline(folder, self.speed.dtypes(self.device))
         self.pipeline.set_progress_bar_config(disable=True)
         self.recipe.check(self.pipeline)
         if guidance_2 is not None and getattr(self.pipeline, "transformer_2", None) is None:
             raise EngineError("guidance_2 is a second expert's guidance: this model has one")
+        self.speed.set_up(self.pipeline, self.device)
         self.sampling = Sampling(
             steps=steps or self.recipe.STEPS,
             guidance=guidance or self.recipe.GUIDANCE,
@@ -93,6 +100,7 @@ class DiffusersEngine:
             progress(DENOISE_SHARE * (step + 1) / steps)
 
         progress(0.0)
+        self.speed.before_job(self.pipeline, job.width, job.height)
         video = self.recipe.run(self.pipeline, job, self.sampling, on_step)
         n_frames, height, width, _ = video.frames.shape
         # A job that asked for no audio gets a silent MP4 (no track), as from every engine.
@@ -123,7 +131,7 @@ class DiffusersEngine:
         )
 
 
-def _load_pipeline(folder: Path, dtype: torch.dtype) -> Any:
+def _load_pipeline(folder: Path, dtype: dict[str, torch.dtype]) -> Any:
     from diffusers import DiffusionPipeline
     from diffusers.utils import logging
 
