@@ -17,6 +17,7 @@ from videoqueue.billing.models import MICROS_PER_USD, LimitPeriod, usd_text
 from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
+from videoqueue.metrics_folder import METRICS_DIR, use_metrics_dir
 from videoqueue.settings import Settings
 
 console = Console(stderr=True)
@@ -42,12 +43,15 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from videoqueue.api.serving import serve_api
     from videoqueue.auth.bootstrap import ensure_operator
-    from videoqueue.workers import Supervisor
 
     # SIGTERM stops serve the way Ctrl-C does. Its default action would end this process the
     # moment uvicorn, having shut the API down, raises it again: before the workers stop.
     signal.signal(signal.SIGTERM, _interrupt)
     settings = _settings(args)
+    # Before prometheus-client is imported here (one API process runs in this one).
+    use_metrics_dir(settings.data_dir, clean=True)
+    from videoqueue.workers import Supervisor
+
     db = _prepare(settings)
     with db.transaction() as session:
         secret = ensure_operator(session, SystemClock())
@@ -87,6 +91,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from videoqueue.workers import worker_main
 
     settings = _settings(args)
+    if (settings.data_dir / METRICS_DIR).is_dir():  # a serve on this machine reads them
+        use_metrics_dir(settings.data_dir, clean=False)
     factories = engine_factories(settings.engines)
     unknown = [name for name in args.engine if name not in factories]
     if unknown:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,6 +135,23 @@ class Settings(BaseSettings):
     )
     content_policy_rules: list[ContentRule] = Field(
         default_factory=list, description="Prompt rules answered with 422 before any charge"
+    )
+    # Observability (docs/observability.md).
+    events_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an open `/video/events` stream looks at its job (one short "
+        "read each time, no connection held between)",
+    )
+    metrics_access: Literal["loopback", "admin", "open"] = Field(
+        default="loopback",
+        description="Who may read `/metrics`: `loopback` (clients on 127.0.0.1 or ::1 "
+        "without a key, others with an admin key), `admin` (an admin key always), `open`",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object a line (time, level, logger, message, "
+        "request_id, job_id) from the API and worker processes",
     )
     # Request limits per API key and model (spec §3.3), shared by every API process.
     queue_requests_per_minute: int = Field(

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from videoqueue import metrics
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.registry import UnknownEngine, build_engines, engine_factories
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
+from videoqueue.logs import configure_logging
 from videoqueue.orphans import stop_when_orphaned
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
@@ -65,8 +67,8 @@ def worker_main(
 ) -> None:
     """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death),
     for `engines` on `device` as `build_worker` says."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     settings = Settings.model_validate(settings_json)
+    configure_logging(settings.log_format, "%(asctime)s worker %(message)s")
     if device is not None:
         log.info("engines that take a device run on %s", device)
     run_until_stopped(
@@ -101,9 +103,11 @@ def run_until_stopped(
     worker.set_up_engines()
     states = ", ".join(f"{name} {state}" for name, state in worker.engine_states().items())
     log.info("worker %s started (engines: %s)", worker.worker_id, states)
+    metrics.WORKERS_ALIVE.set(1)
     try:
         worker.run_forever(stop, poll_seconds)
     finally:
+        metrics.WORKERS_ALIVE.set(0)
         finished.set()
 
 
@@ -173,6 +177,8 @@ class Supervisor:
                 lived = time.monotonic() - self._started[i]
                 self._quick_exits[i] = self._quick_exits[i] + 1 if lived < QUICK_EXIT_S else 0
                 pause = restart_pause(self._quick_exits[i])
+                if process.pid is not None:
+                    metrics.process_gone(process.pid)
                 log.warning(
                     "worker pid %s exited (%s); starting a new one in %d s",
                     process.pid,
@@ -200,3 +206,5 @@ class Supervisor:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
+            if process.pid is not None:
+                metrics.process_gone(process.pid)

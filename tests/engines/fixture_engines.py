@@ -98,3 +98,22 @@ class DeviceNamed:
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
         output_path.write_text(self.device)
         return INFO
+
+
+class Gated:
+    """For a prompt `gate:<path>`, reports half done until the file at `path` exists, then
+    finishes; `fail` raises a refundable error; any other prompt finishes at once."""
+
+    name = "gated"
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        if job.prompt == "fail":
+            raise EngineError("told to fail")
+        if job.prompt.startswith("gate:"):
+            gate = Path(job.prompt.removeprefix("gate:"))
+            while not gate.exists():
+                progress(0.5)
+                time.sleep(0.05)
+        progress(1.0)
+        output_path.write_bytes(b"gated")
+        return INFO

@@ -94,6 +94,44 @@ def test_claims_oldest_first_and_only_for_served_engines(db: Database) -> None:
     assert _claim(db, clock, "w3", ("upscale",)) == upscale
 
 
+def _positions(db: Database, clock: ManualClock, *job_ids: str) -> list[int]:
+    with db.read() as session:
+        jobs = [session.get(Job, job_id) for job_id in job_ids]
+        return [store.queue_position(session, j, now=clock.now()) for j in jobs if j]
+
+
+def test_queue_position_follows_the_claim_order_of_the_jobs_engine(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock)
+    first = _enqueue(db, clock, account)
+    clock.advance(1)
+    upscale = _enqueue(db, clock, account, engine="upscale")
+    second, third = _enqueue(db, clock, account), _enqueue(db, clock, account)  # same instant
+    assert sorted(_positions(db, clock, second, third)) == [1, 2]
+    assert _positions(db, clock, first, upscale) == [0, 0]
+    assert _claim(db, clock, "w1") == first
+    assert sorted(_positions(db, clock, second, third)) == [0, 1]
+    # A lapsed lease makes the job runnable again, ahead of those queued after it.
+    clock.advance(LEASE + 1)
+    assert sorted(_positions(db, clock, second, third)) == [1, 2]
+
+
+def test_scrape_counts_jobs_by_state_and_the_queue_by_engine(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock)
+    oldest = clock.now()
+    _enqueue(db, clock, account)
+    clock.advance(5)
+    _enqueue(db, clock, account)
+    _enqueue(db, clock, account, engine="upscale")
+    assert _claim(db, clock, "w1", ("upscale",)) is not None
+    with db.read() as session:
+        by_state = sorted(store.jobs_by_state_and_model(session))
+        queued = store.queued_by_engine(session)
+    assert by_state == [(JobState.QUEUED, "m", 2), (JobState.RUNNING, "m", 1)]
+    assert queued == [("preview", 2, oldest)]
+
+
 def test_a_lapsed_lease_is_claimed_again_and_the_old_owner_loses_it(db: Database) -> None:
     clock = ManualClock()
     job_id = _enqueue(db, clock, _account(db, clock))

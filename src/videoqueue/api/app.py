@@ -20,7 +20,18 @@ from videoqueue.api.policies import (
     sign_in_policy,
     top_up_terms,
 )
-from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
+from videoqueue.api.requests import RequestObserver
+from videoqueue.api.routes import (
+    api_keys,
+    billing,
+    consents,
+    events,
+    metrics,
+    models,
+    share,
+    video,
+    x402,
+)
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
 from videoqueue.billing.facilitator import facilitator_at
 from videoqueue.catalog.catalog import load_catalog
@@ -101,15 +112,18 @@ def create_app(
     app.state.wallets = wallets
     install_error_handlers(app)
     app.include_router(video.router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(models.router, prefix=API_PREFIX)
     app.include_router(consents.router, prefix=API_PREFIX)
     app.include_router(x402.router, prefix=API_PREFIX)
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(billing.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
+    app.include_router(metrics.router)  # `/metrics`, for Prometheus
     app.add_middleware(RateLimitHeaders)  # `x-ratelimit-*` headers; counts failed requests
     app.add_middleware(ModelHeaders)  # Venice's deprecation headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(WalletRequests, context=ctx)
     app.add_middleware(UnexpectedErrors)  # last added runs first: it sees every exception
+    app.add_middleware(RequestObserver)  # outside it, so even a 500 has its request id
     return app

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videoqueue.errors import VideoqueueError
+from videoqueue.logs import current_log_field
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class UnexpectedErrors:
         except Exception as exc:
             if started:
                 raise  # half a response is out: only closing the connection tells the client
-            request_id = uuid.uuid4().hex
+            request_id = current_log_field("request_id") or uuid.uuid4().hex
             log.error(
                 "request %s %s failed (id %s)",
                 scope["method"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from videoqueue import metrics
 from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.jobs import store
@@ -18,5 +19,7 @@ def reap(session: Session, *, clock: Clock, limit: int = 20) -> int:
     jobs = store.exhausted_jobs(session, clock=clock, limit=limit)
     for job in jobs:
         store.fail_job(job, failure=WORKER_LOST, clock=clock)
-        refund(session, job_id=job.id, clock=clock, note="worker lost on the last attempt")
+        metrics.job_ended(job.engine, job.started_at, clock.now(), WORKER_LOST.kind.value)
+        if refund(session, job_id=job.id, clock=clock, note="worker lost on the last attempt"):
+            metrics.refunded("worker_lost")
     return len(jobs)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from videoqueue import metrics
 from videoqueue.billing.ledger import (
     KeyBudget,
     charge,
@@ -40,6 +41,7 @@ from videoqueue.jobs import idempotency, store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.idempotency import IdempotencyKey, IdempotencyKeyTaken
 from videoqueue.jobs.models import Job
+from videoqueue.jobs.progress import JobStatus, ended_status
 from videoqueue.jobs.states import JobState
 from videoqueue.jobs.submit import StoredMedia, job_spec, store_media
 from videoqueue.storage.base import ObjectNotFound, Storage
@@ -94,11 +96,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Pending:
-    """Still queued or running."""
+    """Still queued or running; `queue_position` counts the jobs claimed before a queued one
+    (None once it runs)."""
 
     average_ms: int
     elapsed_ms: int
     progress: float
+    queue_position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,14 @@ Retrieved = Pending | Failed | Ready | ServedByLink
 
 def _elapsed_ms(since: datetime, until: datetime) -> int:
     return max(0, int((until - since).total_seconds() * 1000))
+
+
+def _queue_position(session: Session, job: Job, now: datetime) -> int | None:
+    """A queued (or lease-lapsed) job's place in the claim order; None for one running."""
+    lapsed = job.lease_expires_at is not None and job.lease_expires_at < now
+    if job.state == JobState.RUNNING and not lapsed:
+        return None
+    return store.queue_position(session, job, now=now)
 
 
 class JobService:
@@ -311,7 +323,9 @@ class JobService:
                 return Failed(job.failure)
             if store.is_pending(job):
                 average = self._average_ms(session, job)
-                return Pending(average, _elapsed_ms(job.created_at, now), job.progress)
+                position = _queue_position(session, job, now)
+                progress = job.progress if position is None else 0.0
+                return Pending(average, _elapsed_ms(job.created_at, now), progress, position)
             if job.state != JobState.COMPLETED or job.output_key is None:
                 raise MediaNotFound()
             if not link_store.job_has_link(session, job.id):
@@ -321,6 +335,19 @@ class JobService:
             with self.db.transaction() as session:
                 link_store.delete_after_download(session, job.id)
         return ServedByLink(average, _elapsed_ms(job.created_at, job.finished_at or now))
+
+    def status(self, account_id: str, model: str, queue_id: str) -> JobStatus:
+        """The account's job's state and progress, for its events stream. Raises
+        `MediaNotFound` as `retrieve` does."""
+        now = self.clock.now()
+        with self.db.read() as session:
+            job = self._owned_job(session, account_id, model, queue_id)
+            if store.is_pending(job):
+                position = _queue_position(session, job, now)
+                if position is not None:
+                    return JobStatus("queued", 0.0, position)
+                return JobStatus("running", job.progress, None)
+        return ended_status(job)
 
     def complete(self, account_id: str, model: str, queue_id: str) -> None:
         """The client is done with the job: cancel it if still pending, delete its media."""
@@ -336,10 +363,10 @@ class JobService:
             if job is not None and store.is_pending(job):
                 was_queued = job.state == JobState.QUEUED
                 store.cancel_job(job, clock=self.clock)
-                if was_queued:
-                    refund(
-                        session, job_id=job_id, clock=self.clock, note="cancelled before it started"
-                    )
+                if was_queued and refund(
+                    session, job_id=job_id, clock=self.clock, note="cancelled before it started"
+                ):
+                    metrics.refunded("cancelled")
         self.delete_media(job_id)
 
     def delete_media(self, job_id: str) -> None:

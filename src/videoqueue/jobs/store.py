@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.clock import Clock
@@ -70,6 +70,31 @@ def get_job_for_update(session: Session, job_id: str) -> Job | None:
     return session.scalar(locked(select(Job).where(Job.id == job_id)))
 
 
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    """Jobs a worker may claim: queued, or running on a lapsed lease with attempts left."""
+    return or_(
+        Job.state == JobState.QUEUED,
+        and_(
+            Job.state == JobState.RUNNING,
+            Job.lease_expires_at < now,
+            Job.attempts < Job.max_attempts,
+        ),
+    )
+
+
+def queue_position(session: Session, job: Job, *, now: datetime) -> int:
+    """How many runnable jobs of the job's engine a worker claims before it (oldest first)."""
+    ahead = or_(
+        Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)
+    )
+    stmt = (
+        select(func.count())
+        .select_from(Job)
+        .where(_runnable(now), Job.engine == job.engine, ahead, Job.id != job.id)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def claim_next_job(
     session: Session,
     *,
@@ -80,16 +105,11 @@ def claim_next_job(
 ) -> Job | None:
     """Lease the oldest runnable job (queued, or running on a lapsed lease with attempts left)."""
     now = clock.now()
-    runnable = or_(
-        Job.state == JobState.QUEUED,
-        and_(
-            Job.state == JobState.RUNNING,
-            Job.lease_expires_at < now,
-            Job.attempts < Job.max_attempts,
-        ),
-    )
     stmt = (
-        select(Job).where(runnable, Job.engine.in_(list(engines))).order_by(Job.created_at).limit(1)
+        select(Job)
+        .where(_runnable(now), Job.engine.in_(list(engines)))
+        .order_by(Job.created_at)
+        .limit(1)
     )
     job = session.scalar(locked(stmt, skip_locked=True))
     if job is None:
@@ -204,6 +224,24 @@ def average_execution_ms(session: Session, model: str, default_ms: int) -> int:
         return default_ms
     index = min(len(durations) - 1, max(0, round(0.8 * len(durations)) - 1))
     return int(durations[index])
+
+
+def jobs_by_state_and_model(session: Session) -> list[tuple[JobState, str, int]]:
+    """How many jobs each (state, model) pair holds."""
+    rows = session.execute(
+        select(Job.state, Job.model, func.count()).group_by(Job.state, Job.model)
+    ).all()
+    return [(state, model, int(count)) for state, model, count in rows]
+
+
+def queued_by_engine(session: Session) -> list[tuple[str, int, datetime]]:
+    """Per engine: how many jobs are queued, and when the oldest of them was created."""
+    rows = session.execute(
+        select(Job.engine, func.count(), func.min(Job.created_at))
+        .where(Job.state == JobState.QUEUED)
+        .group_by(Job.engine)
+    ).all()
+    return [(engine, int(count), oldest) for engine, count, oldest in rows]
 
 
 def is_pending(job: Job) -> bool:

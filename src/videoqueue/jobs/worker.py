@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from videoqueue import metrics
 from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import JobWaiter
@@ -31,6 +32,7 @@ from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.reaper import reap
 from videoqueue.jobs.workdir import job_folder
+from videoqueue.logs import log_fields
 from videoqueue.storage.base import Storage
 from videoqueue.storage.layout import output_key
 
@@ -54,8 +56,13 @@ class _Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        with log_fields(job_id=self.job_id):
+            self._beat()
+
+    def _beat(self) -> None:
         w = self.worker
         while not self._stop_event.wait(w.heartbeat_seconds):
+            metrics.worker_seen(w.worker_id)
             try:
                 with w.db.transaction() as session:
                     ok = store.renew_lease(
@@ -144,6 +151,7 @@ class Worker:
         next_reap = time.monotonic()
         try:
             while not stop.is_set():
+                metrics.worker_seen(self.worker_id)
                 try:
                     if time.monotonic() >= next_reap:
                         with self.db.transaction() as session:
@@ -182,8 +190,9 @@ class Worker:
             if job is None:
                 return False
             session.expunge(job)
-        log.info("job %s (%s) claimed, attempt %d", job.id, job.model, job.attempts)
-        self._run(job)
+        with log_fields(job_id=job.id):
+            log.info("job %s (%s) claimed, attempt %d", job.id, job.model, job.attempts)
+            self._run(job)
         return True
 
     def _run(self, job: Job) -> None:
@@ -246,20 +255,31 @@ class Worker:
     def _settle(
         self, job_id: str, *, output_bytes: int | None = None, error: EngineError | None = None
     ) -> None:
+        failure = None if error is None else Failure.of(error)
         with self.db.transaction() as session:
             job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
             if job is None:
                 log.warning("job %s is no longer ours; result dropped", job_id)
                 return
-            if error is None:
+            engine, started = job.engine, job.started_at
+            refunded = False
+            if failure is None:
                 assert output_bytes is not None
                 store.complete_job(
                     job, output_key=output_key(job_id), output_bytes=output_bytes, clock=self.clock
                 )
-                return
-            store.fail_job(job, failure=Failure.of(error), clock=self.clock)
-            if error.refundable:
-                refund(session, job_id=job_id, clock=self.clock, note=error.message[:500])
+            else:
+                store.fail_job(job, failure=failure, clock=self.clock)
+                if failure.refunded:
+                    note = failure.message[:500]
+                    refunded = (
+                        refund(session, job_id=job_id, clock=self.clock, note=note) is not None
+                    )
+        metrics.job_ended(
+            engine, started, self.clock.now(), None if failure is None else failure.kind.value
+        )
+        if refunded:
+            metrics.refunded("failed")
 
     def _job_input(self, job: Job, work: Path) -> JobInput:
         def fetch(key: str) -> Path:

@@ -24,6 +24,7 @@ from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.catalog.validation import requested_model
 from videoqueue.jobs.service import Failed, MediaNotFound, Pending, Ready
+from videoqueue.logs import note_log_fields
 from videoqueue.storage.base import ObjectNotFound
 
 router = APIRouter(tags=["Video"])
@@ -47,6 +48,7 @@ async def queue_video(request: Request, caller: QueueCaller) -> JSONResponse:
     idem = idempotency_key(request, body)
     jobs = context(request).jobs
     accepted = await run_in_threadpool(jobs.submit, body, caller.payer, idem)
+    note_log_fields(job_id=accepted.queue_id)
     return JSONResponse(accepted.to_json())
 
 
@@ -65,7 +67,7 @@ async def quote_video(request: Request) -> JSONResponse:
     return JSONResponse({"quote": micros_to_usd(micros)})
 
 
-def _job_reference(body: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[str, str]:
+def job_reference(body: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[str, str]:
     found: list[iss.Issue] = []
     unknown = [k for k in body if k not in allowed]
     if unknown:
@@ -87,11 +89,15 @@ def _job_reference(body: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[s
 async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
     """Poll a job: JSON `{status: "PROCESSING", …}` while it runs, then the `video/mp4` bytes.
 
+    Beside Venice's three fields, `PROCESSING` carries `progress` (0 to 1) and
+    `queue_position` (jobs a worker takes before this one; null once it runs).
+
     A job queued with a `download_url` answers JSON `{status: "COMPLETED", …}` instead of
     the bytes: fetch them from the link.
     """
     body = await json_object(request)
-    model, queue_id = _job_reference(body, RETRIEVE_KEYS)
+    model, queue_id = job_reference(body, RETRIEVE_KEYS)
+    note_log_fields(job_id=queue_id)
     jobs = context(request).jobs
     delete_media = body.get("delete_media_on_completion") is True
     result = await run_in_threadpool(
@@ -100,10 +106,20 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
     if isinstance(result, Failed):
         status, error = venice_failure(result.failure)
         return JSONResponse(error, status_code=status)
+    if isinstance(result, Pending):
+        return JSONResponse(
+            {
+                "status": "PROCESSING",
+                "average_execution_time": result.average_ms,
+                "execution_duration": result.elapsed_ms,
+                "progress": round(result.progress, 3),
+                "queue_position": result.queue_position,
+            }
+        )
     if not isinstance(result, Ready):
         return JSONResponse(
             {
-                "status": "PROCESSING" if isinstance(result, Pending) else "COMPLETED",
+                "status": "COMPLETED",
                 "average_execution_time": result.average_ms,
                 "execution_duration": result.elapsed_ms,
             }
@@ -121,6 +137,7 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
 async def complete_video(request: Request, caller: CompleteCaller) -> JSONResponse:
     """Delete a job's stored media (cancelling it if still queued). Answers `{success: true}`."""
     body = await json_object(request)
-    model, queue_id = _job_reference(body, COMPLETE_KEYS)
+    model, queue_id = job_reference(body, COMPLETE_KEYS)
+    note_log_fields(job_id=queue_id)
     await run_in_threadpool(context(request).jobs.complete, caller.account_id, model, queue_id)
     return JSONResponse({"success": True})

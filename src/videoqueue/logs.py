@@ -1,0 +1,121 @@
+"""Log lines as plain text or as one JSON object each, with the request and job they are about.
+
+A request (or a worker's job) opens a scope with `log_fields`; whatever is logged inside it,
+in this task, its threads from `run_in_threadpool`, or after `note_log_fields` added a job id,
+carries those fields: `LogFields` copies them onto each record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
+
+FIELDS = ("request_id", "job_id")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+_fields: ContextVar[dict[str, str] | None] = ContextVar("videoqueue_log_fields", default=None)
+
+
+@contextmanager
+def log_fields(**fields: str) -> Iterator[None]:
+    """A scope whose log records carry `fields` (and those `note_log_fields` adds to it)."""
+    token = _fields.set({**(_fields.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
+def note_log_fields(**fields: str) -> None:
+    """Add `fields` to the current scope: records logged anywhere in it from now carry them."""
+    current = _fields.get()
+    if current is not None:
+        current.update(fields)
+
+
+def current_log_field(name: str) -> str | None:
+    return (_fields.get() or {}).get(name)
+
+
+class LogFields(logging.Filter):
+    """Copies the scope's fields onto each record (an explicit `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_fields.get() or {}).items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, pid, message, request and job ids, and
+    the traceback of an exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["exc_info"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(line, default=str)
+
+
+def handler_for(log_format: LogFormat, text_format: str = TEXT_FORMAT) -> logging.Handler:
+    """A stderr handler writing `log_format`, the scope's fields added."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(text_format)
+    handler.setFormatter(formatter)
+    handler.addFilter(LogFields())
+    return handler
+
+
+def configure_logging(log_format: LogFormat, text_format: str = TEXT_FORMAT) -> None:
+    """Send this process's records (INFO and up) to stderr in `log_format`."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler_for(log_format, text_format))
+    root.setLevel(logging.INFO)
+
+
+def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any] | None:
+    """uvicorn's logging config for `log_format`: None keeps uvicorn's own (text); JSON sends
+    uvicorn's records and ours through `JsonFormatter`, in every API process."""
+    if log_format != "json":
+        return None
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "filters": ["fields"],
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"fields": {"()": f"{__name__}.LogFields"}},
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"json": handler},
+        "root": {"handlers": ["json"], "level": "INFO"},
+        "loggers": {
+            "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": [], "level": "INFO", "propagate": True},
+        },
+    }
