@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["Video"])
 
 EVENTS_KEYS = ("model", "queue_id")
+KEEP_ALIVE_SECONDS = 15.0
+"""Longest silence on a stream: past it, a comment line keeps proxies from closing it."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,17 @@ async def _stream(
     """An event for each change of the job's snapshot, the one the client saw last left out;
     the job's end is the last. A disconnected client cancels this (Starlette's response)."""
     status, seen = first, last_seen
+    quiet_since = time.monotonic()
     try:
         while True:
             data = _data(status)
             if seen is None or _digest(data) != seen.digest:
                 seen = EventId((seen.number if seen else 0) + 1, _digest(data))
                 yield f"id: {seen}\nevent: {status.status}\ndata: {data}\n\n"
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+                yield ": still waiting\n\n"  # a comment: proxies drop idle connections
+                quiet_since = time.monotonic()
             if status.ended:
                 return
             await asyncio.sleep(poll_seconds)
