@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import Env
-from videoqueue.logs import handler_for, log_fields
+from videoqueue.logs import handler_for, log_fields, resolve_log_format
 
 MODEL = "wan-2.5-preview-text-to-video"
 
@@ -74,3 +75,13 @@ def test_a_job_scope_marks_every_record_and_an_error_keeps_its_traceback(
     assert inside["level"] == "ERROR"
     assert "RuntimeError: boom" in inside["exc_info"]
     assert "job_id" not in outside
+
+
+@pytest.mark.parametrize(("terminal", "expected"), [(True, "text"), (False, "json")])
+def test_auto_is_text_on_a_terminal_and_json_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool, expected: str
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert resolve_log_format("auto") == expected
+    assert resolve_log_format("text") == "text"
+    assert resolve_log_format("json") == "json"

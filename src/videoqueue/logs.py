@@ -77,6 +77,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+def resolve_log_format(setting: LogFormat | Literal["auto"]) -> LogFormat:
+    """The setting's format: `auto` is text on a terminal, JSON elsewhere (a file, journald,
+    a container's log)."""
+    if setting != "auto":
+        return setting
+    return "text" if sys.stderr.isatty() else "json"
+
+
 def handler_for(log_format: LogFormat, text_format: str = TEXT_FORMAT) -> logging.Handler:
     """A stderr handler writing `log_format`, the scope's fields added."""
     handler = logging.StreamHandler(sys.stderr)

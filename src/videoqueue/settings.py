@@ -148,10 +148,11 @@ class Settings(BaseSettings):
         description="Who may read `/metrics`: `loopback` (clients on 127.0.0.1 or ::1 "
         "without a key, others with an admin key), `admin` (an admin key always), `open`",
     )
-    log_format: Literal["text", "json"] = Field(
-        default="text",
-        description="`json`: one JSON object a line (time, level, logger, message, "
-        "request_id, job_id) from the API and worker processes",
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto",
+        description="How the API and worker processes log: `text`, or `json` (one object a "
+        "line: time, level, logger, pid, message, request_id, job_id); `auto`: text when "
+        "stderr is a terminal, else JSON",
     )
     # Request limits per API key and model (spec §3.3), shared by every API process.
     queue_requests_per_minute: int = Field(

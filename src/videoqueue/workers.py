@@ -19,7 +19,7 @@ from videoqueue.db.session import Database
 from videoqueue.engines.registry import UnknownEngine, build_engines, engine_factories
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
-from videoqueue.logs import configure_logging
+from videoqueue.logs import configure_logging, resolve_log_format
 from videoqueue.orphans import stop_when_orphaned
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
@@ -68,7 +68,8 @@ def worker_main(
     """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death),
     for `engines` on `device` as `build_worker` says."""
     settings = Settings.model_validate(settings_json)
-    configure_logging(settings.log_format, "%(asctime)s worker %(message)s")
+    log_format = resolve_log_format(settings.log_format)
+    configure_logging(log_format, "%(asctime)s worker %(message)s")
     if device is not None:
         log.info("engines that take a device run on %s", device)
     run_until_stopped(

@@ -17,7 +17,7 @@ import time
 
 from fastapi import FastAPI
 
-from videoqueue.logs import uvicorn_log_config
+from videoqueue.logs import resolve_log_format, uvicorn_log_config
 from videoqueue.settings import Settings
 
 SETTINGS_ENV = "VIDEOQUEUE_SERVE_SETTINGS"
@@ -46,7 +46,7 @@ def serve_api(settings: Settings, processes: int) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
-        log_config=uvicorn_log_config(settings.log_format) or LOGGING_CONFIG,
+        log_config=uvicorn_log_config(resolve_log_format(settings.log_format)) or LOGGING_CONFIG,
         # uvicorn replaces an API process that does not answer its ping in time; on a busy
         # machine a process still importing the app at start-up can take longer than 5 s.
         timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
