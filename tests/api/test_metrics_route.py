@@ -87,7 +87,7 @@ def test_requests_are_counted_by_route_template_and_status(env: Env) -> None:
     before = scrape(env)
     body = {"model": MODEL, "queue_id": "00000000-0000-0000-0000-000000000000"}
     assert env.post("/video/retrieve", body, key).status_code == 404
-    assert env.client.get("/v1/share/read/some-token").status_code in (404,)
+    assert env.client.get("/v1/share/read/some-token").status_code == 404
     assert env.client.get("/no/such/path").status_code == 404
     after = scrape(env)
     for labels in (retrieve, share, unmatched):
@@ -101,3 +101,17 @@ def test_a_request_id_is_kept_or_made_and_answered(env: Env) -> None:
     made = env.client.get("/api/v1/models", headers={"X-Request-ID": "x" * 500})
     assert made.headers["x-request-id"] not in ("", "x" * 500)
     assert env.client.get("/api/v1/models").headers["x-request-id"] != made.headers["x-request-id"]
+
+
+def test_a_job_completed_before_it_started_counts_a_refund(env: Env) -> None:
+    key = env.make_key()
+    refunds = ("videoqueue_refunds_total", {"reason": "cancelled"})
+    before = scrape(env)
+    body = {"model": MODEL, "prompt": "never mind", "duration": "5s"}
+    queue_id = env.post("/video/queue", body, key).json()["queue_id"]
+    assert env.post("/video/complete", {"model": MODEL, "queue_id": queue_id}, key).json() == {
+        "success": True
+    }
+    after = scrape(env)
+    assert value(after, refunds[0], **refunds[1]) == value(before, refunds[0], **refunds[1]) + 1
+    assert value(after, "videoqueue_jobs", state="queued", model=MODEL) == 0
