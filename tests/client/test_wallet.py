@@ -1,0 +1,71 @@
+"""`WalletAuth` against a real server: sign-in on every request, and an x402 top-up paid (to the
+local facilitator) when the wallet's credit is too low, then the request sent again."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from tests.accounts import balance
+from tests.conftest import Env
+from tests.wallets import EvmWallet, fund, wallet_settings
+from videoqueue.billing.wallets import wallet_account
+from videoqueue.client import Client, PaymentRequired, WalletAuth
+from videoqueue.clock import SystemClock
+from videoqueue.settings import Settings
+
+T2V = "wan-2.5-preview-text-to-video"
+REQUEST = {"model": T2V, "prompt": "a kite", "duration": "5s", "resolution": "480p"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return wallet_settings(tmp_path)
+
+
+def _account_of(env: Env, address: str) -> str:
+    with env.db.transaction() as session:
+        return wallet_account(session, address.lower(), SystemClock()).id
+
+
+def test_a_funded_wallet_signs_in_afresh_on_every_request(env: Env, api_url: str) -> None:
+    wallet = Account.create()
+    account = fund(env, EvmWallet(wallet), "1")
+    with Client(api_url, auth=WalletAuth(wallet)) as client:
+        job = client.queue(**REQUEST)
+        assert client.retrieve(job).status == "PROCESSING"
+        assert client.retrieve(job).status == "PROCESSING"
+    assert balance(env, account) == 1_000_000 - 250_000
+
+
+def test_an_empty_wallet_without_a_top_up_allowance_is_payment_required(
+    env: Env, api_url: str
+) -> None:
+    with (
+        Client(api_url, auth=WalletAuth(Account.create())) as client,
+        pytest.raises(PaymentRequired) as caught,
+    ):
+        client.queue(**REQUEST)
+    assert caught.value.code == "PAYMENT_REQUIRED"
+    assert caught.value.body["reason"] == "insufficient_balance"
+
+
+def test_an_empty_wallet_tops_up_the_offered_minimum_and_queues(env: Env, api_url: str) -> None:
+    wallet = Account.create()
+    auth = WalletAuth(wallet, top_up_url=f"{api_url}/x402/top-up", max_top_up_usd=Decimal("5"))
+    with Client(api_url, auth=auth) as client:
+        job = client.queue(**REQUEST)
+    assert job.model == T2V
+    assert balance(env, _account_of(env, wallet.address)) == 5_000_000 - 250_000
+
+
+def test_a_top_up_over_the_allowance_is_not_signed(env: Env, api_url: str) -> None:
+    wallet = Account.create()
+    auth = WalletAuth(wallet, top_up_url=f"{api_url}/x402/top-up", max_top_up_usd="1")
+    with Client(api_url, auth=auth) as client, pytest.raises(PaymentRequired) as caught:
+        client.queue(**REQUEST)
+    assert caught.value.code == "PAYMENT_REQUIRED"
+    assert balance(env, _account_of(env, wallet.address)) == 0
