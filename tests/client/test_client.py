@@ -18,6 +18,8 @@ from videoqueue.client import (
     AuthenticationFailed,
     BadRequest,
     Client,
+    JobNotReady,
+    JobStatus,
     NotFound,
     PaymentRequired,
     Progress,
@@ -88,6 +90,17 @@ def test_the_async_client_lists_quotes_queues_downloads_and_completes(
     _assert_progress_ends_done(seen)
 
 
+def test_download_before_the_job_is_done_is_job_not_ready(
+    env: Env, api_url: str, tmp_path: Path
+) -> None:
+    with Client(api_url, api_key=env.make_key()) as client:
+        job = client.queue(**REQUEST)
+        with pytest.raises(JobNotReady) as caught:
+            client.download(job, tmp_path / "early.mp4")
+    assert "PROCESSING" in caught.value.message
+    assert not (tmp_path / "early.mp4").exists()
+
+
 def test_a_bad_key_is_authentication_failed(api_url: str) -> None:
     with (
         Client(api_url, api_key="vq_not_a_key") as client,
@@ -130,3 +143,46 @@ def test_no_credentials_is_payment_required_with_the_x402_requirements(api_url: 
     assert caught.value.requirements is not None
     assert caught.value.requirements["x402Version"] == 2
     assert caught.value.body["error"] == "Authentication required"
+
+
+def test_progress_reads_the_servers_fields_when_it_sends_them() -> None:
+    queued = JobStatus.from_json(
+        {
+            "status": "PROCESSING",
+            "average_execution_time": 10_000,
+            "execution_duration": 0,
+            "progress": 0.0,
+            "queue_position": 3,
+        }
+    )
+    seen = Progress.of(queued, elapsed_s=1.0)
+    assert (seen.state, seen.queue_position, seen.fraction, seen.eta_s) == ("QUEUED", 3, 0.0, None)
+    running = JobStatus.from_json(
+        {
+            "status": "PROCESSING",
+            "average_execution_time": 10_000,
+            "execution_duration": 9_000,
+            "progress": 0.25,
+            "queue_position": None,
+        }
+    )
+    seen = Progress.of(running, elapsed_s=10.0)
+    assert (seen.state, seen.queue_position, seen.fraction, seen.eta_s) == (
+        "PROCESSING",
+        None,
+        0.25,
+        30.0,
+    )
+
+
+def test_without_the_servers_progress_it_is_estimated_from_venices_times() -> None:
+    venice = JobStatus.from_json(
+        {"status": "PROCESSING", "average_execution_time": 145_000, "execution_duration": 29_000}
+    )
+    assert venice.fraction() == pytest.approx(0.2)
+    overdue = JobStatus.from_json(
+        {"status": "PROCESSING", "average_execution_time": 1_000, "execution_duration": 5_000}
+    )
+    assert overdue.fraction() == 0.99
+    assert JobStatus.from_json({"status": "PROCESSING"}).fraction() is None
+    assert JobStatus(status="COMPLETED", video=b"mp4").fraction() == 1.0

@@ -3,6 +3,7 @@ local facilitator) when the wallet's credit is too low, then the request sent ag
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tests.accounts import balance
 from tests.conftest import Env
 from tests.wallets import EvmWallet, fund, wallet_settings
 from videoqueue.billing.wallets import wallet_account
-from videoqueue.client import Client, PaymentRequired, WalletAuth
+from videoqueue.client import AsyncClient, Client, PaymentRequired, WalletAuth
 from videoqueue.clock import SystemClock
 from videoqueue.settings import Settings
 
@@ -69,3 +70,16 @@ def test_a_top_up_over_the_allowance_is_not_signed(env: Env, api_url: str) -> No
         client.queue(**REQUEST)
     assert caught.value.code == "PAYMENT_REQUIRED"
     assert balance(env, _account_of(env, wallet.address)) == 0
+
+
+def test_the_async_client_takes_the_same_wallet_flow(env: Env, api_url: str) -> None:
+    wallet = Account.create()
+    auth = WalletAuth(wallet, top_up_url=f"{api_url}/x402/top-up", max_top_up_usd="5")
+
+    async def scenario() -> str:
+        async with AsyncClient(api_url, auth=auth) as client:
+            job = await client.queue(**REQUEST)
+            return (await client.retrieve(job)).status
+
+    assert asyncio.run(scenario()) == "PROCESSING"
+    assert balance(env, _account_of(env, wallet.address)) == 5_000_000 - 250_000

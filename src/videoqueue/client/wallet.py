@@ -11,11 +11,13 @@ import secrets
 from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import httpx
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-from x402.schemas.errors import NoMatchingRequirementsError
+
+# eth_account and x402 load only when a wallet signs: `videoqueue` starts without them.
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class WalletAuth(httpx.Auth):
 
     def header(self, url: httpx.URL) -> str:
         """A `SIGN-IN-WITH-X` value for one request (nonces are single use)."""
+        from eth_account.messages import encode_defunct
+
         text = self.message(url, datetime.now(UTC))
         signature = self.account.sign_message(encode_defunct(text=text)).signature
         envelope = {
@@ -91,6 +95,8 @@ class WalletAuth(httpx.Auth):
         response = yield request
         if not self._should_top_up(response):
             return
+        from x402.schemas.errors import NoMatchingRequirementsError
+
         assert self.top_up_url is not None
         offer = yield httpx.Request("POST", self.top_up_url)
         if offer.status_code != 402 or "payment-required" not in offer.headers:
