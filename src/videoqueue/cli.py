@@ -403,8 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("serve", "worker", "migrate"):
         # Account commands print tables; the schema check before them need not chatter.
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    # The client commands' requests are on the progress line, not one log line each.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command in ("generate", "upscale"):
+        # Their requests show on the progress line, not as one log line each.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return int(args.func(args))
 
 

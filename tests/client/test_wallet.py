@@ -4,9 +4,11 @@ local facilitator) when the wallet's credit is too low, then the request sent ag
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account import Account
 
@@ -14,7 +16,13 @@ from tests.accounts import balance
 from tests.conftest import Env
 from tests.wallets import EvmWallet, fund, wallet_settings
 from videoqueue.billing.wallets import wallet_account
-from videoqueue.client import AsyncClient, Client, PaymentRequired, WalletAuth
+from videoqueue.client import (
+    AsyncClient,
+    AuthenticationFailed,
+    Client,
+    PaymentRequired,
+    WalletAuth,
+)
 from videoqueue.clock import SystemClock
 from videoqueue.settings import Settings
 
@@ -83,3 +91,15 @@ def test_the_async_client_takes_the_same_wallet_flow(env: Env, api_url: str) -> 
 
     assert asyncio.run(scenario()) == "PROCESSING"
     assert balance(env, _account_of(env, wallet.address)) == 5_000_000 - 250_000
+
+
+def test_a_sign_in_for_another_domain_is_refused_with_its_code(env: Env, api_url: str) -> None:
+    wallet = Account.create()
+    fund(env, EvmWallet(wallet), "1")
+    auth = WalletAuth(wallet, domain="api.example.com")
+    assert auth.message(httpx.URL(api_url), datetime.now(UTC)).startswith(
+        "api.example.com wants you to sign in with your Ethereum account:\n" + wallet.address
+    )
+    with Client(api_url, auth=auth) as client, pytest.raises(AuthenticationFailed) as caught:
+        client.queue(**REQUEST)
+    assert caught.value.code == "X402_SIGN_IN_DOMAIN_MISMATCH"

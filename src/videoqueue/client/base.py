@@ -172,7 +172,7 @@ def video_of(job: QueuedJob, status: JobStatus) -> bytes | None:
     if status.video is not None:
         return status.video
     if not status.done:
-        raise JobNotReady(f"job {job.queue_id} is still {status.status}", status=0)
+        raise JobNotReady(f"job {job.queue_id} is still {status.status}")
     if job.download_url is None:
         raise JobNotReady(f"job {job.queue_id} is done but sent no video and has no link")
     return None

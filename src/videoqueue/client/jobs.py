@@ -77,8 +77,13 @@ class Progress:
     @classmethod
     def of(cls, status: JobStatus, elapsed_s: float) -> Progress:
         waiting = status.queue_position is not None and not status.done
+        state = status.status
+        if status.done:
+            state = "COMPLETED"
+        elif waiting:
+            state = "QUEUED"
         return cls(
-            state="QUEUED" if waiting else status.status if not status.video else "COMPLETED",
+            state=state,
             fraction=status.fraction(),
             queue_position=status.queue_position if waiting else None,
             elapsed_s=elapsed_s,

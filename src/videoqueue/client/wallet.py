@@ -48,18 +48,22 @@ class WalletAuth(httpx.Auth):
         *,
         top_up_url: str | None = None,
         max_top_up_usd: Decimal | str | None = None,
+        domain: str | None = None,
         chain_id: int = BASE_CHAIN_ID,
         statement: str = "Sign in to Venice AI",
     ) -> None:
+        """`domain` is what the messages sign in to: by default each request's host (and
+        port); name the server's public host when it is reached by another name."""
         self.account = account
+        self.domain = domain
         self.top_up_url = top_up_url
         self.max_top_up_usd = None if max_top_up_usd is None else Decimal(max_top_up_usd)
         self.chain_id = chain_id
         self.statement = statement
 
     def message(self, url: httpx.URL, now: datetime) -> str:
-        """The EIP-4361 text for a request to `url`: its host is the domain signed for."""
-        domain = url.host if url.port is None else f"{url.host}:{url.port}"
+        """The EIP-4361 text for a request to `url`."""
+        domain = self.domain or (url.host if url.port is None else f"{url.host}:{url.port}")
         return "\n".join(
             [
                 f"{domain} wants you to sign in with your Ethereum account:",
