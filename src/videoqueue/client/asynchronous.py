@@ -18,16 +18,14 @@ from videoqueue.client.jobs import JobStatus, Progress, QueuedJob
 T = TypeVar("T")
 
 
-class AsyncClient(ClientBase):
+class AsyncClient(ClientBase[httpx.AsyncClient]):
     """A videoqueue (or any Venice-compatible) server's video API.
 
     >>> async with AsyncClient(api_key="vq_…") as client:
     ...     await client.generate("k.mp4", model="wan-2.5-preview-text-to-video", prompt="kite")
     """
 
-    def __init__(self, base_url: str | None = None, **options: Any) -> None:
-        super().__init__(base_url, **options)
-        self._http = httpx.AsyncClient(**self._http_options())
+    _http_class = httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -44,7 +42,7 @@ class AsyncClient(ClientBase):
         await self.aclose()
 
     async def _call(self, call: Call[T]) -> T:
-        request = self._build(self._http, call)
+        request = self._build(call)
         auth = httpx.USE_CLIENT_DEFAULT if call.authenticated else None
         attempt = 0
         while True:

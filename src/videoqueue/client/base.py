@@ -16,6 +16,7 @@ from videoqueue.client.errors import JobNotReady, error_for, retry_after_seconds
 from videoqueue.client.jobs import JobStatus, QueuedJob
 
 T = TypeVar("T")
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/api/v1"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -111,8 +112,10 @@ def _read_link(response: httpx.Response) -> bytes:
     return _checked(response).content
 
 
-class ClientBase:
-    """Configuration and the calls of the API; subclasses send them."""
+class ClientBase(Generic[H]):
+    """Configuration and the calls of the API; subclasses send them through `_http`."""
+
+    _http_class: type[H]
 
     def __init__(
         self,
@@ -130,10 +133,9 @@ class ClientBase:
         key = api_key or os.environ.get("VIDEOQUEUE_API_KEY")
         self.auth: httpx.Auth | None = auth if auth is not None else (KeyAuth(key) if key else None)
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-
-    def _http_options(self) -> dict[str, Any]:
-        return {"base_url": self.base_url + "/", "auth": self.auth, "timeout": self.timeout}
+        self._http: H = self._http_class(
+            base_url=self.base_url + "/", auth=self.auth, timeout=timeout
+        )
 
     def _models(self, kind: str) -> Call[list[dict[str, Any]]]:
         return Call("GET", f"models?type={kind}", _read_models)
@@ -163,8 +165,8 @@ class ClientBase:
         assert job.download_url is not None
         return Call("GET", job.download_url, _read_link, authenticated=False)
 
-    def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
-        return http.build_request(call.method, call.url, json=call.body, headers=call.headers)
+    def _build(self, call: Call[Any]) -> httpx.Request:
+        return self._http.build_request(call.method, call.url, json=call.body, headers=call.headers)
 
 
 def video_of(job: QueuedJob, status: JobStatus) -> bytes | None:

@@ -17,16 +17,14 @@ from videoqueue.client.jobs import JobStatus, Progress, QueuedJob
 T = TypeVar("T")
 
 
-class Client(ClientBase):
+class Client(ClientBase[httpx.Client]):
     """A videoqueue (or any Venice-compatible) server's video API.
 
     >>> with Client("http://127.0.0.1:8000/api/v1", api_key="vq_…") as client:
     ...     client.generate("kite.mp4", model="wan-2.5-preview-text-to-video", prompt="kite")
     """
 
-    def __init__(self, base_url: str | None = None, **options: Any) -> None:
-        super().__init__(base_url, **options)
-        self._http = httpx.Client(**self._http_options())
+    _http_class = httpx.Client
 
     def close(self) -> None:
         self._http.close()
@@ -43,7 +41,7 @@ class Client(ClientBase):
         self.close()
 
     def _call(self, call: Call[T]) -> T:
-        request = self._build(self._http, call)
+        request = self._build(call)
         auth = httpx.USE_CLIENT_DEFAULT if call.authenticated else None
         attempt = 0
         while True:
