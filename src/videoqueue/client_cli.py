@@ -44,10 +44,10 @@ def _clock(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-class _Bar:
+class ProgressLine:
     """The live line: state (and queue position), bar, percent, elapsed, ETA."""
 
-    def __init__(self, job: QueuedJob) -> None:
+    def __init__(self, job: QueuedJob, console: Console) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.fields[state]}"),
             BarColumn(),
@@ -76,7 +76,7 @@ class _Bar:
 
 def _wait(client: Client, job: QueuedJob, poll_interval: float) -> JobStatus | None:
     """Wait with the bar; on Ctrl-C, offer to cancel. None if the user stopped waiting."""
-    bar = _Bar(job)
+    bar = ProgressLine(job, console)
     try:
         console.print(f"queued {job.model} job {job.queue_id}", soft_wrap=True)
         with bar.progress:

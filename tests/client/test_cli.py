@@ -4,6 +4,7 @@ the quote printed, the MP4 saved where `-o` says."""
 from __future__ import annotations
 
 import base64
+import io
 import os
 import signal
 import subprocess
@@ -11,11 +12,13 @@ import sys
 from pathlib import Path
 
 import av
+from rich.console import Console
 
 from tests.accounts import balance
 from tests.conftest import Env, load_job
 from tests.media_files import clip, solid_png
-from videoqueue.client_cli import media_url
+from videoqueue.client import Progress, QueuedJob
+from videoqueue.client_cli import ProgressLine, media_url
 from videoqueue.jobs.states import JobState
 from videoqueue.workers import Supervisor
 
@@ -96,30 +99,33 @@ def test_generate_prints_the_quote_and_saves_the_video(
     assert _size_and_frames(out) == ((270, 480), 120)
 
 
-def test_generate_sends_a_local_image_as_the_first_frame(
+def test_generate_sends_local_images_as_the_first_and_last_frames(
     env: Env, base_url: str, workers: Supervisor, tmp_path: Path
 ) -> None:
-    image = tmp_path / "blue.png"
-    image.write_bytes(solid_png(640, 480, (30, 140, 220)))
+    first, last = tmp_path / "blue.png", tmp_path / "red.png"
+    first.write_bytes(solid_png(640, 480, (30, 60, 220)))
+    last.write_bytes(solid_png(640, 480, (220, 40, 30)))
     out = tmp_path / "out.mp4"
     run = _videoqueue(
         base_url,
         env.make_key(),
         "generate",
-        "the sky",
+        "from blue to red",
         "-m",
-        "wan-2.5-preview-image-to-video",
+        "flux-3-first-last-frame-to-video",
         "--image",
-        str(image),
-        "--resolution",
-        "480p",
+        str(first),
+        "--end-image",
+        str(last),
         "-o",
         str(out),
     )
     assert run.returncode == 0, run.stderr
     with av.open(str(out)) as container:
-        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    assert abs(int(first[..., 2].mean()) - 220) < 30
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    opening, closing = frames[0].mean(axis=(0, 1)), frames[-1].mean(axis=(0, 1))
+    assert opening[2] > opening[0] + 100, opening
+    assert closing[0] > closing[2] + 100, closing
 
 
 def test_upscale_doubles_a_local_clip(
@@ -148,3 +154,21 @@ def test_a_local_file_becomes_a_data_url(tmp_path: Path) -> None:
         == "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
     )
     assert media_url("https://example.org/a.png") == "https://example.org/a.png"
+
+
+def test_the_progress_line_shows_state_position_percent_elapsed_and_eta() -> None:
+    screen = Console(file=io.StringIO(), width=120, color_system=None)
+    line = ProgressLine(QueuedJob(model="m", queue_id="q"), screen)
+
+    def shown(seen: Progress) -> str:
+        line.update(seen)
+        with screen.capture() as captured:
+            screen.print(line.progress.get_renderable())
+        return captured.get()
+
+    waiting = shown(Progress("QUEUED", 0.0, 3, elapsed_s=4.0))
+    assert "queued (position 3)" in waiting and "0%" in waiting and "elapsed 0:04" in waiting
+    running = shown(Progress("PROCESSING", 0.25, None, elapsed_s=10.0))
+    assert "processing" in running and "25%" in running and "ETA 0:30" in running
+    unknown = shown(Progress("PROCESSING", None, None, elapsed_s=75.0))
+    assert "elapsed 1:15" in unknown and "ETA -:--" in unknown
