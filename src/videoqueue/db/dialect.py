@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, Select, Table, create_engine, event, text
+from sqlalchemy import URL, Engine, Executable, Select, Table, create_engine, event, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -84,21 +84,26 @@ def increment(session: Session, table: Table, key: dict[str, Any], column: str) 
     One `INSERT … ON CONFLICT DO UPDATE … RETURNING` statement, atomic on both backends, so
     concurrent requests in several processes never lose a count.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    stmt = _increment(session.get_bind().dialect.name, table, tuple(key), column)
+    return int(session.execute(stmt, {**key, column: 1}).scalar_one())
+
+
+@functools.cache
+def _increment(dialect: str, table: Table, key: tuple[str, ...], column: str) -> Executable:
+    """`increment`'s statement, built once per table (a request counts on every queue)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg_stmt = pg_insert(table).values(**key, **{column: 1})
-        stmt = pg_stmt.on_conflict_do_update(
+        pg_stmt = pg_insert(table).on_conflict_do_update(
             index_elements=list(key), set_={column: table.c[column] + 1}
-        ).returning(table.c[column])
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        )
+        return pg_stmt.returning(table.c[column])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        lite_stmt = sqlite_insert(table).values(**key, **{column: 1})
-        stmt = lite_stmt.on_conflict_do_update(
-            index_elements=list(key), set_={column: table.c[column] + 1}
-        ).returning(table.c[column])
-    return int(session.execute(stmt).scalar_one())
+    lite_stmt = sqlite_insert(table).on_conflict_do_update(
+        index_elements=list(key), set_={column: table.c[column] + 1}
+    )
+    return lite_stmt.returning(table.c[column])
 
 
 JOBS_CHANNEL = "videoqueue_jobs"

@@ -6,10 +6,11 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.clock import Clock
+from videoqueue.db.base import new_id, table
 from videoqueue.db.dialect import locked, notify_job_queued
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import IdempotencyRecord, Job
@@ -18,6 +19,40 @@ from videoqueue.jobs.states import PENDING, JobState, check_transition
 
 RECENT_JOBS_FOR_AVERAGE = 50
 JOB_ID_LENGTH = 36
+
+_INSERT_JOB = insert(table(Job))  # built once: it runs on every queue request
+
+
+def insert_job(
+    session: Session,
+    *,
+    job_id: str,
+    account_id: str,
+    model: str,
+    engine: str,
+    spec: JobSpec,
+    price_micros: int,
+    max_attempts: int,
+    clock: Clock,
+) -> None:
+    """Insert a QUEUED job (one plain INSERT: no ORM object is built) and wake the workers."""
+    session.execute(
+        _INSERT_JOB,
+        {
+            "id": job_id,
+            "account_id": account_id,
+            "model": model,
+            "engine": engine,
+            "state": JobState.QUEUED,
+            "spec": spec.to_json(),
+            "price_micros": price_micros,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "progress": 0.0,
+            "created_at": clock.now(),
+        },
+    )
+    notify_job_queued(session)
 
 
 def create_job(
@@ -30,26 +65,22 @@ def create_job(
     price_micros: int,
     max_attempts: int,
     clock: Clock,
-    job_id: str | None = None,
 ) -> Job:
-    """Insert a QUEUED job."""
-    job = Job(
+    """Insert a QUEUED job under a new id, and load it for a caller that goes on to change it."""
+    job_id = new_id()
+    insert_job(
+        session,
+        job_id=job_id,
         account_id=account_id,
         model=model,
         engine=engine,
-        state=JobState.QUEUED,
-        spec=spec.to_json(),
+        spec=spec,
         price_micros=price_micros,
-        attempts=0,
         max_attempts=max_attempts,
-        progress=0.0,
-        created_at=clock.now(),
+        clock=clock,
     )
-    if job_id is not None:
-        job.id = job_id
-    session.add(job)
-    session.flush()
-    notify_job_queued(session)
+    job = session.get(Job, job_id)
+    assert job is not None
     return job
 
 
@@ -244,15 +275,17 @@ def release_job(job: Job) -> None:
 
 def find_idempotency_record(
     session: Session, *, account_id: str, key: str, since: datetime
-) -> IdempotencyRecord | None:
-    """The account's record of `key` made after `since` (older ones have expired)."""
-    return session.scalar(
-        select(IdempotencyRecord).where(
+) -> tuple[str, dict[str, Any]] | None:
+    """The request hash and answer of the account's record of `key` made after `since`
+    (older ones have expired)."""
+    found = session.execute(
+        select(IdempotencyRecord.request_hash, IdempotencyRecord.response).where(
             IdempotencyRecord.account_id == account_id,
             IdempotencyRecord.key == key,
             IdempotencyRecord.created_at > since,
         )
-    )
+    ).first()
+    return None if found is None else (found[0], found[1])
 
 
 def insert_idempotency_record(
@@ -261,23 +294,28 @@ def insert_idempotency_record(
     account_id: str,
     key: str,
     request_hash: str,
+    response: dict[str, Any],
     now: datetime,
     expired_before: datetime,
-) -> IdempotencyRecord:
-    """Take `key` for the account (replacing an expired record of it). Raises IntegrityError
-    when another transaction holds it."""
+) -> None:
+    """Take `key` for the account with its answer (replacing an expired record of it).
+    Raises IntegrityError when another transaction holds it."""
+    records = table(IdempotencyRecord)
     session.execute(
-        delete(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.account_id == account_id,
-            IdempotencyRecord.key == key,
-            IdempotencyRecord.created_at <= expired_before,
+        delete(records).where(
+            records.c.account_id == account_id,
+            records.c.key == key,
+            records.c.created_at <= expired_before,
         )
-        .execution_options(synchronize_session=False)
     )
-    record = IdempotencyRecord(
-        account_id=account_id, key=key, request_hash=request_hash, response={}, created_at=now
+    session.execute(
+        insert(records),
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "key": key,
+            "request_hash": request_hash,
+            "response": response,
+            "created_at": now,
+        },
     )
-    session.add(record)
-    session.flush()
-    return record
