@@ -4,11 +4,14 @@ same server and a bare ASGI hello-world on the same stack (uvicorn + FastAPI), a
 Each case starts `serve` on 127.0.0.1 over its own data dir (SQLite, or a fresh PostgreSQL
 database), with the model bound to the `instant` fixture engine, which costs nothing, so what
 is measured is the API, the database and the dispatch. 32 concurrent httpx clients post for
-`--duration` seconds. The queue runs twice: with the clients spread over `--accounts`
-accounts, a key each (default: one per client, as a real load comes from many accounts), and
-with every client on one account, whose charges all wait for that account's row (the figure
-earlier runs measured). Queued-to-started times come from the job rows; "idle" is one job at
-a time on an empty queue (the wake-up), "load" is the backlog a queue phase built.
+`--duration` seconds. "CPU ms" is what the server's processes (API and workers, not the
+database server) spent per answered request, which other work on the machine inflates less
+than it does the rates and latencies. The queue runs twice: with the clients spread over
+`--accounts` accounts, a key each (default: one per client, as a real load comes from many
+accounts), and with every client on one account, whose charges all wait for that account's
+row (the figure earlier runs measured). Queued-to-started times come from the job rows;
+"idle" is one job at a time on an empty queue (the wake-up), "load" is the backlog a queue
+phase built.
 
     .venv/bin/python -m bench.queue [--duration 5] [--clients 32] [--workers 1,4]
         [--databases sqlite,postgres] [--api-processes N] [--accounts N]
@@ -78,6 +81,14 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     queue_ids: list[str] = field(default_factory=list)
+    cpu_s: float = float("nan")
+    """CPU seconds the server's processes spent on this phase (a queue's: until its backlog
+    has started)."""
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU milliseconds per answered request."""
+        return 1000 * self.cpu_s / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -128,8 +139,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> Iterator[None]:
-    """A server process, up once `probe` answers; stopped with SIGTERM, which must be clean."""
+def running(
+    command: list[str], env: dict[str, str], log: Path, probe: str, clean: tuple[int, ...] = (0,)
+) -> Iterator[int]:
+    """A server process (its pid), up once `probe` answers; stopped with SIGTERM, on which it
+    must exit with a `clean` code."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=REPO)
     try:
@@ -142,7 +156,7 @@ def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> I
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -150,8 +164,33 @@ def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> I
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
-        if code != 0:
+        if code not in clean:
             print(f"  ! {command[2:4]} exited with {code}; see {log}", file=sys.stderr)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by `pid` and every process descended from it (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat[
+            stat.rindex(")") + 2 :
+        ].split()  # after the command name, which may hold spaces
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(times.get(member, 0.0) for member in tree)
 
 
 @dataclass(frozen=True)
@@ -248,7 +287,7 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
         }
         base = f"http://127.0.0.1:{port}/api/v1"
         command = [sys.executable, "-m", "videoqueue.cli", "serve"]
-        with running(command, env, data / "serve.log", f"{base}/models"):
+        with running(command, env, data / "serve.log", f"{base}/models") as pid:
             # Warm up: every API process answers, and the workers' engine children start.
             warm = hammer(f"{base}/video/queue", QUEUE_BODY, keys[:1], 2 * workers, 1.0)
             started_delays(db, warm.queue_ids, 30)
@@ -258,13 +297,17 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
                     idle.append(client.post(f"{base}/video/queue", json=QUEUE_BODY).json())
                     started_delays(db, [idle[-1]["queue_id"]], 10)
             idle_delays, _ = started_delays(db, [j["queue_id"] for j in idle], 10)
+            cpu = tree_cpu_seconds(pid)
             quote = hammer(f"{base}/video/quote", QUOTE_BODY, keys, args.clients, args.duration)
+            quote.cpu_s = tree_cpu_seconds(pid) - cpu
             queues = []
             for accounts in args.accounts:
                 url = f"{base}/video/queue"
+                cpu = tree_cpu_seconds(pid)
                 phase = hammer(url, QUEUE_BODY, keys[:accounts], args.clients, args.duration)
                 # Each phase's backlog starts before the next phase begins.
                 load_delays, rate = started_delays(db, phase.queue_ids, args.drain)
+                phase.cpu_s = tree_cpu_seconds(pid) - cpu
                 queues.append(QueueRun(accounts, phase, len(load_delays), rate, load_delays))
         db.dispose()
     finally:
@@ -287,8 +330,12 @@ def run_hello(args: argparse.Namespace, tmp: Path) -> Phase:
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     url = f"http://127.0.0.1:{port}/hello"
-    with running(command, env, tmp / "hello.log", url):
-        return hammer(url, QUOTE_BODY, [{}], args.clients, args.duration)
+    # A single uvicorn process exits with the SIGTERM it was stopped by.
+    with running(command, env, tmp / "hello.log", url, clean=(0, -signal.SIGTERM)) as pid:
+        cpu = tree_cpu_seconds(pid)
+        phase = hammer(url, QUOTE_BODY, [{}], args.clients, args.duration)
+        phase.cpu_s = tree_cpu_seconds(pid) - cpu
+        return phase
 
 
 def ms(seconds: float) -> str:
@@ -300,13 +347,17 @@ def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
         f"{args.clients} clients, {args.duration:g} s per phase, {args.api_processes} API "
         f"process(es), {os.cpu_count()} cores"
     )
-    print(f"{'case':<48} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7}")
+    print(
+        f"{'case':<48} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7} "
+        f"{'CPU ms':>7}"
+    )
 
     def row(name: str, phase: Phase) -> None:
         lat = phase.latencies
         print(
             f"{name:<48} {phase.rate:>7.0f} {ms(percentile(lat, 50)):>7} "
-            f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f}"
+            f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f} "
+            f"{phase.cpu_ms:>7.2f}"
         )
 
     def name(case: Case) -> str:
@@ -345,7 +396,7 @@ def main() -> None:
         "--api-processes",
         type=int,
         default=Settings().resolved_api_processes,
-        help="API processes of serve and of the hello-world (default: serve's, one per core)",
+        help="API processes of serve and of the hello-world (default: serve's with one worker)",
     )
     parser.add_argument(
         "--drain", type=float, default=10.0, help="longest wait for the backlog to start"
