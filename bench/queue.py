@@ -6,7 +6,8 @@ database), with the model bound to the `instant` fixture engine, which costs not
 is measured is the API, the database and the dispatch. 32 concurrent httpx clients post for
 `--duration` seconds. "CPU ms" is what the server's processes (API and workers, not the
 database server) spent per answered request, which other work on the machine inflates less
-than it does the rates and latencies. The queue runs twice: with the clients spread over
+than it does the rates and latencies; "API CPU" is the API process's share (with one API
+process). The queue runs twice: with the clients spread over
 `--accounts` accounts, a key each (default: one per client, as a real load comes from many
 accounts), and with every client on one account, whose charges all wait for that account's
 row (the figure earlier runs measured). Queued-to-started times come from the job rows;
@@ -81,14 +82,15 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     queue_ids: list[str] = field(default_factory=list)
-    cpu_s: float = float("nan")
-    """CPU seconds the server's processes spent on this phase (a queue's: until its backlog
-    has started)."""
+    cpu_s: tuple[float, float] = (float("nan"), float("nan"))
+    """CPU seconds the server's first process and all its processes spent on this phase (a
+    queue's: until its backlog has started)."""
 
-    @property
-    def cpu_ms(self) -> float:
-        """Server CPU milliseconds per answered request."""
-        return 1000 * self.cpu_s / len(self.latencies) if self.latencies else float("nan")
+    def cpu_ms(self, which: int) -> float:
+        """Server CPU milliseconds per answered request (0: the first process, 1: all)."""
+        if not self.latencies:
+            return float("nan")
+        return 1000 * self.cpu_s[which] / len(self.latencies)
 
     @property
     def rate(self) -> float:
@@ -168,8 +170,9 @@ def running(
             print(f"  ! {command[2:4]} exited with {code}; see {log}", file=sys.stderr)
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds used so far by `pid` and every process descended from it (Linux /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by `pid` alone, and by it and every process descended from it
+    (Linux /proc)."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -190,7 +193,13 @@ def tree_cpu_seconds(pid: int) -> float:
         found = {child for child, parent in parents.items() if parent in tree} - tree
         tree |= found
         grew = bool(found)
-    return sum(times.get(member, 0.0) for member in tree)
+    return times.get(pid, 0.0), sum(times.get(member, 0.0) for member in tree)
+
+
+def since(before: tuple[float, float], pid: int) -> tuple[float, float]:
+    """What `cpu_seconds(pid)` has grown by since it was `before`."""
+    after = cpu_seconds(pid)
+    return after[0] - before[0], after[1] - before[1]
 
 
 @dataclass(frozen=True)
@@ -297,17 +306,17 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
                     idle.append(client.post(f"{base}/video/queue", json=QUEUE_BODY).json())
                     started_delays(db, [idle[-1]["queue_id"]], 10)
             idle_delays, _ = started_delays(db, [j["queue_id"] for j in idle], 10)
-            cpu = tree_cpu_seconds(pid)
+            cpu = cpu_seconds(pid)
             quote = hammer(f"{base}/video/quote", QUOTE_BODY, keys, args.clients, args.duration)
-            quote.cpu_s = tree_cpu_seconds(pid) - cpu
+            quote.cpu_s = since(cpu, pid)
             queues = []
             for accounts in args.accounts:
                 url = f"{base}/video/queue"
-                cpu = tree_cpu_seconds(pid)
+                cpu = cpu_seconds(pid)
                 phase = hammer(url, QUEUE_BODY, keys[:accounts], args.clients, args.duration)
                 # Each phase's backlog starts before the next phase begins.
                 load_delays, rate = started_delays(db, phase.queue_ids, args.drain)
-                phase.cpu_s = tree_cpu_seconds(pid) - cpu
+                phase.cpu_s = since(cpu, pid)
                 queues.append(QueueRun(accounts, phase, len(load_delays), rate, load_delays))
         db.dispose()
     finally:
@@ -332,9 +341,9 @@ def run_hello(args: argparse.Namespace, tmp: Path) -> Phase:
     url = f"http://127.0.0.1:{port}/hello"
     # A single uvicorn process exits with the SIGTERM it was stopped by.
     with running(command, env, tmp / "hello.log", url, clean=(0, -signal.SIGTERM)) as pid:
-        cpu = tree_cpu_seconds(pid)
+        cpu = cpu_seconds(pid)
         phase = hammer(url, QUOTE_BODY, [{}], args.clients, args.duration)
-        phase.cpu_s = tree_cpu_seconds(pid) - cpu
+        phase.cpu_s = since(cpu, pid)
         return phase
 
 
@@ -349,15 +358,17 @@ def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
     )
     print(
         f"{'case':<48} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7} "
-        f"{'CPU ms':>7}"
+        f"{'CPU ms':>7} {'API CPU':>7}"
     )
 
     def row(name: str, phase: Phase) -> None:
         lat = phase.latencies
+        # With one API process it is serve's own process (workers are its children).
+        api = f"{phase.cpu_ms(0):>7.2f}" if args.api_processes == 1 else f"{'-':>7}"
         print(
             f"{name:<48} {phase.rate:>7.0f} {ms(percentile(lat, 50)):>7} "
             f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f} "
-            f"{phase.cpu_ms:>7.2f}"
+            f"{phase.cpu_ms(1):>7.2f} {api}"
         )
 
     def name(case: Case) -> str:
