@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from videoqueue.media.checks import MediaFacts, MediaInspector
 from videoqueue.media.errors import MediaError
@@ -35,6 +36,7 @@ def inspect_in_child(rules: MediaRules, blob: MediaBlob) -> MediaFacts:
 
 
 Inspect = Callable[[MediaRules, MediaBlob], MediaFacts]
+T = TypeVar("T")
 
 
 class DecodeSandbox:
@@ -56,15 +58,20 @@ class DecodeSandbox:
 
     def inspect(self, rules: MediaRules, blob: MediaBlob) -> MediaFacts:
         """`MediaInspector(rules).inspect(blob)`, run in a decoder process."""
+        return self.run(blob.field, self.target, rules, blob)
+
+    def run(self, what: str, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)` (a module-level function) in a decoder process; `DecoderCrashed`
+        naming `what` if the process dies."""
         pool = self._current_pool()
         try:
-            return pool.submit(self.target, rules, blob).result()
+            return pool.submit(work, *args).result()
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:
                     self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
-            raise DecoderCrashed(f"{blob.field}: the file could not be decoded") from None
+            raise DecoderCrashed(f"{what}: the file could not be decoded") from None
 
     def close(self) -> None:
         with self._lock:
