@@ -132,6 +132,11 @@ def test_json_create_takes_an_image_url_reference(openai_env: Env) -> None:
         ({"input_reference": {"file_id": "f"}}, "input_reference", "file_id is not supported"),
         ({"input_reference": {"image_url": png_data_url()}}, "input_reference", "image_url"),
         ({"quality": "high"}, "quality", "Unrecognized request argument supplied: quality"),
+        (
+            {"model": I2V, "size": "1280x720", "input_reference": {"image_url": "data:,x"}},
+            "input_reference",
+            "input_reference: only base64 data URLs are supported",
+        ),
     ],
 )
 def test_an_invalid_create_is_a_400_naming_the_parameter(

@@ -114,13 +114,15 @@ def openai_error(
     }
 
 
-def _param_in(message: str) -> str | None:
-    """The parameter a Venice message starts with (`image_url: …`, `This model does not
-    support image_url`), as OpenAI names it."""
+def _param_in(message: str) -> tuple[str | None, str]:
+    """The parameter a Venice message is about (`image_url: …`, `This model does not
+    support image_url`) as OpenAI names it, and the message with a leading field so named."""
     for field, param in PARAMS.items():
-        if message.startswith(f"{field}:") or message.endswith(f" {field}"):
-            return param
-    return None
+        if message.startswith(f"{field}:"):
+            return param, param + message.removeprefix(field)
+        if message.endswith(f" {field}"):
+            return param, message
+    return None, message
 
 
 def _named(path: tuple[str | int, ...]) -> str:
@@ -133,8 +135,10 @@ def _named(path: tuple[str | int, ...]) -> str:
 def error_body(error: VideoqueueError) -> dict[str, Any]:
     """The error in OpenAI's shape: its message (each issue, for invalid parameters), the
     parameter it is about, and its code in lower case."""
+    param: str | None = getattr(error, "param", None)
     message = error.message
-    param: str | None = getattr(error, "param", None) or _param_in(message)
+    if param is None:
+        param, message = _param_in(message)
     if isinstance(error, InvalidParameters) and error.issues:
         named = [_named(issue.path) for issue in error.issues]
         param = named[0] or None
