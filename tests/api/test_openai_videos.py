@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.accounts import account_of, balance, price_micros
 from tests.conftest import Env, build_env, load_job, png_data_url, wait_until
-from videoqueue.clock import SystemClock
+from videoqueue.clock import ManualClock, SystemClock
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure, FailureKind
 from videoqueue.media.previews import SPRITE_COLUMNS, SPRITE_ROWS, SPRITE_TILE_WIDTH
@@ -376,3 +376,21 @@ def test_a_private_model_answers_its_download_url(env: Env) -> None:
     )
     assert created.status_code == 200, created.text
     assert created.json()["download_url"].startswith("http")
+
+
+def test_videos_made_in_one_instant_page_by_id_on_each_database(
+    settings: Settings, database_url: str, clock: ManualClock
+) -> None:
+    for env in build_env(settings.model_copy(update={"database_url": database_url}), clock):
+        key = env.make_key()
+        ids = sorted(_create(env, key, prompt=f"clip {i}")["id"] for i in range(4))
+        for order, expected in (("asc", ids), ("desc", ids[::-1])):
+            seen: list[str] = []
+            query = f"/v1/videos?order={order}&limit=3"
+            while True:
+                page = env.client.get(query, headers=_auth(key)).json()
+                seen += [v["id"] for v in page["data"]]
+                if not page["has_more"]:
+                    break
+                query = f"/v1/videos?order={order}&limit=3&after={page['last_id']}"
+            assert seen == expected

@@ -7,6 +7,7 @@ functions: the API process imports this module only to name the work it sends th
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,12 +20,12 @@ SPRITE_TILE_WIDTH = 160
 THUMBNAIL_QUALITY = 85
 
 
-def _frames(data: bytes, count: int) -> list[Image.Image]:
+def _frames(video: Path, count: int) -> list[Image.Image]:
     """`count` frames spread evenly from the first to the last (fewer if the video has fewer)."""
     import av
     from PIL import Image
 
-    with av.open(io.BytesIO(data), "r") as container:
+    with av.open(str(video), "r") as container:
         stream = container.streams.video[0]
         total = stream.frames or sum(1 for _ in container.decode(stream))
         if not stream.frames:
@@ -40,20 +41,20 @@ def _frames(data: bytes, count: int) -> list[Image.Image]:
     return picked
 
 
-def thumbnail(data: bytes) -> bytes:
+def thumbnail(video: Path) -> bytes:
     """The middle frame as WebP, at the video's size."""
-    frames = _frames(data, 3)
+    frames = _frames(video, 3)
     buffer = io.BytesIO()
     frames[len(frames) // 2].save(buffer, format="WEBP", quality=THUMBNAIL_QUALITY)
     return buffer.getvalue()
 
 
-def spritesheet(data: bytes) -> bytes:
+def spritesheet(video: Path) -> bytes:
     """`SPRITE_COLUMNS` x `SPRITE_ROWS` frames spread over the video, left to right then top
     to bottom, as one JPEG; tiles past the video's last frame stay black."""
     from PIL import Image
 
-    frames = _frames(data, SPRITE_COLUMNS * SPRITE_ROWS)
+    frames = _frames(video, SPRITE_COLUMNS * SPRITE_ROWS)
     width, height = frames[0].size
     tile_height = max(2, round(SPRITE_TILE_WIDTH * height / width / 2) * 2)
     sheet = Image.new("RGB", (SPRITE_COLUMNS * SPRITE_TILE_WIDTH, SPRITE_ROWS * tile_height))

@@ -4,7 +4,9 @@ service, render in OpenAI's shapes. A job queued through either API reads throug
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -24,13 +26,15 @@ from videoqueue.errors import VideoqueueError
 from videoqueue.jobs.service import Failed, MediaNotFound, Pending, Ready
 from videoqueue.jobs.views import JobView, list_job_views, view_job
 from videoqueue.media.previews import spritesheet, thumbnail
+from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.storage.base import ObjectNotFound, Storage
 
 router = APIRouter(tags=["OpenAI videos"])
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-STILLS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+MakeStill = Callable[[Path], bytes]
+STILLS: dict[str, tuple[MakeStill, str]] = {
     "thumbnail": (thumbnail, "image/webp"),
     "spritesheet": (spritesheet, "image/jpeg"),
 }
@@ -171,12 +175,15 @@ async def video_content(request: Request, video_id: str, caller: ReadCaller) -> 
         if variant == "video":
             return mp4_response(ctx.storage, result.output_key, request.headers.get("range"))
         make, media_type = STILLS[variant]
-        data = await run_in_threadpool(_read_all, ctx.storage, result.output_key)
-        image = await run_in_threadpool(ctx.sandbox.run, "video", make, data)
+        image = await run_in_threadpool(_still, ctx.storage, ctx.sandbox, result.output_key, make)
     except ObjectNotFound:
         raise MediaNotFound() from None
     return Response(image, media_type=media_type)
 
 
-def _read_all(storage: Storage, key: str) -> bytes:
-    return b"".join(storage.read_range(key, 0, storage.size(key) - 1))
+def _still(storage: Storage, sandbox: DecodeSandbox, key: str, make: MakeStill) -> bytes:
+    """`make` run on a local copy of the MP4 at `key`, in a decoder process."""
+    with tempfile.TemporaryDirectory(prefix="videoqueue-still-") as folder:
+        video = Path(folder) / "video.mp4"
+        storage.fetch_to(key, video)
+        return sandbox.run("video", make, video)
