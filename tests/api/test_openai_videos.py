@@ -10,6 +10,7 @@ from typing import Any
 
 import av
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 
 from tests.accounts import account_of, balance, price_micros
@@ -394,3 +395,28 @@ def test_videos_made_in_one_instant_page_by_id_on_each_database(
                     break
                 query = f"/v1/videos?order={order}&limit=3&after={page['last_id']}"
             assert seen == expected
+
+
+def test_a_body_over_the_limit_is_a_413_in_openai_shape(settings: Settings) -> None:
+    for env in build_env(settings.model_copy(update={"max_body_bytes": 1000})):
+        headers = _auth(env.make_key())
+        declared = env.client.post("/v1/videos", data={"prompt": "x" * 2000}, headers=headers)
+        assert _error(declared, 413)["code"] == "payload_too_large"
+        streamed = env.client.post(
+            "/v1/videos",
+            content=iter([b"--b\r\n", b"x" * 2000]),
+            headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert _error(streamed, 413)["code"] == "payload_too_large"
+
+
+def test_an_unexpected_error_is_a_500_in_openai_shape(openai_env: Env) -> None:
+    def boom() -> None:
+        raise RuntimeError("the route broke")
+
+    app = openai_env.client.app
+    assert isinstance(app, FastAPI)
+    app.add_api_route("/v1/videos/test-only/boom", boom, methods=["GET"])
+    error = _error(openai_env.client.get("/v1/videos/test-only/boom"), 500)
+    assert (error["type"], error["code"]) == ("server_error", "unknown_error")
+    assert error["message"].startswith("An unknown error occurred (request id ")

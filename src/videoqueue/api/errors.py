@@ -19,6 +19,7 @@ from videoqueue.errors import VideoqueueError
 log = logging.getLogger(__name__)
 
 HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed"}
+UNKNOWN_ERROR = "An unknown error occurred"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -72,9 +73,12 @@ class UnexpectedErrors:
                 request_id,
                 exc_info=exc,
             )
-            body = {
-                "error": "An unknown error occurred",
+            body: dict[str, Any] = {
+                "error": UNKNOWN_ERROR,
                 "code": "UNKNOWN_ERROR",
                 "request_id": request_id,
             }
+            if speaks_openai(scope["path"]):
+                message = f"{UNKNOWN_ERROR} (request id {request_id})"
+                body = openai_error(500, message, code="unknown_error")
             await JSONResponse(body, status_code=500)(scope, receive, send)
