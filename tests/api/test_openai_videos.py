@@ -15,6 +15,8 @@ from PIL import Image
 
 from tests.accounts import account_of, balance, price_micros
 from tests.conftest import Env, build_env, load_job, png_data_url, wait_until
+from videoqueue.auth.keys import create_key
+from videoqueue.auth.models import KeyKind, ModelPrivacy
 from videoqueue.clock import ManualClock, SystemClock
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure, FailureKind
@@ -420,3 +422,43 @@ def test_an_unexpected_error_is_a_500_in_openai_shape(openai_env: Env) -> None:
     error = _error(openai_env.client.get("/v1/videos/test-only/boom"), 500)
     assert (error["type"], error["code"]) == ("server_error", "unknown_error")
     assert error["message"].startswith("An unknown error occurred (request id ")
+
+
+def test_a_key_for_private_models_only_is_refused_an_aliased_public_model(
+    openai_env: Env,
+) -> None:
+    account = openai_env.make_account(10)
+    with openai_env.db.transaction() as session:
+        _, secret = create_key(
+            session,
+            account_id=account,
+            kind=KeyKind.INFERENCE,
+            clock=SystemClock(),
+            model_privacy=ModelPrivacy.PRIVATE_ONLY,
+        )
+    response = openai_env.client.post(
+        "/v1/videos", json={**CREATE, "model": "sora-2"}, headers=_auth(secret)
+    )
+    assert _error(response, 403)["code"] == "unauthorized"
+    assert balance(openai_env, account) == 10_000_000
+
+
+def test_a_running_video_is_in_progress_with_the_engines_progress(openai_env: Env) -> None:
+    key = openai_env.make_key()
+    video = _create(openai_env, key)
+    clock = SystemClock()
+    with openai_env.db.transaction() as session:
+        job = store.claim_next_job(
+            session, worker_id="w", engines=["preview"], clock=clock, lease_seconds=60
+        )
+        assert job is not None and job.id == video["id"]
+    with openai_env.db.transaction() as session:
+        store.renew_lease(
+            session, job_id=video["id"], worker_id="w", clock=clock, lease_seconds=60, progress=0.42
+        )
+    running = openai_env.client.get(f"/v1/videos/{video['id']}", headers=_auth(key)).json()
+    assert (running["status"], running["progress"], running["completed_at"]) == (
+        "in_progress",
+        42,
+        None,
+    )
