@@ -353,6 +353,10 @@ def test_a_finished_video_serves_its_mp4_thumbnail_and_spritesheet(
         assert (stream.codec_context.width, stream.codec_context.height) == (854, 480)
     part = env.client.get(f"{url}/content", headers={**_auth(key), "Range": "bytes=0-99"})
     assert part.status_code == 206 and part.content == mp4.content[:100]
+    past = f"bytes={len(mp4.content)}-"
+    beyond = env.client.get(f"{url}/content", headers={**_auth(key), "Range": past})
+    assert _error(beyond, 416)["message"] == "Requested range not satisfiable"
+    assert beyond.headers["content-range"] == f"bytes */{len(mp4.content)}"
 
     thumb = env.client.get(f"{url}/content?variant=thumbnail", headers=_auth(key))
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
