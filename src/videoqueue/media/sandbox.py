@@ -1,8 +1,9 @@
 """Decoding clients' media in separate processes, so a decoder crash cannot take the API down.
 
 FFmpeg, Pillow and OpenCV are native code fed with bytes from the internet. The API process
-hands each file to a small pool of decoder processes; if one dies (a segfault, the OOM
-killer), the request is answered 400 and the pool is started afresh.
+hands each file to a small pool of decoder processes (and the stills it makes of finished
+videos, `media.previews`); if one dies (a segfault, the OOM killer), the request is answered
+400 and the pool is started afresh.
 """
 
 from __future__ import annotations
