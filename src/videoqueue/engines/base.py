@@ -82,11 +82,13 @@ class JobKind(StrEnum):
 @dataclass(frozen=True, kw_only=True)
 class FrameGrid:
     """The frames a model renders: `fps` a second, `frame_step`·k + 1 of them, each side a
-    multiple of `size_multiple`. A job is mapped onto the grid point nearest to it."""
+    multiple of `size_multiple` and at least `min_side` (0: one multiple). A job is mapped onto
+    the grid point nearest to it."""
 
     fps: int
     frame_step: int
     size_multiple: int
+    min_side: int = 0
 
     def frame_count(self, duration_s: float) -> int:
         """The `frame_step`·k + 1 frames nearest to `duration_s` (Wan, 16 fps, 4k+1: 5 s → 81)."""
@@ -98,7 +100,8 @@ class FrameGrid:
         a few pixels."""
 
         def nearest(side: int) -> int:
-            return max(self.size_multiple, self.size_multiple * round(side / self.size_multiple))
+            least = max(self.size_multiple, self.min_side)
+            return max(least, self.size_multiple * round(side / self.size_multiple))
 
         return nearest(width), nearest(height)
 

@@ -18,7 +18,8 @@ TEXT_AND_IMAGE = frozenset({JobKind.TEXT, JobKind.IMAGE})
 WAN21_GRID = FrameGrid(fps=16, frame_step=4, size_multiple=16)
 WAN22_GRID = FrameGrid(fps=16, frame_step=4, size_multiple=16)
 WAN22_TI2V_GRID = FrameGrid(fps=24, frame_step=4, size_multiple=32)
-LTX2_GRID = FrameGrid(fps=24, frame_step=8, size_multiple=32)
+LTX2_GRID = FrameGrid(fps=24, frame_step=8, size_multiple=32, min_side=64)
+"""A side of 32 is one latent pixel, which LTX-2's VAE decoder cannot pad (reflect padding)."""
 
 FAMILIES: dict[str, Capabilities] = {
     # T2V 1.3B and 14B, I2V 480p and 720p, FLF2V: one family, whose folder decides the kind.

@@ -55,12 +55,13 @@ class UnknownEngine(ValueError):
 
 
 def build_engines(
-    names: Iterable[str], factories: Mapping[str, str] = FACTORIES
+    names: Iterable[str], factories: Mapping[str, str] = FACTORIES, device: str | None = None
 ) -> dict[str, IsolatedEngine]:
-    """Each named engine, isolated in a child process (started by its `setup`)."""
+    """Each named engine, isolated in a child process (started by its `setup`), on `device`
+    where its factory takes one."""
     engines: dict[str, IsolatedEngine] = {}
     for name in names:
         if name not in factories:
             raise UnknownEngine(f"no engine named {name!r}; known: {', '.join(factories)}")
-        engines[name] = IsolatedEngine(name, factories[name])
+        engines[name] = IsolatedEngine(name, factories[name], device)
     return engines
