@@ -83,11 +83,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from videoqueue.engines.registry import engine_factories
     from videoqueue.workers import worker_main
 
     settings = _settings(args)
+    factories = engine_factories(settings.engines)
+    unknown = [name for name in args.engine if name not in factories]
+    if unknown:
+        console.print(
+            f"[red]No engine named {', '.join(unknown)}; known: {', '.join(sorted(factories))}[/]"
+        )
+        return 2
     _prepare(settings)
-    worker_main(settings.model_dump(mode="json"))
+    worker_main(settings.model_dump(mode="json"), engines=args.engine, device=args.device)
     return 0
 
 
@@ -298,6 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a worker only (scale-out)")
     _common(worker)
+    worker.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="set up and claim jobs only for this engine (repeatable; default: every engine "
+        "the catalogue binds a model to)",
+    )
+    worker.add_argument(
+        "--device",
+        default=None,
+        help="the device of engines that take one, e.g. cuda:1 (the diffusers engine); "
+        "it replaces the device in their factory strings",
+    )
     worker.set_defaults(func=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")

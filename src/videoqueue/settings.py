@@ -38,7 +38,12 @@ class Settings(BaseSettings):
     catalog_path: Path | None = Field(
         default=None, description="Operator catalogue TOML that adds or overrides models"
     )
-    workers: int = Field(default=1, ge=1, description="Worker processes `serve` supervises")
+    workers: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes `serve` supervises (0: the API only, with workers "
+        "started by `videoqueue worker`, one per GPU)",
+    )
     api_processes: int | None = Field(
         default=None,
         ge=1,

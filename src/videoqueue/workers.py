@@ -8,13 +8,14 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
-from videoqueue.engines.registry import build_engines, engine_factories, engine_kinds
+from videoqueue.engines.registry import UnknownEngine, build_engines, engine_factories
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.orphans import stop_when_orphaned
@@ -27,16 +28,26 @@ QUICK_EXIT_S = 10.0
 MAX_RESTART_PAUSE_S = 60
 
 
-def build_worker(settings: Settings) -> Worker:
-    """A worker for every engine the catalogue binds a model to."""
+def build_worker(
+    settings: Settings, engines: Sequence[str] = (), device: str | None = None
+) -> Worker:
+    """A worker for the named `engines` (default: every engine the catalogue binds a model
+    to), each on `device` where its factory takes one (see `load_engine`)."""
     factories = engine_factories(settings.engines)
-    catalog = load_catalog(settings.catalog_path, engines=engine_kinds(factories))
-    names = sorted({m.engine for m in catalog.models.values()})
-    engines = build_engines(names, factories)
+    catalog = load_catalog(settings.catalog_path, engines=factories)
+    bound = {m.engine for m in catalog.models.values()}
+    for name in engines:
+        if name not in factories:
+            raise UnknownEngine(f"no engine named {name!r}; known: {', '.join(sorted(factories))}")
+        if name not in bound:
+            log.warning(
+                "engine %s is bound to no model in the catalogue: no job will need it", name
+            )
+    names = sorted(set(engines) if engines else bound)
     return Worker(
         db=Database(settings.resolved_database_url),
         storage=storage_from_url(settings.resolved_storage_url),
-        engines=engines,
+        engines=build_engines(names, factories, device),
         clock=SystemClock(),
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
@@ -46,12 +57,20 @@ def build_worker(settings: Settings) -> Worker:
     )
 
 
-def worker_main(settings_json: dict[str, Any], parent_pid: int | None = None) -> None:
-    """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death)."""
+def worker_main(
+    settings_json: dict[str, Any],
+    parent_pid: int | None = None,
+    engines: Sequence[str] = (),
+    device: str | None = None,
+) -> None:
+    """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death),
+    for `engines` on `device` as `build_worker` says."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     settings = Settings.model_validate(settings_json)
+    if device is not None:
+        log.info("engines that take a device run on %s", device)
     run_until_stopped(
-        build_worker(settings),
+        build_worker(settings, engines, device),
         poll_seconds=settings.poll_seconds,
         grace_seconds=settings.shutdown_grace_seconds,
         parent_pid=parent_pid,

@@ -27,13 +27,16 @@ from transformers import (
     UMT5EncoderModel,
 )
 
-WanKind = Literal["t2v", "i2v", "flf2v"]
+WanKind = Literal["t2v", "i2v", "flf2v", "a14b-t2v", "a14b-i2v", "ti2v"]
+"""Wan 2.1 (`t2v`, `i2v`, `flf2v`), Wan 2.2 A14B with two experts, and Wan 2.2 TI2V-5B."""
 SENTENCES = [
     "a cat walks on the beach at sunset",
     "a red car drives through a city at night",
     "waves crash on rocks under a grey sky",
 ]
 IMAGE_SIZE = 32
+BOUNDARY_RATIO = 0.875
+"""Where A14B hands over to its low-noise expert; with 2 steps, step 0 is the first expert's."""
 
 
 def tokenizer() -> PreTrainedTokenizerFast:
@@ -91,19 +94,52 @@ def tiny_wan_vae() -> AutoencoderKLWan:
     )
 
 
+def tiny_wan22_vae() -> AutoencoderKLWan:
+    """Wan 2.2's VAE shape: 48 latent channels, 16x spatial compression (a 2x2 patch on top)."""
+    return AutoencoderKLWan(
+        base_dim=4,
+        decoder_base_dim=4,
+        z_dim=48,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        is_residual=True,
+        in_channels=12,
+        out_channels=12,
+        patch_size=2,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+    )
+
+
 def tiny_wan(kind: WanKind = "t2v") -> Any:
-    """A Wan 2.1 pipeline of `kind` with seeded random weights (diffusers' pipelines are
+    """A Wan pipeline of `kind` with seeded random weights (diffusers' pipelines are
     untyped to mypy: their methods come from mixins it cannot see through)."""
     torch.manual_seed(0)
     tok = tokenizer()
-    parts: dict[str, Any] = {
-        "tokenizer": tok,
-        "text_encoder": text_encoder(len(tok)),
-        "vae": tiny_wan_vae(),
-        "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
-    }
+    parts: dict[str, Any] = {"tokenizer": tok, "text_encoder": text_encoder(len(tok))}
+    if kind == "ti2v":
+        return WanPipeline(
+            transformer=tiny_wan_transformer(in_channels=48, out_channels=48),
+            vae=tiny_wan22_vae(),
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0),
+            expand_timesteps=True,
+            **parts,
+        )
+    parts |= {"vae": tiny_wan_vae(), "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0)}
     if kind == "t2v":
         return WanPipeline(transformer=tiny_wan_transformer(), **parts)
+    if kind in ("a14b-t2v", "a14b-i2v"):
+        channels = 16 if kind == "a14b-t2v" else 36
+        pipeline = WanPipeline if kind == "a14b-t2v" else WanImageToVideoPipeline
+        return pipeline(
+            transformer=tiny_wan_transformer(in_channels=channels),
+            transformer_2=tiny_wan_transformer(in_channels=channels),
+            boundary_ratio=BOUNDARY_RATIO,
+            **parts,
+        )
     image_tokens = IMAGE_SIZE * IMAGE_SIZE + 1
     transformer = tiny_wan_transformer(
         in_channels=36,
@@ -128,6 +164,6 @@ def tiny_wan(kind: WanKind = "t2v") -> Any:
 
 
 def save_tiny_wan(folder: Path, kind: WanKind = "t2v") -> Path:
-    """`folder` holding a tiny Wan 2.1 pipeline of `kind`, as a user's download would."""
+    """`folder` holding a tiny Wan pipeline of `kind`, as a user's download would."""
     tiny_wan(kind).save_pretrained(folder)
     return folder

@@ -85,3 +85,16 @@ class Instant:
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
         output_path.write_bytes(b"instant")
         return INFO
+
+
+class DeviceNamed:
+    """Writes the device it was built for as its output (a worker's `--device`)."""
+
+    name = "device"
+
+    def __init__(self, *, device: str = "cpu") -> None:
+        self.device = device
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        output_path.write_text(self.device)
+        return INFO

@@ -6,26 +6,23 @@ back by the engine, offline.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
-import numpy.typing as npt
 import pytest
 from PIL import Image
 
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from tests.conftest import Env, wait_until
+from tests.conftest import Env
+from tests.engines.diffusers_jobs import decode, operator_settings, queued_video
 from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan
 from videoqueue.engines.base import EngineError, JobInput, Media
-from videoqueue.engines.diffusers import (
-    DiffusersEngine,
-    wan21,
-)
+from videoqueue.engines.diffusers import DiffusersEngine, ltx2, wan21, wan22, wan22_ti2v
+from videoqueue.engines.diffusers.engine import FAMILIES
+from videoqueue.engines.diffusers_families import FAMILIES as DECLARED
 from videoqueue.engines.isolation import load_engine
 from videoqueue.settings import Settings
 from videoqueue.workers import Supervisor
@@ -64,30 +61,29 @@ def job(
     )
 
 
-def decode(data: bytes) -> tuple[npt.NDArray[np.uint8], float]:
-    """The frames (n, h, w, 3) and the frame rate of an MP4."""
-    with av.open(io.BytesIO(data), "r") as container:
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate or 0)
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    return np.stack(frames), rate
-
-
 def run(engine: DiffusersEngine, the_job: JobInput, out: Path) -> bytes:
     """The MP4's bytes, checked against the `VideoInfo` the engine returned."""
     info = engine.generate(the_job, out, lambda _: None)
     data = out.read_bytes()
     frames, fps = decode(data)
     assert (info.frames, info.height, info.width, 3) == frames.shape
-    assert info.fps == fps == wan21.FPS
+    assert info.fps == fps
     return data
 
 
 def test_wan_maps_durations_and_sizes_onto_its_native_grid() -> None:
-    assert [wan21.frame_count(s) for s in (5.0, 1.0, 0.1)] == [81, 17, 1]
-    assert wan21.frame_size(854, 480) == (848, 480)
-    assert wan21.frame_size(1280, 720) == (1280, 720)
-    assert wan21.frame_size(100, 60) == (96, 64)
+    assert [wan21.GRID.frame_count(s) for s in (5.0, 1.0, 0.1)] == [81, 17, 1]
+    assert wan21.GRID.frame_size(854, 480) == (848, 480)
+    assert wan21.GRID.frame_size(1280, 720) == (1280, 720)
+    assert wan21.GRID.frame_size(100, 60) == (96, 64)
+
+
+def test_every_recipe_renders_on_the_grid_its_family_declares() -> None:
+    assert set(FAMILIES) <= set(DECLARED), "a family's capabilities are checked at load"
+    assert DECLARED["wan21"].grid == wan21.GRID
+    assert DECLARED["wan22"].grid == wan22.GRID
+    assert DECLARED["wan22-ti2v"].grid == wan22_ti2v.GRID
+    assert DECLARED["ltx2"].grid == ltx2.GRID
 
 
 def test_t2v_mp4_has_the_frames_size_and_fps_the_recipe_promises(
@@ -217,19 +213,11 @@ audio_configurable = false
 @pytest.fixture
 def settings(tmp_path: Path, folders: dict[WanKind, Path]) -> Settings:
     """The operator's binding: a model id → an engine name → a family and a weights folder."""
-    overlay = tmp_path / "catalog.toml"
-    overlay.write_text(OVERLAY)
     factory = f"videoqueue.engines.diffusers:load?family=wan21&path={folders['t2v']}&steps=2"
-    return Settings(
-        data_dir=tmp_path / "data",
-        catalog_path=overlay,
-        engines={"tiny-wan": factory},
-        poll_seconds=0.05,
-    )
+    return operator_settings(tmp_path, OVERLAY, {"tiny-wan": factory})
 
 
 def test_a_queued_job_ends_in_the_mp4_the_recipe_promises(env: Env, workers: Supervisor) -> None:
-    key = env.make_key()
     body = {
         "model": "tiny-wan-text-to-video",
         "prompt": "a red car drives through a city at night",
@@ -238,16 +226,6 @@ def test_a_queued_job_ends_in_the_mp4_the_recipe_promises(env: Env, workers: Sup
         "aspect_ratio": "1:1",
         "audio": False,
     }
-    queued = env.post("/video/queue", body, key)
-    assert queued.status_code == 200, queued.text
-    ref = {"model": body["model"], "queue_id": queued.json()["queue_id"]}
-    data = wait_until(
-        lambda: (
-            (r := env.post("/video/retrieve", ref, key)).headers["content-type"] == "video/mp4"
-            and r.content
-        ),
-        timeout=90,
-    )
-    frames, fps = decode(data)
+    frames, fps = decode(queued_video(env, body))
     assert frames.shape == (17, 256, 256, 3)
     assert fps == 16

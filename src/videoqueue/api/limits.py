@@ -104,19 +104,28 @@ class RateCount:
         return done
 
 
-def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency giving the caller once the request is within its limits, else 429; a
-    queue for a model the key's `modelPrivacy` refuses is then 403.
+async def json_model(request: Request) -> object:
+    """The `model` a JSON body names (Venice's video routes)."""
+    return (await json_object(request)).get("model")
+
+
+def rate_limited(
+    route: str,
+    *,
+    authenticate: Callable[[Request], Awaitable[Caller]] = require_caller,
+    named_model: Callable[[Request], Awaitable[object]] = json_model,
+) -> Callable[..., Awaitable[Caller]]:
+    """A dependency giving the caller (`authenticate`) once the request is within its limits
+    on the model `named_model` reads, else 429; a queue for a model the key's
+    `modelPrivacy` refuses is then 403.
 
     A queue is counted in the transaction that charges it (the route runs the jobs service
     under `RateCount.around`); other routes are counted here, before the route runs."""
 
-    async def admitted_caller(
-        request: Request, caller: Annotated[Caller, Depends(require_caller)]
-    ) -> Caller:
+    async def admitted_caller(request: Request, caller: Caller = Depends(authenticate)) -> Caller:
         ctx = context(request)
         now = ctx.clock.now()
-        named = (await json_object(request)).get("model")
+        named = await named_model(request)
         entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
         # Unknown model names share one bucket, so made-up names cannot grow the table.
         rate = RateCount(ctx, caller, route, entry.id if entry is not None else "")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from videoqueue.catalog.binding import engine_problems
 from videoqueue.catalog.entry import (
     MEDIA_FIELDS,
     REQUIREMENTS,
@@ -16,7 +17,6 @@ from videoqueue.catalog.entry import (
     ModelEntry,
     PerSecondPrice,
     UpscalePrice,
-    job_kinds,
 )
 from videoqueue.errors import VideoqueueError
 
@@ -39,6 +39,8 @@ class CatalogError(ValueError):
 class Catalog:
     models: Mapping[str, ModelEntry]
     families: Mapping[str, Family]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Other names a model may be asked for by (`sora-2` → a catalogue id), on the OpenAI API."""
 
     def find(self, model_id: str, now: datetime | None = None) -> ModelEntry | None:
         """The model with this id; None when there is none, or it is removed by `now`."""
@@ -54,6 +56,10 @@ class Catalog:
         if entry is None:
             raise UnknownModel()
         return entry
+
+    def resolve(self, name: str, now: datetime | None = None) -> ModelEntry | None:
+        """The model `name` stands for: an alias's target, else the model with that id."""
+        return self.find(self.aliases.get(name, name), now)
 
     def family(self, entry: ModelEntry) -> Family:
         return self.families[entry.family] if entry.family else NO_FAMILY
@@ -74,30 +80,15 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-EngineKinds = Mapping[str, Collection[str]]
-"""Engine name → the job kinds it can do (`text`, `image`, `upscale` …), as the engine
-registry declares them."""
-
-
-def _engine_problems(entry: ModelEntry, engines: EngineKinds) -> list[str]:
-    if entry.engine not in engines:
-        known = ", ".join(sorted(engines))
-        return [f"unknown engine {entry.engine!r} (known engines: {known})"]
-    missing = job_kinds(entry) - set(engines[entry.engine])
-    if missing:
-        return [f"engine {entry.engine!r} cannot do {', '.join(sorted(missing))} jobs"]
-    return []
-
-
 def _entry_problems(
-    entry: ModelEntry, families: Mapping[str, Family], engines: EngineKinds | None
+    entry: ModelEntry, families: Mapping[str, Family], engines: Mapping[str, str] | None
 ) -> list[str]:
     c = entry.constraints
     problems = []
     if entry.family and entry.family not in families:
         problems.append(f"unknown family {entry.family!r}")
     if engines is not None:
-        problems += _engine_problems(entry, engines)
+        problems += engine_problems(entry, engines)
     unknown = set(entry.requires) - set(MEDIA_FIELDS) - set(REQUIREMENTS)
     unknown |= set(entry.accepts) - set(MEDIA_FIELDS)
     if unknown:
@@ -106,6 +97,8 @@ def _entry_problems(
         problems.append("durations is empty")
     if entry.default_resolution and entry.default_resolution not in c.resolutions:
         problems.append(f"default_resolution {entry.default_resolution!r} is not listed")
+    if entry.audio_request == "refuse" and c.audio:
+        problems.append('audio_request = "refuse" is for a model without sound (audio = false)')
     if entry.aspect_ratio_required and not c.aspect_ratios:
         problems.append("aspect_ratio_required without aspect_ratios")
     if (entry.upscale is None) != (not isinstance(entry.price, UpscalePrice)):
@@ -123,28 +116,37 @@ def _entry_problems(
     return problems
 
 
-def check_consistency(catalog: Catalog, engines: EngineKinds | None = None) -> None:
+def check_consistency(catalog: Catalog, engines: Mapping[str, str] | None = None) -> None:
     """Raises `CatalogError` naming every entry whose data cannot be served as written, or
-    that is bound to an engine not in `engines` (when given) or one that cannot do its kind."""
+    that is bound to an engine not in `engines` (when given) or that asks what its engine
+    cannot do (`binding.engine_problems`)."""
     problems = [
         f"{entry.id}: {problem}"
         for entry in catalog.models.values()
         for problem in _entry_problems(entry, catalog.families, engines)
     ]
+    for alias, target in catalog.aliases.items():
+        if alias in catalog.models:
+            problems.append(f"alias {alias!r} is a model id")
+        if target not in catalog.models:
+            problems.append(f"alias {alias!r} names no model: {target!r}")
     if problems:
         raise CatalogError("; ".join(problems))
 
 
 def load_catalog(
-    operator_file: Path | None = None, *, engines: EngineKinds | None = None
+    operator_file: Path | None = None, *, engines: Mapping[str, str] | None = None
 ) -> Catalog:
     """The shipped catalogue, overlaid with an operator's TOML file of the same layout.
 
+    `[aliases]` maps other names to model ids (the OpenAI API's `model`); the operator's
+    table adds to the shipped one, and may point a shipped alias elsewhere.
     An operator entry for a known id changes only the keys it names (`engine = "realesrgan"`,
     a new `price`, which replaces the shipped one whole); an entry for a new id must be
-    complete. `engines` names the engines that can serve, with the job kinds each can do: a
-    model bound to another, or to one that cannot do its kind, is an error, so a server fails
-    at start (None: unchecked, for tools that only read the data).
+    complete. `engines` names the engines that can serve, each with its factory string
+    (`registry.engine_factories`): a model bound to another, or asking what its engine cannot
+    do (a kind, its rate, a length, a size, sound), is an error, so a server or worker fails at
+    start (None: unchecked, for tools that only read the data).
     Raises `CatalogError` when the result is inconsistent.
     """
     with SHIPPED.open("rb") as f:
@@ -155,7 +157,7 @@ def load_catalog(
                 data = _merge(data, tomllib.load(f))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise CatalogError(f"{operator_file}: {exc}") from exc
-    unknown_tables = set(data) - {"families", "models"}
+    unknown_tables = set(data) - {"aliases", "families", "models"}
     if unknown_tables:
         raise CatalogError(f"unknown top-level tables {sorted(unknown_tables)}")
     try:
@@ -168,6 +170,9 @@ def load_catalog(
         }
     except ValueError as exc:
         raise CatalogError(str(exc)) from exc
-    catalog = Catalog(models=models, families=families)
+    aliases = data.get("aliases", {})
+    if not isinstance(aliases, dict) or not all(isinstance(t, str) for t in aliases.values()):
+        raise CatalogError("each alias names one model id (a string)")
+    catalog = Catalog(models=models, families=families, aliases=aliases)
     check_consistency(catalog, engines)
     return catalog

@@ -73,7 +73,10 @@ through a probed `video_url` or reference videos), a balance or key limit too sh
 answers `402` before any media URL is fetched. Media files are then fetched and decoded
 (formats, sizes, clip lengths, reference-image geometry, faces), and one transaction decides
 consent (`409`), charges and creates the job. `audio` is accepted on every model and only
-honoured where the audio column says *toggle*. An upscale model ignores `prompt`, and reads
+honoured where the audio column says *toggle*; on a model without sound `audio: true` gives
+a silent video, unless the operator's catalogue sets `audio_request = "refuse"` (then
+`400 {"error": "This model does not support audio"}`; `/models` says which in
+`model_spec.videoqueue.audio_request`). An upscale model ignores `prompt`, and reads
 its duration from
 the file. A quote checks only its pricing fields (`duration`,
 `resolution`, `aspect_ratio`, `audio`, `upscale_factor`, `video_url`,
@@ -88,14 +91,29 @@ settings TOML) at a TOML file of the same layout as the shipped catalogue. Its `
 and `[families."<name>"]` tables are merged over the shipped ones key by key: an entry for a
 known id changes only the keys it names; a `price` table replaces the shipped price whole; an
 entry for a new id must be complete. `engine` names one of the engines this server has
-(`preview`, `upscale`, `realesrgan`). The server and its workers refuse to start when the
-result is inconsistent (an unknown engine, family or media field, a resolution without a
-rate, …).
+(`preview`, `upscale`, `realesrgan`, or one of the `engines` setting, such as a diffusers
+weights folder: see [engines.md](engines.md)); `fps` is the rate it renders the model at.
+The server and its workers refuse to start when the result is inconsistent (an unknown
+engine, family or media field, a resolution without a rate, …) or asks what the engine cannot
+do (a kind of job, a rate other than its native one, longer or taller videos than it renders,
+sound from a silent engine). On a model without sound (`audio = false`), `audio_request`
+says how a request's `audio: true` is answered: `"silent_track"` (the default, as Venice
+does) or `"refuse"`.
+
+An `[aliases]` table gives models other names for the OpenAI videos API
+([openai.md](openai.md)), whose `model` field and SDK default (`sora-2`) name OpenAI's
+models: `"sora-2" = "wan-2.2-a14b-text-to-video"` makes `POST /v1/videos` with
+`model: "sora-2"` queue that model (every catalogue id works there as it is). An alias may
+not be a model id, and must name one; Venice's routes take only catalogue ids.
 
 ```toml
 # Upscale with Real-ESRGAN (the `realesrgan` extra) instead of Lanczos.
 [models."topaz-video-upscale"]
 engine = "realesrgan"
+
+# `model: "sora-2"` on POST /v1/videos queues Wan 2.2.
+[aliases]
+"sora-2" = "wan-2.2-a14b-text-to-video"
 
 # Charge a different price for Wan 2.7.
 [models."wan-2-7-text-to-video"]

@@ -211,6 +211,9 @@ class ModelEntry(_Data):
     fps: int = Field(default=24, gt=0)
     """The frame rate the engine renders this model at."""
     default_resolution: str | None = None
+    audio_request: Literal["silent_track", "refuse"] = "silent_track"
+    """How a request's `audio: true` is answered when the model makes no sound
+    (`constraints.audio = false`): a video without sound, as Venice does, or a 400."""
     max_run_seconds: float = Field(default=DEFAULT_MAX_RUN_SECONDS, gt=0)
     """How long one job may run on its engine before it fails (refunded) and the engine's
     process is replaced."""

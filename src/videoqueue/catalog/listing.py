@@ -21,7 +21,8 @@ PREVIEW_NOTE = (
 
 
 def model_entry(entry: ModelEntry) -> dict[str, Any]:
-    """One model as Venice lists it, plus `videoqueue.engine` naming what serves it."""
+    """One model as Venice lists it, plus a `videoqueue` block: the engine that serves it, how
+    it delivers, and for a silent model how `audio: true` is answered (`audio_request`)."""
     constraints = entry.constraints.model_dump(exclude_none=True)
     spec: dict[str, Any] = {
         "name": entry.name,
@@ -43,6 +44,8 @@ def model_entry(entry: ModelEntry) -> dict[str, Any]:
     if description:
         spec["description"] = description
     spec["videoqueue"] = {"engine": entry.engine, "delivery": entry.delivery}
+    if not entry.constraints.audio:
+        spec["videoqueue"]["audio_request"] = entry.audio_request
     return {
         "id": entry.id,
         "object": "model",

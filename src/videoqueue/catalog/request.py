@@ -9,6 +9,15 @@ SOURCE_MATCHED = frozenset({"-1", "auto", "Auto"})
 DEFAULT_SECONDS = 5.0
 
 
+def duration_seconds(duration: str) -> float | None:
+    """`"5s"` → 5.0; a duration taken from the source (`Auto`, `-1`) → None."""
+    if duration in SOURCE_MATCHED:
+        return None
+    if duration == "1 gen":
+        return DEFAULT_SECONDS
+    return float(duration.removesuffix("s"))
+
+
 @dataclass(frozen=True)
 class VideoRequest:
     """A `/video/queue` or `/video/quote` body after validation against its model."""
@@ -29,11 +38,7 @@ class VideoRequest:
     @property
     def duration_seconds(self) -> float | None:
         """`"5s"` → 5.0; a duration taken from the source (`Auto`, `-1`) → None."""
-        if self.duration in SOURCE_MATCHED:
-            return None
-        if self.duration == "1 gen":
-            return DEFAULT_SECONDS
-        return float(self.duration.removesuffix("s"))
+        return duration_seconds(self.duration)
 
     def as_json(self) -> dict[str, Any]:
         """Every field by name (shallow: the dicts are the request's own, not copies)."""

@@ -5,7 +5,8 @@ Every check runs before any charge, in this order (the first step that fails ans
 1. `model`: present, a string, a known id not yet removed — plain 400s
    (`"model is required"`, `"Invalid model specified"`).
 2. Fields the model does not take — a plain 400 for the first one, in schema order
-   (`"Use upscale_factor instead of resolution"`, `"This model does not support aspect_ratio"`).
+   (`"Use upscale_factor instead of resolution"`, `"This model does not support aspect_ratio"`;
+   `audio: true` on a silent model whose entry says `audio_request = "refuse"`).
 3. The model's schema — one DetailedError listing every issue (types, the model's enums with
    `expected` lists, required fields, prompt and array limits, `consents`).
 4. Refinements across well-formed fields — a DetailedError (reference audio needs an image
@@ -68,6 +69,8 @@ def _refuse_unsupported(body: Mapping[str, Any], entry: ModelEntry, family: Fami
             raise BadRequest(f"This model does not support {key}")
     if "bitrate_mode" in body and not family.bitrate_mode:
         raise BadRequest("This model does not support bitrate_mode")
+    if body.get("audio") is True and not c.audio and entry.audio_request == "refuse":
+        raise BadRequest("This model does not support audio")
 
 
 def _check_requirements(entry: ModelEntry, body: Mapping[str, Any]) -> None:

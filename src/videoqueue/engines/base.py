@@ -16,6 +16,7 @@ __all__ = [
     "Element",
     "Engine",
     "EngineError",
+    "FrameGrid",
     "JobCancelled",
     "JobInput",
     "JobKind",
@@ -78,12 +79,51 @@ class JobKind(StrEnum):
     UPSCALE = "upscale"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class FrameGrid:
+    """The frames a model renders: `fps` a second, `frame_step`·k + 1 of them, each side a
+    multiple of `size_multiple` and at least `min_side` (0: one multiple). A job is mapped onto
+    the grid point nearest to it."""
+
+    fps: int
+    frame_step: int
+    size_multiple: int
+    min_side: int = 0
+
+    def frame_count(self, duration_s: float) -> int:
+        """The `frame_step`·k + 1 frames nearest to `duration_s` (Wan, 16 fps, 4k+1: 5 s → 81)."""
+        wanted = max(1, round(duration_s * self.fps))
+        return self.frame_step * round((wanted - 1) / self.frame_step) + 1
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """Each side to its nearest multiple of `size_multiple`, which keeps the aspect within
+        a few pixels."""
+
+        def nearest(side: int) -> int:
+            least = max(self.size_multiple, self.min_side)
+            return max(least, self.size_multiple * round(side / self.size_multiple))
+
+        return nearest(width), nearest(height)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Capabilities:
-    """The job kinds an engine can do, and whether its videos carry sound it made."""
+    """What an engine can do, declared as data so that checking a catalogue imports no engine.
+
+    A limit left None is no limit.
+    """
 
     kinds: frozenset[JobKind]
     audio: bool
+    """Its videos can carry sound it made (left out when a job says `audio=False`)."""
+    audio_input: bool = False
+    """It uses a job's audio file (`audio_url`)."""
+    grid: FrameGrid | None = None
+    """Its own rate, frame rule and size multiple; None: it renders what it is told."""
+    max_lines: int | None = None
+    """The tallest resolution it renders, in lines (`720p`: 720)."""
+    max_frames: int | None = None
+    """The most frames it renders in one video."""
 
 
 M = TypeVar("M")

@@ -11,6 +11,7 @@ way the worker sets up a fresh child before its next job.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import multiprocessing
 import os
@@ -99,14 +100,26 @@ class EngineCrashed(EngineError):
     """The engine's process died before it finished the job."""
 
 
-def load_engine(factory: str) -> Engine:
-    """Build the engine named `package.module:Factory` (a class or a function), called with the
-    keyword arguments of an optional query: `module:load?family=wan21&path=/weights/…`."""
+def factory_parts(factory: str) -> tuple[str, str, dict[str, str]]:
+    """`module:load?family=wan21&path=/weights/…` → its module, attribute and query options.
+    Raises `ValueError` for a query that is not `key=value` pairs."""
     module_name, _, call = factory.partition(":")
     attribute, _, query = call.partition("?")
     # Percent-escapes let a value (a path) hold `&` or `=`.
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True)) if query else {}
-    built = getattr(importlib.import_module(module_name), attribute)(**options)
+    return module_name, attribute, options
+
+
+def load_engine(factory: str, device: str | None = None) -> Engine:
+    """Build the engine named `package.module:Factory` (a class or a function), called with the
+    keyword arguments of an optional query: `module:load?family=wan21&path=/weights/…`.
+    A `device` (the worker's `--device`) replaces the query's, for a factory with a `device`
+    parameter; other factories do not get it."""
+    module_name, attribute, options = factory_parts(factory)
+    make = getattr(importlib.import_module(module_name), attribute)
+    if device is not None and "device" in inspect.signature(make).parameters:
+        options["device"] = device
+    built = make(**options)
     assert hasattr(built, "generate"), f"{factory} is not an engine"
     return built  # type: ignore[no-any-return]
 
@@ -122,7 +135,9 @@ def _finished(error: Exception) -> Done:
     return Done(error=f"{type(error).__name__}: {error}")
 
 
-def child_main(connection: Connection, factory: str, parent_pid: int) -> None:
+def child_main(
+    connection: Connection, factory: str, parent_pid: int, device: str | None = None
+) -> None:
     """The child's life: build the engine once, say whether it could, then run jobs until
     the worker hangs up.
 
@@ -136,7 +151,7 @@ def child_main(connection: Connection, factory: str, parent_pid: int) -> None:
     ).start()
     try:
         try:
-            engine = load_engine(factory)
+            engine = load_engine(factory, device)
         except Exception as error:
             connection.send(SetupFailed(f"{type(error).__name__}: {error}"))
             return
@@ -188,11 +203,13 @@ class IsolatedEngine:
 
     `setup` starts the child and waits for it to say whether its engine could be built;
     `run` needs a ready engine. An engine closed (or whose child died) needs `setup` again.
+    A `device` reaches the factory as `load_engine` says.
     """
 
-    def __init__(self, name: str, factory: str) -> None:
+    def __init__(self, name: str, factory: str, device: str | None = None) -> None:
         self.name = name
         self.factory = factory
+        self.device = device
         self.setup_error: str | None = None
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
@@ -209,7 +226,7 @@ class IsolatedEngine:
         ours, theirs = self._context.Pipe(duplex=True)
         self._process = self._context.Process(
             target=child_main,
-            args=(theirs, self.factory, os.getpid()),
+            args=(theirs, self.factory, os.getpid(), self.device),
             daemon=True,
             name=f"videoqueue-engine-{self.name}",
         )

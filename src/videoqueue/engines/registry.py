@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from videoqueue.engines.base import Capabilities, JobKind
-from videoqueue.engines.isolation import IsolatedEngine
+from videoqueue.engines.diffusers_families import family_capabilities
+from videoqueue.engines.isolation import IsolatedEngine, factory_parts
 
 FACTORIES = {
     "preview": "videoqueue.engines.preview:PreviewEngine",
@@ -14,16 +15,20 @@ FACTORIES = {
 }
 """Engine name → `module:Factory`, imported only inside the engine's child process."""
 
-EVERY_KIND = Capabilities(kinds=frozenset(JobKind), audio=True)
+EVERY_KIND = Capabilities(kinds=frozenset(JobKind), audio=True, audio_input=True)
 UPSCALER = Capabilities(kinds=frozenset({JobKind.UPSCALE}), audio=False)
 
 CAPABILITIES = {
-    "preview": Capabilities(kinds=frozenset(JobKind) - {JobKind.UPSCALE}, audio=True),
+    "preview": Capabilities(
+        kinds=frozenset(JobKind) - {JobKind.UPSCALE}, audio=True, audio_input=True
+    ),
     "upscale": UPSCALER,
     "realesrgan": UPSCALER,
 }
 """What each built-in engine can do, declared here so that checking a catalogue imports
-no engine. An engine not named here (an operator's own) is trusted with every kind."""
+no engine."""
+
+DIFFUSERS = "videoqueue.engines.diffusers"
 
 
 def engine_factories(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -32,17 +37,17 @@ def engine_factories(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**FACTORIES, **(extra or {})}
 
 
-def engine_kinds(factories: Mapping[str, str]) -> dict[str, frozenset[str]]:
-    """Engine name → the job kinds it can do, for each of `factories` (`load_catalog`'s
-    `engines`); an operator's factory, even under a built-in name, may do every kind."""
-    return {
-        name: frozenset(
-            (
-                CAPABILITIES.get(name, EVERY_KIND) if factory == FACTORIES.get(name) else EVERY_KIND
-            ).kinds
-        )
-        for name, factory in factories.items()
-    }
+def capabilities(name: str, factory: str) -> Capabilities:
+    """What the engine `name` built from `factory` can do: a built-in engine's declaration,
+    the family's of a diffusers factory string (`…diffusers:load?family=wan21&…`), and every
+    kind for an operator's own engine, even under a built-in name. Raises `ValueError` for a
+    diffusers family this build does not have, or a query that cannot be read."""
+    if factory == FACTORIES.get(name):
+        return CAPABILITIES[name]
+    module, _, options = factory_parts(factory)
+    if module == DIFFUSERS or module.startswith(f"{DIFFUSERS}."):
+        return family_capabilities(options.get("family", ""))
+    return EVERY_KIND
 
 
 class UnknownEngine(ValueError):
@@ -50,12 +55,13 @@ class UnknownEngine(ValueError):
 
 
 def build_engines(
-    names: Iterable[str], factories: Mapping[str, str] = FACTORIES
+    names: Iterable[str], factories: Mapping[str, str] = FACTORIES, device: str | None = None
 ) -> dict[str, IsolatedEngine]:
-    """Each named engine, isolated in a child process (started by its `setup`)."""
+    """Each named engine, isolated in a child process (started by its `setup`), on `device`
+    where its factory takes one."""
     engines: dict[str, IsolatedEngine] = {}
     for name in names:
         if name not in factories:
             raise UnknownEngine(f"no engine named {name!r}; known: {', '.join(factories)}")
-        engines[name] = IsolatedEngine(name, factories[name])
+        engines[name] = IsolatedEngine(name, factories[name], device)
     return engines

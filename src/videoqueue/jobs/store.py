@@ -118,6 +118,33 @@ def get_job(session: Session, job_id: str, *, account_id: str) -> Job | None:
     return session.scalar(_OWNED_JOB, {"job_id": job_id, "owner": account_id})
 
 
+def list_jobs(
+    session: Session, *, account_id: str, after: Job | None, limit: int, descending: bool
+) -> list[Job]:
+    """Up to `limit` of the account's jobs whose media is kept, by creation time (then id),
+    starting past `after`."""
+    stmt = select(Job).where(
+        Job.account_id == account_id, Job.state.not_in([JobState.DELETED, JobState.EXPIRED])
+    )
+    if after is not None:
+        if descending:
+            past = or_(
+                Job.created_at < after.created_at,
+                and_(Job.created_at == after.created_at, Job.id < after.id),
+            )
+        else:
+            past = or_(
+                Job.created_at > after.created_at,
+                and_(Job.created_at == after.created_at, Job.id > after.id),
+            )
+        stmt = stmt.where(past)
+    if descending:
+        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc())
+    else:
+        stmt = stmt.order_by(Job.created_at, Job.id)
+    return list(session.scalars(stmt.limit(limit)))
+
+
 def get_job_for_update(session: Session, job_id: str) -> Job | None:
     return session.scalar(_JOB_FOR_UPDATE, {"job_id": job_id})
 

@@ -21,14 +21,26 @@ class Sampling:
 
     steps: int
     guidance: float
+    guidance_2: float | None = None
+    """The low-noise expert's guidance where a model has two; None: the same as `guidance`."""
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """Sound a pipeline made: float samples in [-1, 1], (channels, samples), at `sample_rate`."""
+
+    samples: npt.NDArray[np.float32]
+    sample_rate: int
 
 
 @dataclass(frozen=True)
 class Video:
-    """The frames a pipeline made, (frames, height, width, 3) uint8 RGB, at their true rate."""
+    """The frames a pipeline made, (frames, height, width, 3) uint8 RGB, at their true rate,
+    and the sound made with them, if the family makes any."""
 
     frames: npt.NDArray[np.uint8]
     fps: int
+    audio: Waveform | None = None
 
 
 class Recipe(Protocol):
