@@ -97,6 +97,8 @@ class Relay:
     def assert_one_upstream_job_and_books_balanced(self, job: Job) -> None:
         (upstream_job,) = self.upstream.jobs()
         assert upstream_job.id == job.upstream_queue_id
+        # Queued once: a later attempt resumed the stored job, not an idempotent replay.
+        assert self.upstream.log.read_text().count('"POST /api/v1/video/queue ') == 1
         assert self.ours.ledger_consistent()
         assert self.upstream.ledger_consistent()
 
@@ -277,3 +279,26 @@ def test_our_worker_killed_while_polling_resumes_the_same_upstream_job(relay: Re
     assert_mp4_of_the_request(relay.retrieve(job_id).content)
     relay.assert_one_upstream_job_and_books_balanced(job)
     assert relay.ours.balance_micros() == BALANCE_MICROS - PRICE_MICROS
+
+
+def test_a_job_cancelled_while_it_runs_upstream_is_cancelled_there(relay: Relay) -> None:
+    job_id = relay.queue("a lighthouse at dusk")
+    running = relay.recorded_upstream(job_id)
+
+    completed = httpx.post(
+        f"{relay.ours.base_url}/video/complete",
+        json={"model": MODEL, "queue_id": job_id},
+        headers={"Authorization": f"Bearer {relay.ours.key}"},
+        timeout=30,
+    )
+    assert completed.status_code == 200, completed.text
+
+    def upstream_job_ended() -> Job | None:
+        (job,) = relay.upstream.jobs()
+        return job if job.finished_at is not None else None
+
+    upstream_job: Job = wait_until(upstream_job_ended, timeout=120)
+    assert upstream_job.id == running.upstream_queue_id
+    assert upstream_job.state in (JobState.CANCELLED, JobState.DELETED)
+    assert upstream_job.output_key is None
+    assert relay.ours.ledger_consistent() and relay.upstream.ledger_consistent()
