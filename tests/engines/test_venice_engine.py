@@ -25,6 +25,8 @@ from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 
 MODEL = "relay-t2v"
+PRIVATE_MODEL = "relay-private-t2v"
+"""Delivered upstream only at a `download_url` (spec §8); here as bytes."""
 PRICE_MICROS = 10_000  # 1 s at 256p, $0.01 a second
 REFUSED_WORD = "forbidden"
 REQUEST = {"model": MODEL, "duration": "1s", "resolution": "256p", "aspect_ratio": "1:1"}
@@ -32,15 +34,18 @@ REQUEST = {"model": MODEL, "duration": "1s", "resolution": "256p", "aspect_ratio
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
 
-def catalog(engine: str) -> str:
-    return f"""
-[models."{MODEL}"]
+def catalog(engine: str, *, private_delivery: str = "bytes") -> str:
+    """Two 1 s, 256p models on `engine`; the private one is delivered as `private_delivery`."""
+    return "".join(
+        f"""
+[models."{model}"]
 name = "Relay"
 created = 1767225600
 engine = "{engine}"
+delivery = "{delivery}"
 price = {{ rule = "per_second", rates = {{ "256p" = 0.01 }} }}
 
-[models."{MODEL}".constraints]
+[models."{model}".constraints]
 model_type = "text-to-video"
 durations = ["1s"]
 resolutions = ["256p"]
@@ -48,6 +53,8 @@ aspect_ratios = ["1:1"]
 audio = false
 audio_configurable = false
 """
+        for model, delivery in ((MODEL, "bytes"), (PRIVATE_MODEL, private_delivery))
+    )
 
 
 @dataclass
@@ -57,10 +64,10 @@ class Relay:
     gate: Path
     """The upstream holds every job until this file exists."""
 
-    def queue(self, prompt: str) -> str:
+    def queue(self, prompt: str, model: str = MODEL) -> str:
         response = httpx.post(
             f"{self.ours.base_url}/video/queue",
-            json={**REQUEST, "prompt": prompt},
+            json={**REQUEST, "model": model, "prompt": prompt},
             headers={"Authorization": f"Bearer {self.ours.key}"},
             timeout=30,
         )
@@ -86,10 +93,10 @@ class Relay:
         job: Job = wait_until(ended, timeout=120)
         return job
 
-    def retrieve(self, job_id: str) -> httpx.Response:
+    def retrieve(self, job_id: str, model: str = MODEL) -> httpx.Response:
         return httpx.post(
             f"{self.ours.base_url}/video/retrieve",
-            json={"model": MODEL, "queue_id": job_id},
+            json={"model": model, "queue_id": job_id},
             headers={"Authorization": f"Bearer {self.ours.key}"},
             timeout=30,
         )
@@ -113,7 +120,7 @@ def upstream(tmp_path: Path, gate: Path) -> Iterator[VideoqueueServer]:
     """A videoqueue whose jobs wait for `gate`, and which refuses prompts with REFUSED_WORD."""
     server = VideoqueueServer(
         tmp_path / "upstream",
-        catalog("gated"),
+        catalog("gated", private_delivery="download_url"),
         {"gated": f"tests.engines.fixture_engines:Gated?gate={quote(str(gate))}"},
         {"VIDEOQUEUE_CONTENT_POLICY_RULES": json.dumps([{"pattern": REFUSED_WORD}])},
     )
@@ -206,6 +213,20 @@ def test_a_job_runs_upstream_and_its_mp4_comes_back(relay: Relay) -> None:
     assert upstream_job.state == JobState.DELETED  # our engine completed it upstream
     assert relay.ours.balance_micros() == BALANCE_MICROS - PRICE_MICROS
     assert relay.upstream.balance_micros() == BALANCE_MICROS - PRICE_MICROS
+
+
+def test_a_private_model_s_video_is_fetched_from_its_download_url(relay: Relay) -> None:
+    relay.gate.touch()
+    job_id = relay.queue("a lighthouse at dusk", PRIVATE_MODEL)
+
+    job = relay.finished(job_id)
+
+    assert job.state == JobState.COMPLETED, job.failure
+    assert job.upstream_download_url is not None
+    assert "/share/read/" in job.upstream_download_url
+    assert_mp4_of_the_request(relay.retrieve(job_id, PRIVATE_MODEL).content)
+    assert '"GET /v1/share/read/' in relay.upstream.log.read_text()
+    relay.assert_one_upstream_job_and_books_balanced(job)
 
 
 def test_a_content_policy_refusal_upstream_is_ours_and_refunded_on_both_sides(
@@ -302,3 +323,20 @@ def test_a_job_cancelled_while_it_runs_upstream_is_cancelled_there(relay: Relay)
     assert upstream_job.state in (JobState.CANCELLED, JobState.DELETED)
     assert upstream_job.output_key is None
     assert relay.ours.ledger_consistent() and relay.upstream.ledger_consistent()
+
+
+def test_an_engine_without_its_key_in_the_environment_does_not_set_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    with pytest.raises(ValueError, match="NO_SUCH_KEY holds no API key"):
+        load(base_url="http://127.0.0.1:9/api/v1", api_key_env="NO_SUCH_KEY")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_a_poll_pause_must_be_a_positive_number(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THE_KEY", "k")
+    with pytest.raises(ValueError, match="poll_seconds must be a positive number"):
+        load(base_url="http://127.0.0.1:9/api/v1", api_key_env="THE_KEY", poll_seconds=value)
