@@ -4,11 +4,18 @@ same server and a bare ASGI hello-world on the same stack (uvicorn + FastAPI), a
 Each case starts `serve` on 127.0.0.1 over its own data dir (SQLite, or a fresh PostgreSQL
 database), with the model bound to the `instant` fixture engine, which costs nothing, so what
 is measured is the API, the database and the dispatch. 32 concurrent httpx clients post for
-`--duration` seconds. Queued-to-started times come from the job rows; "idle" is one job at a
-time on an empty queue (the wake-up), "load" is the backlog the queue phase built.
+`--duration` seconds. "CPU ms" is what the server's processes (API and workers, not the
+database server) spent per answered request, which other work on the machine inflates less
+than it does the rates and latencies; "API CPU" is the API process's share (with one API
+process). The queue runs twice: with the clients spread over
+`--accounts` accounts, a key each (default: one per client, as a real load comes from many
+accounts), and with every client on one account, whose charges all wait for that account's
+row (the figure earlier runs measured). Queued-to-started times come from the job rows;
+"idle" is one job at a time on an empty queue (the wake-up), "load" is the backlog a queue
+phase built.
 
     .venv/bin/python -m bench.queue [--duration 5] [--clients 32] [--workers 1,4]
-        [--databases sqlite,postgres] [--api-processes N]
+        [--databases sqlite,postgres] [--api-processes N] [--accounts N]
 
 Run it as a module from the repository root: `bench/queue.py` run as a file would shadow the
 standard library's `queue` for everything it imports.
@@ -75,6 +82,15 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     queue_ids: list[str] = field(default_factory=list)
+    cpu_s: tuple[float, float] = (float("nan"), float("nan"))
+    """CPU seconds the server's first process and all its processes spent on this phase (a
+    queue's: until its backlog has started)."""
+
+    def cpu_ms(self, which: int) -> float:
+        """Server CPU milliseconds per answered request (0: the first process, 1: all)."""
+        if not self.latencies:
+            return float("nan")
+        return 1000 * self.cpu_s[which] / len(self.latencies)
 
     @property
     def rate(self) -> float:
@@ -89,12 +105,12 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def _hammer(
-    url: str, body: dict[str, Any], headers: dict[str, str], clients: int, duration: float
+    url: str, body: dict[str, Any], headers: list[dict[str, str]], clients: int, duration: float
 ) -> Phase:
     phase = Phase(seconds=duration)
     deadline = time.perf_counter() + duration
 
-    async def one_client() -> None:
+    async def one_client(headers: dict[str, str]) -> None:
         async with httpx.AsyncClient(headers=headers, timeout=60) as client:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
@@ -106,14 +122,15 @@ async def _hammer(
                 if "queue_id" in response.text:
                     phase.queue_ids.append(response.json()["queue_id"])
 
-    await asyncio.gather(*(one_client() for _ in range(clients)))
+    await asyncio.gather(*(one_client(headers[i % len(headers)]) for i in range(clients)))
     return phase
 
 
 def hammer(
-    url: str, body: dict[str, Any], headers: dict[str, str], clients: int, duration: float
+    url: str, body: dict[str, Any], headers: list[dict[str, str]], clients: int, duration: float
 ) -> Phase:
-    """`clients` concurrent clients posting `body` to `url` back to back for `duration` s."""
+    """`clients` concurrent clients posting `body` to `url` back to back for `duration` s,
+    client i with `headers[i % len(headers)]`."""
     return asyncio.run(_hammer(url, body, headers, clients, duration))
 
 
@@ -124,8 +141,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> Iterator[None]:
-    """A server process, up once `probe` answers; stopped with SIGTERM, which must be clean."""
+def running(
+    command: list[str], env: dict[str, str], log: Path, probe: str, clean: tuple[int, ...] = (0,)
+) -> Iterator[int]:
+    """A server process (its pid), up once `probe` answers; stopped with SIGTERM, on which it
+    must exit with a `clean` code."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=REPO)
     try:
@@ -138,7 +158,7 @@ def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> I
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -146,8 +166,40 @@ def running(command: list[str], env: dict[str, str], log: Path, probe: str) -> I
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
-        if code != 0:
+        if code not in clean:
             print(f"  ! {command[2:4]} exited with {code}; see {log}", file=sys.stderr)
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by `pid` alone, and by it and every process descended from it
+    (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat[
+            stat.rindex(")") + 2 :
+        ].split()  # after the command name, which may hold spaces
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return times.get(pid, 0.0), sum(times.get(member, 0.0) for member in tree)
+
+
+def since(before: tuple[float, float], pid: int) -> tuple[float, float]:
+    """What `cpu_seconds(pid)` has grown by since it was `before`."""
+    after = cpu_seconds(pid)
+    return after[0] - before[0], after[1] - before[1]
 
 
 @dataclass(frozen=True)
@@ -165,12 +217,17 @@ def make_database(kind: str, data_dir: Path) -> ScratchDatabase:
 
 
 def make_key(db: Database) -> str:
+    """A funded account's inference key."""
     clock = SystemClock()
     with db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
         top_up(session, account_id=account.id, micros=10**15, clock=clock, note="bench")
         _, secret = create_key(session, account_id=account.id, clock=clock, kind=KeyKind.INFERENCE)
     return secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def started_delays(db: Database, queue_ids: list[str], wait_s: float) -> tuple[list[float], float]:
@@ -193,16 +250,24 @@ def started_delays(db: Database, queue_ids: list[str], wait_s: float) -> tuple[l
 
 
 @dataclass
+class QueueRun:
+    """A `/video/queue` load phase from `accounts` accounts (a key each), and its dispatch."""
+
+    accounts: int
+    phase: Phase
+    dispatched: int
+    dispatch_rate: float
+    load_delays: list[float]
+
+
+@dataclass
 class Case:
     """The figures of one `serve` configuration."""
 
     database: str
     workers: int
     quote: Phase
-    queue: Phase
-    dispatched: int
-    dispatch_rate: float
-    load_delays: list[float]
+    queues: list[QueueRun]
     idle_delays: list[float]
 
 
@@ -213,7 +278,7 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
     try:
         upgrade(database.url)
         db = Database(database.url)
-        key = make_key(db)
+        keys = [bearer(make_key(db)) for _ in range(max(args.accounts))]
         catalog = data / "catalog.toml"
         catalog.write_text(f'[models."{MODEL}"]\nengine = "instant"\n')
         port = free_port()
@@ -230,25 +295,33 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
             "VIDEOQUEUE_QUEUE_REQUESTS_PER_MINUTE": str(10**9),
         }
         base = f"http://127.0.0.1:{port}/api/v1"
-        headers = {"Authorization": f"Bearer {key}"}
         command = [sys.executable, "-m", "videoqueue.cli", "serve"]
-        with running(command, env, data / "serve.log", f"{base}/models"):
+        with running(command, env, data / "serve.log", f"{base}/models") as pid:
             # Warm up: every API process answers, and the workers' engine children start.
-            warm = hammer(f"{base}/video/queue", QUEUE_BODY, headers, 2 * workers, 1.0)
+            warm = hammer(f"{base}/video/queue", QUEUE_BODY, keys[:1], 2 * workers, 1.0)
             started_delays(db, warm.queue_ids, 30)
             idle = []
-            with httpx.Client(headers=headers) as client:
+            with httpx.Client(headers=keys[0]) as client:
                 for _ in range(IDLE_JOBS):
                     idle.append(client.post(f"{base}/video/queue", json=QUEUE_BODY).json())
                     started_delays(db, [idle[-1]["queue_id"]], 10)
             idle_delays, _ = started_delays(db, [j["queue_id"] for j in idle], 10)
-            quote = hammer(f"{base}/video/quote", QUOTE_BODY, headers, args.clients, args.duration)
-            queue = hammer(f"{base}/video/queue", QUEUE_BODY, headers, args.clients, args.duration)
-            load_delays, rate = started_delays(db, queue.queue_ids, args.drain)
+            cpu = cpu_seconds(pid)
+            quote = hammer(f"{base}/video/quote", QUOTE_BODY, keys, args.clients, args.duration)
+            quote.cpu_s = since(cpu, pid)
+            queues = []
+            for accounts in args.accounts:
+                url = f"{base}/video/queue"
+                cpu = cpu_seconds(pid)
+                phase = hammer(url, QUEUE_BODY, keys[:accounts], args.clients, args.duration)
+                # Each phase's backlog starts before the next phase begins.
+                load_delays, rate = started_delays(db, phase.queue_ids, args.drain)
+                phase.cpu_s = since(cpu, pid)
+                queues.append(QueueRun(accounts, phase, len(load_delays), rate, load_delays))
         db.dispose()
     finally:
         database.drop()
-    return Case(kind, workers, quote, queue, len(load_delays), rate, load_delays, idle_delays)
+    return Case(kind, workers, quote, queues, idle_delays)
 
 
 def run_hello(args: argparse.Namespace, tmp: Path) -> Phase:
@@ -266,8 +339,12 @@ def run_hello(args: argparse.Namespace, tmp: Path) -> Phase:
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     url = f"http://127.0.0.1:{port}/hello"
-    with running(command, env, tmp / "hello.log", url):
-        return hammer(url, QUOTE_BODY, {}, args.clients, args.duration)
+    # A single uvicorn process exits with the SIGTERM it was stopped by.
+    with running(command, env, tmp / "hello.log", url, clean=(0, -signal.SIGTERM)) as pid:
+        cpu = cpu_seconds(pid)
+        phase = hammer(url, QUOTE_BODY, [{}], args.clients, args.duration)
+        phase.cpu_s = since(cpu, pid)
+        return phase
 
 
 def ms(seconds: float) -> str:
@@ -279,34 +356,45 @@ def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
         f"{args.clients} clients, {args.duration:g} s per phase, {args.api_processes} API "
         f"process(es), {os.cpu_count()} cores"
     )
-    print(f"{'case':<34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7}")
+    print(
+        f"{'case':<48} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7} "
+        f"{'CPU ms':>7} {'API CPU':>7}"
+    )
 
     def row(name: str, phase: Phase) -> None:
         lat = phase.latencies
+        # With one API process it is serve's own process (workers are its children).
+        api = f"{phase.cpu_ms(0):>7.2f}" if args.api_processes == 1 else f"{'-':>7}"
         print(
-            f"{name:<34} {phase.rate:>7.0f} {ms(percentile(lat, 50)):>7} "
-            f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f}"
+            f"{name:<48} {phase.rate:>7.0f} {ms(percentile(lat, 50)):>7} "
+            f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f} "
+            f"{phase.cpu_ms(1):>7.2f} {api}"
         )
+
+    def name(case: Case) -> str:
+        return f"{case.database}, {case.workers} worker(s)"
 
     row("baseline: hello-world", hello)
     for case in cases:
-        name = f"{case.database}, {case.workers} worker(s)"
-        row(f"{name}: /video/quote", case.quote)
-        row(f"{name}: /video/queue", case.queue)
+        row(f"{name(case)}: /video/quote", case.quote)
+        for run in case.queues:
+            row(f"{name(case)}: /video/queue, {run.accounts} account(s)", run.phase)
     print()
     print(
-        f"{'dispatch':<26} {'queue/quote':>11} {'jobs/s':>7} {'started':>9} "
+        f"{'dispatch':<40} {'queue/quote':>11} {'jobs/s':>7} {'started':>9} "
         f"{'load p50':>8} {'load p99':>8} {'idle p50':>8} {'idle p99':>8}  (ms)"
     )
     for case in cases:
-        started = f"{case.dispatched}/{len(case.queue.queue_ids)}"
-        print(
-            f"{case.database + ', ' + str(case.workers) + ' worker(s)':<26} "
-            f"{case.queue.rate / case.quote.rate:>11.2f} {case.dispatch_rate:>7.0f} "
-            f"{started:>9} {ms(percentile(case.load_delays, 50)):>8} "
-            f"{ms(percentile(case.load_delays, 99)):>8} "
-            f"{ms(percentile(case.idle_delays, 50)):>8} {ms(percentile(case.idle_delays, 99)):>8}"
-        )
+        for run in case.queues:
+            started = f"{run.dispatched}/{len(run.phase.queue_ids)}"
+            print(
+                f"{name(case) + ', ' + str(run.accounts) + ' account(s)':<40} "
+                f"{run.phase.rate / case.quote.rate:>11.2f} {run.dispatch_rate:>7.0f} "
+                f"{started:>9} {ms(percentile(run.load_delays, 50)):>8} "
+                f"{ms(percentile(run.load_delays, 99)):>8} "
+                f"{ms(percentile(case.idle_delays, 50)):>8} "
+                f"{ms(percentile(case.idle_delays, 99)):>8}"
+            )
 
 
 def main() -> None:
@@ -319,12 +407,20 @@ def main() -> None:
         "--api-processes",
         type=int,
         default=Settings().resolved_api_processes,
-        help="API processes of serve and of the hello-world (default: serve's, one per core)",
+        help="API processes of serve and of the hello-world (default: serve's with one worker)",
     )
     parser.add_argument(
         "--drain", type=float, default=10.0, help="longest wait for the backlog to start"
     )
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        help="accounts (a key each) the queue clients are spread over, round robin (default: "
+        "one per client); a phase with every client on one account runs too, as a baseline",
+    )
     args = parser.parse_args()
+    args.accounts = sorted({1, args.accounts or args.clients})
     kinds = args.databases.split(",")
     if "postgres" in kinds and not postgres_available():
         print("PostgreSQL is not running at 127.0.0.1:5432; SQLite only", file=sys.stderr)

@@ -121,12 +121,13 @@ def make_key(
 
 
 @contextmanager
-def live_server(app: ASGIApp) -> Iterator[str]:
-    """The app served by a real uvicorn on 127.0.0.1 (a free port); yields its base URL."""
+def live_server(app: ASGIApp, port: int = 0) -> Iterator[str]:
+    """The app served by a real uvicorn on 127.0.0.1 (a free port unless given); yields its
+    base URL."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_level="warning",
         ws="none",
         lifespan="off",

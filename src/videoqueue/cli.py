@@ -1,4 +1,5 @@
-"""The `videoqueue` command: serve, run workers, manage keys, credit accounts, check the books."""
+"""The `videoqueue` command: serve, run workers, manage keys, credit accounts, check the books;
+and, as a client of a server, generate and upscale videos."""
 
 from __future__ import annotations
 
@@ -389,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
     verify.set_defaults(func=cmd_ledger_verify)
+
+    from videoqueue.client_cli import add_client_commands
+
+    add_client_commands(commands)
     return parser
 
 
@@ -398,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("serve", "worker", "migrate"):
         # Account commands print tables; the schema check before them need not chatter.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command in ("generate", "upscale"):
+        # Their requests show on the progress line, not as one log line each.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return int(args.func(args))
 
 

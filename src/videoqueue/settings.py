@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="API processes `serve` runs on its port (uvicorn workers sharing the "
-        "database and link secret); default: one per CPU core",
+        "database and link secret); default: one per CPU core its workers leave, at least one",
     )
     engines: dict[str, str] = Field(
         default_factory=dict,
@@ -248,8 +248,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_api_processes(self) -> int:
+        # An API process on a core a busy worker also needs only takes turns with it: on two
+        # cores and one worker, one API process answered more queue requests than two.
         cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        return self.api_processes or (len(cores) if cores else os.cpu_count() or 1)
+        count = len(cores) if cores else os.cpu_count() or 1
+        return self.api_processes or max(1, count - self.workers)
 
     @property
     def resolved_database_url(self) -> str:

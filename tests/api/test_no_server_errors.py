@@ -49,6 +49,9 @@ FIELDS = st.sampled_from(
         "description",
         "consumptionLimit",
         "expiresAt",
+        "seconds",
+        "size",
+        "input_reference",
     ]
 )
 MODELS = st.sampled_from(
@@ -74,6 +77,7 @@ POST_ROUTES = [
     "/api/v1/video/complete",
     "/api/v1/api_keys",
     "/api/v1/x402/top-up",
+    "/v1/videos",
 ]
 GET_ROUTES = [
     "/api/v1/models?type={}",
@@ -86,6 +90,9 @@ GET_ROUTES = [
     "/api/v1/consents",
     "/v1/share/read/{}",
     "/api/v1/api_keys/{}",
+    "/v1/videos/{}",
+    "/api/v1/videos?limit={}&order={}&after={}",
+    "/v1/videos/{}/content?variant={}",
 ]
 HEADER_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
 
@@ -174,6 +181,6 @@ def test_any_raw_body_and_payment_header_get_a_client_error(
     headers = {"Content-Type": content_type, "Authorization": f"Bearer {fuzz_env.admin_key}"}
     if payment is not None:
         headers["PAYMENT-SIGNATURE"] = payment
-    for route in ("/api/v1/video/queue", "/api/v1/x402/top-up"):
+    for route in ("/api/v1/video/queue", "/api/v1/x402/top-up", "/v1/videos"):
         response = fuzz_env.client.post(route, content=raw, headers=headers)
         _assert_client_error_or_success(response)

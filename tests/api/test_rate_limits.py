@@ -11,11 +11,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from tests.accounts import BODY, job_count, money_settings
 from tests.conftest import Env, build_env, png_data_url
+from tests.media_files import solid_png
+from tests.media_server import MediaServer
 from videoqueue.api.app import create_app
 from videoqueue.clock import ManualClock
+from videoqueue.db.dialect import READ_ONLY_OPTION
 
 OTHER_MODEL = "wan-2.5-preview-image-to-video"
 FAILED_TOO_OFTEN = (
@@ -139,3 +143,51 @@ def test_limits_hold_across_api_processes_sharing_the_database(
         for client in (env.client, second, env.client, second):
             codes.append(client.post("/api/v1/video/queue", json=BODY, headers=headers).status_code)
     assert codes == [200, 200, 200, 429]
+
+
+def test_a_queue_request_is_counted_in_its_one_write_transaction(env: Env) -> None:
+    key = env.make_key()
+    assert env.post("/video/queue", BODY, key).status_code == 200  # the key's use is stamped
+    engine = env.client.app.state.context.db.engine  # type: ignore[attr-defined]
+    opened: list[str] = []
+
+    def on_begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        opened.append("read" if read_only else "write")
+
+    event.listen(engine, "begin", on_begin)
+    try:
+        second = env.post("/video/queue", BODY, key)
+    finally:
+        event.remove(engine, "begin", on_begin)
+
+    assert second.status_code == 200
+    assert second.headers["x-ratelimit-remaining-requests"] == "1"
+    assert opened == ["read", "write"], "the key check, then the count, charge and job together"
+
+
+@pytest.fixture
+def local_env(tmp_path: Path, clock: ManualClock) -> Iterator[Env]:
+    """One queue a minute, and media fetched from the test's 127.0.0.1 server."""
+    settings = money_settings(
+        tmp_path, queue_requests_per_minute=1, media_allow_private_networks=True
+    )
+    yield from build_env(settings, clock=clock)
+
+
+def test_a_queue_with_media_past_the_limit_fetches_nothing(
+    local_env: Env, server: MediaServer
+) -> None:
+    env = local_env
+    account = env.make_account("100")
+    key = env.make_key(account)
+    body = {**BODY, "model": OTHER_MODEL, "image_url": server.serve("/a.png", solid_png(640, 360))}
+    assert env.post("/video/queue", body, key).status_code == 200
+    assert len(server.hits) == 1
+
+    refused = env.post("/video/queue", body, key)
+
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "Rate limit exceeded", "code": "RATE_LIMIT_EXCEEDED"}
+    assert len(server.hits) == 1, "the refused request fetched its image"
+    assert job_count(env, account) == 1

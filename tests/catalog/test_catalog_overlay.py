@@ -92,6 +92,12 @@ def test_overlay_adds_models_and_families(overlay: Path) -> None:
             "an upscale price rule goes with an [upscale] table",
         ),
         ("[pricing]\nx = 1\n", "unknown top-level tables ['pricing']"),
+        ('[aliases]\n"sora-2" = "nope"\n', "alias 'sora-2' names no model: 'nope'"),
+        (
+            '[aliases]\n"wan-2-7-text-to-video" = "wan-2.2-a14b-text-to-video"\n',
+            "alias 'wan-2-7-text-to-video' is a model id",
+        ),
+        ('[aliases]\n"sora-2" = 1\n', "each alias names one model id"),
         ('[models."wan-2-7-text-to-video"\n', "catalog.toml"),
     ],
 )
@@ -187,3 +193,14 @@ def test_the_server_lists_quotes_and_validates_the_operators_models(overlaid_env
         400,
         {"error": "At least one reference image is required"},
     )
+
+
+def test_an_alias_names_a_model_by_another_name(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text('[aliases]\n"sora-2" = "wan-2.2-a14b-text-to-video"\n')
+    catalog = load_catalog(path)
+    resolved = catalog.resolve("sora-2")
+    assert resolved is not None and resolved.id == "wan-2.2-a14b-text-to-video"
+    assert catalog.resolve("wan-2-7-text-to-video") is catalog.get("wan-2-7-text-to-video")
+    assert catalog.resolve("sora-2-pro") is None
+    assert catalog.find("sora-2") is None  # Venice's routes take only catalogue ids

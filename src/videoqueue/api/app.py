@@ -1,4 +1,5 @@
-"""The ASGI application: Venice's video API under `/api/v1`."""
+"""The ASGI application: Venice's video API under `/api/v1`, OpenAI's videos API under `/v1`
+(and `/api/v1`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from videoqueue.api.context import AppContext
 from videoqueue.api.errors import UnexpectedErrors, install_error_handlers
 from videoqueue.api.limits import RateLimitHeaders
 from videoqueue.api.model_access import ModelHeaders
+from videoqueue.api.openai_shape import PREFIXES as OPENAI_PREFIXES
 from videoqueue.api.policies import (
     fetch_policy,
     job_terms,
@@ -20,7 +22,16 @@ from videoqueue.api.policies import (
     sign_in_policy,
     top_up_terms,
 )
-from videoqueue.api.routes import api_keys, billing, consents, models, share, video, x402
+from videoqueue.api.routes import (
+    api_keys,
+    billing,
+    consents,
+    models,
+    openai_videos,
+    share,
+    video,
+    x402,
+)
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
 from videoqueue.billing.facilitator import facilitator_at
 from videoqueue.catalog.catalog import load_catalog
@@ -95,7 +106,7 @@ def create_app(
         title="videoqueue",
         version="0.1.0",
         lifespan=lifespan,
-        description="A self-hosted server for Venice.ai's video API.",
+        description="A self-hosted server for Venice.ai's video API and OpenAI's videos API.",
     )
     app.state.context = ctx
     app.state.wallets = wallets
@@ -107,6 +118,10 @@ def create_app(
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(billing.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
+    for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once
+        app.include_router(
+            openai_videos.router, prefix=prefix, include_in_schema=prefix == OPENAI_PREFIXES[0]
+        )
     app.add_middleware(RateLimitHeaders)  # `x-ratelimit-*` headers; counts failed requests
     app.add_middleware(ModelHeaders)  # Venice's deprecation headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from videoqueue.api.openai_shape import error_body, speaks_openai
 from videoqueue.catalog.issues import BadRequest
 from videoqueue.errors import VideoqueueError
 
@@ -58,7 +59,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(send, scope["path"])
             return
         received = 0
 
@@ -75,9 +76,9 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
     @staticmethod
-    async def _reject(send: Send) -> None:
+    async def _reject(send: Send, path: str) -> None:
         error = PayloadTooLarge()
-        payload = json.dumps(error.body()).encode()
+        payload = json.dumps(error_body(error) if speaks_openai(path) else error.body()).encode()
         await send(
             {
                 "type": "http.response.start",

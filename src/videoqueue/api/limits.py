@@ -1,8 +1,10 @@
-"""Rate limits on the video routes: a dependency that admits (or refuses) each request before
-the route runs, and a middleware that writes Venice's `x-ratelimit-*` headers on the
+"""Rate limits on the video routes: a dependency that counts each request (a queue's it
+leaves to the route), and a middleware that writes Venice's `x-ratelimit-*` headers on the
 response and counts it against the failed-request budget when it is a 4xx.
 
-A queue request is admitted before its job exists, so a 429 never follows a created job.
+A queue request is counted in the transaction that charges it and creates its job (one
+write transaction in all), or, when it carries media, in one of its own before any media
+is fetched; either way a 429 never follows a created job, and comes before any other error.
 The x402 routes are limited per client address instead (`address_limited`), before sign-in.
 """
 
@@ -11,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -24,7 +28,7 @@ from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.model_access import note_model
 from videoqueue.api.response_start import ResponseStartHook
-from videoqueue.auth.keys import allow_model
+from videoqueue.auth.keys import ModelNotAllowed, allow_model
 from videoqueue.auth.rate_limits import (
     RateStatus,
     TooManyRequestsFromAddress,
@@ -33,48 +37,119 @@ from videoqueue.auth.rate_limits import (
     record_failure,
 )
 from videoqueue.errors import VideoqueueError
+from videoqueue.jobs.service import Admission
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "rate_limit"
 
+T = TypeVar("T")
 
-def _admit(ctx: AppContext, caller: Caller, route: str, model: str) -> RateStatus:
-    with ctx.db.transaction() as session:
+
+class RateCount:
+    """A request's count against its caller's limit on a route and model, made once: in the
+    transaction that does the request's work where it has one (`count`), else alone
+    (`settle`). `status` is what the headers say once a count has committed."""
+
+    def __init__(self, ctx: AppContext, caller: Caller, route: str, model: str) -> None:
+        self._ctx = ctx
+        self._caller_id = caller.key_id or caller.account_id
+        self._route = route
+        self._model = model
+        self.status: RateStatus | None = None
+
+    def _admit(self, session: Session) -> RateStatus:
         return admit(
             session,
-            caller_id=caller.key_id or caller.account_id,
-            route=route,
-            model=model,
-            policy=ctx.rate_policies.route(route),
-            clock=ctx.clock,
+            caller_id=self._caller_id,
+            route=self._route,
+            model=self._model,
+            policy=self._ctx.rate_policies.route(self._route),
+            clock=self._ctx.clock,
         )
 
-
-def rate_limited(route: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency giving the caller once the request is within its limits, else 429; a
-    queue for a model the key's `modelPrivacy` refuses is then 403."""
-
-    async def admitted_caller(
-        request: Request, caller: Annotated[Caller, Depends(require_caller)]
-    ) -> Caller:
-        ctx = context(request)
-        now = ctx.clock.now()
-        named = (await json_object(request)).get("model")
-        entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
-        # Unknown model names share one bucket, so made-up names cannot grow the table.
-        model = entry.id if entry is not None else ""
-        status = await run_in_threadpool(_admit, ctx, caller, route, model)
-        request.state.rate_limit = status
-        if entry is not None:
-            note_model(request, entry, now)
+    def count(self, session: Session) -> None:
+        """Count in the caller's transaction; a refusal raises, so that transaction rolls
+        back and `settle` counts the request alone."""
+        if self.status is not None:
+            return
+        status = self._admit(session)
         if status.refused is not None:
             raise status.error()
-        if entry is not None and route == "queue":
-            allow_model(caller.model_privacy, entry.privacy)
+
+        def committed(_session: Session) -> None:
+            self.status = status
+
+        event.listen(session, "after_commit", committed, once=True)
+
+    def settle(self) -> RateStatus:
+        """The committed count, made alone if no transaction made it; raises the 429 of a
+        refused request."""
+        if self.status is None:
+            with self._ctx.db.transaction() as session:
+                self.status = self._admit(session)
+        if self.status.refused is not None:
+            raise self.status.error()
+        return self.status
+
+    def around(self, work: Callable[[Admission], T]) -> T:
+        """`work(self.count)`, settled after: whatever `work` raised, a refused count
+        answers 429 instead, as if it had been counted before anything else."""
+        try:
+            done = work(self.count)
+        except Exception:
+            self.settle()
+            raise
+        self.settle()
+        return done
+
+
+async def json_model(request: Request) -> object:
+    """The `model` a JSON body names (Venice's video routes)."""
+    return (await json_object(request)).get("model")
+
+
+def rate_limited(
+    route: str,
+    *,
+    authenticate: Callable[[Request], Awaitable[Caller]] = require_caller,
+    named_model: Callable[[Request], Awaitable[object]] = json_model,
+) -> Callable[..., Awaitable[Caller]]:
+    """A dependency giving the caller (`authenticate`) once the request is within its limits
+    on the model `named_model` reads, else 429; a queue for a model the key's
+    `modelPrivacy` refuses is then 403.
+
+    A queue is counted in the transaction that charges it (the route runs the jobs service
+    under `RateCount.around`); other routes are counted here, before the route runs."""
+
+    async def admitted_caller(request: Request, caller: Caller = Depends(authenticate)) -> Caller:
+        ctx = context(request)
+        now = ctx.clock.now()
+        named = await named_model(request)
+        entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
+        # Unknown model names share one bucket, so made-up names cannot grow the table.
+        rate = RateCount(ctx, caller, route, entry.id if entry is not None else "")
+        request.state.rate_limit = rate
+        if entry is not None:
+            note_model(request, entry, now)
+        if route != "queue":
+            await run_in_threadpool(rate.settle)
+        elif entry is not None:
+            try:
+                allow_model(caller.model_privacy, entry.privacy)
+            except ModelNotAllowed:
+                await run_in_threadpool(rate.settle)  # past its limit, a 429 all the same
+                raise
         return caller
 
     return admitted_caller
+
+
+def rate_count(request: Request) -> RateCount:
+    """The count `rate_limited` left for the route to make."""
+    rate = getattr(request.state, STATE_KEY)
+    assert isinstance(rate, RateCount)
+    return rate
 
 
 def _admit_address(ctx: AppContext, route: str, address: str) -> int | None:
@@ -134,8 +209,9 @@ class RateLimitHeaders(ResponseStartHook):
     """Adds the headers of a request admitted by `rate_limited`, and counts its failure."""
 
     async def _on_start(self, scope: Scope, message: Message) -> None:
-        status = scope.get("state", {}).get(STATE_KEY)
-        if not isinstance(status, RateStatus):
+        rate = scope.get("state", {}).get(STATE_KEY)
+        status = rate.status if isinstance(rate, RateCount) else None
+        if status is None:
             return
         ctx: AppContext = scope["app"].state.context
         headers = MutableHeaders(scope=message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ class CatalogError(ValueError):
 class Catalog:
     models: Mapping[str, ModelEntry]
     families: Mapping[str, Family]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Other names a model may be asked for by (`sora-2` → a catalogue id), on the OpenAI API."""
 
     def find(self, model_id: str, now: datetime | None = None) -> ModelEntry | None:
         """The model with this id; None when there is none, or it is removed by `now`."""
@@ -54,6 +56,10 @@ class Catalog:
         if entry is None:
             raise UnknownModel()
         return entry
+
+    def resolve(self, name: str, now: datetime | None = None) -> ModelEntry | None:
+        """The model `name` stands for: an alias's target, else the model with that id."""
+        return self.find(self.aliases.get(name, name), now)
 
     def family(self, entry: ModelEntry) -> Family:
         return self.families[entry.family] if entry.family else NO_FAMILY
@@ -119,6 +125,11 @@ def check_consistency(catalog: Catalog, engines: Mapping[str, str] | None = None
         for entry in catalog.models.values()
         for problem in _entry_problems(entry, catalog.families, engines)
     ]
+    for alias, target in catalog.aliases.items():
+        if alias in catalog.models:
+            problems.append(f"alias {alias!r} is a model id")
+        if target not in catalog.models:
+            problems.append(f"alias {alias!r} names no model: {target!r}")
     if problems:
         raise CatalogError("; ".join(problems))
 
@@ -128,6 +139,8 @@ def load_catalog(
 ) -> Catalog:
     """The shipped catalogue, overlaid with an operator's TOML file of the same layout.
 
+    `[aliases]` maps other names to model ids (the OpenAI API's `model`); the operator's
+    table adds to the shipped one, and may point a shipped alias elsewhere.
     An operator entry for a known id changes only the keys it names (`engine = "realesrgan"`,
     a new `price`, which replaces the shipped one whole); an entry for a new id must be
     complete. `engines` names the engines that can serve, each with its factory string
@@ -144,7 +157,7 @@ def load_catalog(
                 data = _merge(data, tomllib.load(f))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise CatalogError(f"{operator_file}: {exc}") from exc
-    unknown_tables = set(data) - {"families", "models"}
+    unknown_tables = set(data) - {"aliases", "families", "models"}
     if unknown_tables:
         raise CatalogError(f"unknown top-level tables {sorted(unknown_tables)}")
     try:
@@ -157,6 +170,9 @@ def load_catalog(
         }
     except ValueError as exc:
         raise CatalogError(str(exc)) from exc
-    catalog = Catalog(models=models, families=families)
+    aliases = data.get("aliases", {})
+    if not isinstance(aliases, dict) or not all(isinstance(t, str) for t in aliases.values()):
+        raise CatalogError("each alias names one model id (a string)")
+    catalog = Catalog(models=models, families=families, aliases=aliases)
     check_consistency(catalog, engines)
     return catalog

@@ -100,10 +100,20 @@ sound from a silent engine). On a model without sound (`audio = false`), `audio_
 says how a request's `audio: true` is answered: `"silent_track"` (the default, as Venice
 does) or `"refuse"`.
 
+An `[aliases]` table gives models other names for the OpenAI videos API
+([openai.md](openai.md)), whose `model` field and SDK default (`sora-2`) name OpenAI's
+models: `"sora-2" = "wan-2.2-a14b-text-to-video"` makes `POST /v1/videos` with
+`model: "sora-2"` queue that model (every catalogue id works there as it is). An alias may
+not be a model id, and must name one; Venice's routes take only catalogue ids.
+
 ```toml
 # Upscale with Real-ESRGAN (the `realesrgan` extra) instead of Lanczos.
 [models."topaz-video-upscale"]
 engine = "realesrgan"
+
+# `model: "sora-2"` on POST /v1/videos queues Wan 2.2.
+[aliases]
+"sora-2" = "wan-2.2-a14b-text-to-video"
 
 # Charge a different price for Wan 2.7.
 [models."wan-2-7-text-to-video"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SOURCE_MATCHED = frozenset({"-1", "auto", "Auto"})
@@ -41,7 +41,8 @@ class VideoRequest:
         return duration_seconds(self.duration)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field by name (shallow: the dicts are the request's own, not copies)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VideoRequest:

@@ -1,11 +1,11 @@
 """`Idempotency-Key` on queue: the same key and body within the TTL get the answer the first
 request got, and are charged once.
 
-The key is looked up, claimed and its answer stored in the same transaction as the job and
+The key is looked up, then stored with its answer, in the same transaction as the job and
 its charge, after the account row is locked: a racing request of the same account waits for
 the lock and then finds the answer. The unique (account, key) constraint stays the backstop:
-a request whose insert still fails rolls back before anything is charged and is answered
-from the winner's record.
+a request whose insert still fails rolls back, its charge with it, and is answered from the
+winner's record.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from videoqueue.clock import Clock
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs import store
-from videoqueue.jobs.models import IdempotencyRecord
 
 
 class IdempotencyKeyReused(VideoqueueError):
@@ -59,38 +58,40 @@ def replay(
 
     Raises `IdempotencyKeyReused` if the key was used with another body.
     """
-    record = store.find_idempotency_record(
+    found = store.find_idempotency_record(
         session, account_id=account_id, key=idem.key, since=clock.now() - ttl
     )
-    if record is None:
+    if found is None:
         return None
-    if record.request_hash != idem.fingerprint:
+    request_hash, answer = found
+    if request_hash != idem.fingerprint:
         raise IdempotencyKeyReused()
-    return dict(record.response)
+    return dict(answer)
 
 
-def claim(
-    session: Session, account_id: str, idem: IdempotencyKey, ttl: timedelta, clock: Clock
-) -> IdempotencyRecord:
-    """Take the key in the caller's transaction; `remember` then stores its answer there.
+def record(
+    session: Session,
+    account_id: str,
+    idem: IdempotencyKey,
+    ttl: timedelta,
+    clock: Clock,
+    answer: dict[str, Any],
+) -> None:
+    """Take the key with the answer it replays, in the caller's transaction.
 
     Raises `IdempotencyKeyTaken` if another request holds it: the caller's transaction must
     roll back and answer with `replay` in a new one.
     """
     now = clock.now()
     try:
-        return store.insert_idempotency_record(
+        store.insert_idempotency_record(
             session,
             account_id=account_id,
             key=idem.key,
             request_hash=idem.fingerprint,
+            response=answer,
             now=now,
             expired_before=now - ttl,
         )
     except IntegrityError:
         raise IdempotencyKeyTaken() from None
-
-
-def remember(record: IdempotencyRecord, answer: dict[str, Any]) -> None:
-    """Store the answer a claimed key replays (written when the transaction commits)."""
-    record.response = dict(answer)

@@ -8,7 +8,7 @@ one write transaction that charges and creates the job.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +47,11 @@ from videoqueue.storage.layout import job_prefix
 
 PRICED_BY_MEDIA = ("video_url", "reference_video_urls")
 """Media fields whose probed length or size enters the price; no other media does."""
+
+
+Admission = Callable[[Session], None]
+"""Counts a request against its caller's request limits in the given transaction, raising
+to refuse it; the count stands if that transaction commits."""
 
 
 class MediaNotFound(ObjectNotFound):
@@ -163,12 +168,18 @@ class JobService:
         return price_micros(entry, request, source)
 
     def submit(
-        self, body: Mapping[str, Any], payer: Payer, idem: IdempotencyKey | None = None
+        self,
+        body: Mapping[str, Any],
+        payer: Payer,
+        idem: IdempotencyKey | None = None,
+        admit: Admission | None = None,
     ) -> Accepted:
         """Validate, price, charge and queue a generation; a replayed key answers as before.
 
         Raises the validation, prompt, media, consent, balance and idempotency errors, each
-        before anything is charged.
+        before anything is charged. `admit` runs first in the transaction that charges, or,
+        for a request with media, in one of its own before any media work; a replay, or a
+        request refused before either, never runs it.
         """
         # 1. A replayed key answers as the first request did, whatever has changed since.
         ttl = self.terms.idempotency_ttl
@@ -185,9 +196,13 @@ class JobService:
 
         # 3. A request without media needs nothing else before its one transaction.
         if not request.media:
-            return self._accept(request, entry, StoredMedia(job_id=new_id()), payer, idem)
+            return self._accept(request, entry, StoredMedia(job_id=new_id()), payer, idem, admit)
 
-        # 4. Where media does not set the price, refuse a short balance before any URL is fetched.
+        # 4. Count the request, then, where media does not set the price, refuse a short
+        # balance: neither refusal fetches a URL.
+        if admit is not None:
+            with self.db.transaction() as session:
+                admit(session)
         if not any(name in request.media for name in PRICED_BY_MEDIA):
             with self.db.read() as session:
                 self._refuse_unaffordable(session, payer, price_micros(entry, request))
@@ -220,20 +235,23 @@ class JobService:
         stored: StoredMedia,
         payer: Payer,
         idem: IdempotencyKey | None,
+        admit: Admission | None = None,
     ) -> Accepted:
-        """The one write transaction: replay or claim the key, consent, charge, create."""
+        """The one write transaction: admit, replay the key, consent, charge, create, and
+        store the key's answer."""
         ttl = self.terms.idempotency_ttl
         try:
             with self.db.transaction() as session:
-                # The payer's row is locked first: a racing request of the same account waits
-                # here, then finds this one's key (and no row referencing it can deadlock).
+                if admit is not None:
+                    admit(session)
+                # The payer's row is locked before anything else of the account is read: a
+                # racing request of the same account waits here, then finds this one's key
+                # (and no row referencing it can deadlock).
                 lock_account(session, payer.account_id)
-                record = None
                 if idem is not None:
                     answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
                     if answer is not None:
                         return Accepted.from_json(answer)
-                    record = idempotency.claim(session, payer.account_id, idem, ttl, self.clock)
                 # The consent decision comes before the charge: a 409 costs nothing (§11.2).
                 require_consent(
                     session,
@@ -244,8 +262,9 @@ class JobService:
                     clock=self.clock,
                 )
                 accepted = self._create(session, request, entry, stored, payer)
-                if record is not None:
-                    idempotency.remember(record, accepted.to_json())
+                if idem is not None:
+                    answer = accepted.to_json()
+                    idempotency.record(session, payer.account_id, idem, ttl, self.clock, answer)
                 return accepted
         except IdempotencyKeyTaken:
             assert idem is not None
@@ -273,7 +292,7 @@ class JobService:
             clock=self.clock,
             key=payer.key,
         )
-        store.create_job(
+        store.insert_job(
             session,
             job_id=stored.job_id,
             account_id=payer.account_id,

@@ -6,10 +6,11 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from videoqueue.clock import Clock
+from videoqueue.db.base import new_id, table
 from videoqueue.db.dialect import locked, notify_job_queued
 from videoqueue.engines.base import UpstreamJob
 from videoqueue.jobs.failure import Failure
@@ -19,6 +20,61 @@ from videoqueue.jobs.states import PENDING, JobState, check_transition
 
 RECENT_JOBS_FOR_AVERAGE = 50
 JOB_ID_LENGTH = 36
+
+# Built once, as each statement every job runs is: building one costs more CPU than running
+# it from SQLAlchemy's compiled cache.
+_INSERT_JOB = insert(table(Job))
+_JOB_FOR_UPDATE = locked(select(Job).where(Job.id == bindparam("job_id")))
+_OWNED_JOB = select(Job).where(Job.id == bindparam("job_id"), Job.account_id == bindparam("owner"))
+_NEXT_RUNNABLE = locked(
+    select(Job)
+    .where(
+        or_(
+            Job.state == JobState.QUEUED,
+            and_(
+                Job.state == JobState.RUNNING,
+                Job.lease_expires_at < bindparam("now"),
+                Job.attempts < Job.max_attempts,
+            ),
+        ),
+        Job.engine.in_(bindparam("engines", expanding=True)),
+    )
+    .order_by(Job.created_at)
+    .limit(1),
+    skip_locked=True,
+)
+
+
+def insert_job(
+    session: Session,
+    *,
+    job_id: str,
+    account_id: str,
+    model: str,
+    engine: str,
+    spec: JobSpec,
+    price_micros: int,
+    max_attempts: int,
+    clock: Clock,
+) -> None:
+    """Insert a QUEUED job (one plain INSERT: no ORM object is built) and wake the workers."""
+    session.execute(
+        _INSERT_JOB,
+        {
+            "id": job_id,
+            "account_id": account_id,
+            "model": model,
+            "engine": engine,
+            "state": JobState.QUEUED,
+            "spec": spec.to_json(),
+            "price_micros": price_micros,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "progress": 0.0,
+            "created_at": clock.now(),
+        },
+    )
+    notify_job_queued(session)
 
 
 def create_job(
@@ -31,26 +87,22 @@ def create_job(
     price_micros: int,
     max_attempts: int,
     clock: Clock,
-    job_id: str | None = None,
 ) -> Job:
-    """Insert a QUEUED job."""
-    job = Job(
+    """Insert a QUEUED job under a new id, and load it for a caller that goes on to change it."""
+    job_id = new_id()
+    insert_job(
+        session,
+        job_id=job_id,
         account_id=account_id,
         model=model,
         engine=engine,
-        state=JobState.QUEUED,
-        spec=spec.to_json(),
+        spec=spec,
         price_micros=price_micros,
-        attempts=0,
         max_attempts=max_attempts,
-        progress=0.0,
-        created_at=clock.now(),
+        clock=clock,
     )
-    if job_id is not None:
-        job.id = job_id
-    session.add(job)
-    session.flush()
-    notify_job_queued(session)
+    job = session.get(Job, job_id)
+    assert job is not None
     return job
 
 
@@ -64,11 +116,38 @@ def get_job(session: Session, job_id: str, *, account_id: str) -> Job | None:
     """The job if it exists and belongs to the account (anyone else's is simply not found)."""
     if not could_be_job_id(job_id):
         return None
-    return session.scalar(select(Job).where(Job.id == job_id, Job.account_id == account_id))
+    return session.scalar(_OWNED_JOB, {"job_id": job_id, "owner": account_id})
+
+
+def list_jobs(
+    session: Session, *, account_id: str, after: Job | None, limit: int, descending: bool
+) -> list[Job]:
+    """Up to `limit` of the account's jobs whose media is kept, by creation time (then id),
+    starting past `after`."""
+    stmt = select(Job).where(
+        Job.account_id == account_id, Job.state.not_in([JobState.DELETED, JobState.EXPIRED])
+    )
+    if after is not None:
+        if descending:
+            past = or_(
+                Job.created_at < after.created_at,
+                and_(Job.created_at == after.created_at, Job.id < after.id),
+            )
+        else:
+            past = or_(
+                Job.created_at > after.created_at,
+                and_(Job.created_at == after.created_at, Job.id > after.id),
+            )
+        stmt = stmt.where(past)
+    if descending:
+        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc())
+    else:
+        stmt = stmt.order_by(Job.created_at, Job.id)
+    return list(session.scalars(stmt.limit(limit)))
 
 
 def get_job_for_update(session: Session, job_id: str) -> Job | None:
-    return session.scalar(locked(select(Job).where(Job.id == job_id)))
+    return session.scalar(_JOB_FOR_UPDATE, {"job_id": job_id})
 
 
 def claim_next_job(
@@ -81,18 +160,7 @@ def claim_next_job(
 ) -> Job | None:
     """Lease the oldest runnable job (queued, or running on a lapsed lease with attempts left)."""
     now = clock.now()
-    runnable = or_(
-        Job.state == JobState.QUEUED,
-        and_(
-            Job.state == JobState.RUNNING,
-            Job.lease_expires_at < now,
-            Job.attempts < Job.max_attempts,
-        ),
-    )
-    stmt = (
-        select(Job).where(runnable, Job.engine.in_(list(engines))).order_by(Job.created_at).limit(1)
-    )
-    job = session.scalar(locked(stmt, skip_locked=True))
+    job = session.scalar(_NEXT_RUNNABLE, {"now": now, "engines": list(engines)})
     if job is None:
         return None
     if job.state == JobState.QUEUED:
@@ -258,15 +326,17 @@ def release_job(job: Job) -> None:
 
 def find_idempotency_record(
     session: Session, *, account_id: str, key: str, since: datetime
-) -> IdempotencyRecord | None:
-    """The account's record of `key` made after `since` (older ones have expired)."""
-    return session.scalar(
-        select(IdempotencyRecord).where(
+) -> tuple[str, dict[str, Any]] | None:
+    """The request hash and answer of the account's record of `key` made after `since`
+    (older ones have expired)."""
+    found = session.execute(
+        select(IdempotencyRecord.request_hash, IdempotencyRecord.response).where(
             IdempotencyRecord.account_id == account_id,
             IdempotencyRecord.key == key,
             IdempotencyRecord.created_at > since,
         )
-    )
+    ).first()
+    return None if found is None else (found[0], found[1])
 
 
 def insert_idempotency_record(
@@ -275,23 +345,28 @@ def insert_idempotency_record(
     account_id: str,
     key: str,
     request_hash: str,
+    response: dict[str, Any],
     now: datetime,
     expired_before: datetime,
-) -> IdempotencyRecord:
-    """Take `key` for the account (replacing an expired record of it). Raises IntegrityError
-    when another transaction holds it."""
+) -> None:
+    """Take `key` for the account with its answer (replacing an expired record of it).
+    Raises IntegrityError when another transaction holds it."""
+    records = table(IdempotencyRecord)
     session.execute(
-        delete(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.account_id == account_id,
-            IdempotencyRecord.key == key,
-            IdempotencyRecord.created_at <= expired_before,
+        delete(records).where(
+            records.c.account_id == account_id,
+            records.c.key == key,
+            records.c.created_at <= expired_before,
         )
-        .execution_options(synchronize_session=False)
     )
-    record = IdempotencyRecord(
-        account_id=account_id, key=key, request_hash=request_hash, response={}, created_at=now
+    session.execute(
+        insert(records),
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "key": key,
+            "request_hash": request_hash,
+            "response": response,
+            "created_at": now,
+        },
     )
-    session.add(record)
-    session.flush()
-    return record

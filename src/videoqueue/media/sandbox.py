@@ -1,8 +1,9 @@
 """Decoding clients' media in separate processes, so a decoder crash cannot take the API down.
 
 FFmpeg, Pillow and OpenCV are native code fed with bytes from the internet. The API process
-hands each file to a small pool of decoder processes; if one dies (a segfault, the OOM
-killer), the request is answered 400 and the pool is started afresh.
+hands each file to a small pool of decoder processes (and the stills it makes of finished
+videos, `media.previews`); if one dies (a segfault, the OOM killer), the request is answered
+400 and the pool is started afresh.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from videoqueue.media.checks import MediaFacts, MediaInspector
 from videoqueue.media.errors import MediaError
@@ -35,6 +37,7 @@ def inspect_in_child(rules: MediaRules, blob: MediaBlob) -> MediaFacts:
 
 
 Inspect = Callable[[MediaRules, MediaBlob], MediaFacts]
+T = TypeVar("T")
 
 
 class DecodeSandbox:
@@ -56,15 +59,20 @@ class DecodeSandbox:
 
     def inspect(self, rules: MediaRules, blob: MediaBlob) -> MediaFacts:
         """`MediaInspector(rules).inspect(blob)`, run in a decoder process."""
+        return self.run(blob.field, self.target, rules, blob)
+
+    def run(self, what: str, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)` (a module-level function) in a decoder process; `DecoderCrashed`
+        naming `what` if the process dies."""
         pool = self._current_pool()
         try:
-            return pool.submit(self.target, rules, blob).result()
+            return pool.submit(work, *args).result()
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:
                     self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
-            raise DecoderCrashed(f"{blob.field}: the file could not be decoded") from None
+            raise DecoderCrashed(f"{what}: the file could not be decoded") from None
 
     def close(self) -> None:
         with self._lock:

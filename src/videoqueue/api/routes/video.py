@@ -16,14 +16,14 @@ from videoqueue.api.body import json_object
 from videoqueue.api.context import context
 from videoqueue.api.failures import venice_failure
 from videoqueue.api.idempotency import idempotency_key
-from videoqueue.api.limits import CompleteCaller, QueueCaller, RetrieveCaller
+from videoqueue.api.limits import CompleteCaller, QueueCaller, RetrieveCaller, rate_count
 from videoqueue.api.model_access import admit_quote
 from videoqueue.api.mp4 import mp4_response
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.catalog.validation import requested_model
-from videoqueue.jobs.service import Failed, MediaNotFound, Pending, Ready
+from videoqueue.jobs.service import Accepted, Admission, Failed, MediaNotFound, Pending, Ready
 from videoqueue.storage.base import ObjectNotFound
 
 router = APIRouter(tags=["Video"])
@@ -44,9 +44,12 @@ async def queue_video(request: Request, caller: QueueCaller) -> JSONResponse:
     with another body is answered 409.
     """
     body = await json_object(request)
-    idem = idempotency_key(request, body)
     jobs = context(request).jobs
-    accepted = await run_in_threadpool(jobs.submit, body, caller.payer, idem)
+
+    def submit(admit: Admission) -> Accepted:
+        return jobs.submit(body, caller.payer, idempotency_key(request, body), admit)
+
+    accepted = await run_in_threadpool(rate_count(request).around, submit)
     return JSONResponse(accepted.to_json())
 
 

@@ -1,0 +1,89 @@
+"""Reading an account's jobs as either API shows them: one by id, or a page of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from videoqueue.db.session import Database
+from videoqueue.errors import VideoqueueError
+from videoqueue.jobs import store
+from videoqueue.jobs.failure import Failure
+from videoqueue.jobs.models import Job
+from videoqueue.jobs.service import MediaNotFound
+from videoqueue.jobs.states import JobState
+
+GONE = (JobState.DELETED, JobState.EXPIRED)
+
+
+class UnknownCursor(VideoqueueError):
+    """The `after` cursor names no video of this account"""
+
+    status = 400
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job: its state, and what it was asked to make (from its stored spec)."""
+
+    id: str
+    model: str
+    state: JobState
+    progress: float
+    """0 to 1."""
+    created_at: datetime
+    finished_at: datetime | None
+    width: int
+    height: int
+    duration_s: float
+    prompt: str
+    failure: Failure | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        spec = job.job_spec
+        return cls(
+            id=job.id,
+            model=job.model,
+            state=job.state,
+            progress=job.progress,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            width=spec.width,
+            height=spec.height,
+            duration_s=spec.duration_s,
+            prompt=spec.prompt,
+            failure=job.failure,
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    views: list[JobView]
+    has_more: bool
+
+
+def view_job(db: Database, account_id: str, job_id: str) -> JobView:
+    """The account's job. Raises `MediaNotFound` for no such job, or one whose media is gone."""
+    with db.read() as session:
+        job = store.get_job(session, job_id, account_id=account_id)
+        if job is None or job.state in GONE:
+            raise MediaNotFound()
+        return JobView.of(job)
+
+
+def list_job_views(
+    db: Database, account_id: str, *, after: str | None, limit: int, descending: bool
+) -> JobPage:
+    """Up to `limit` of the account's jobs past the one `after` names (`UnknownCursor` if
+    none), and whether more follow."""
+    with db.read() as session:
+        cursor = None
+        if after is not None:
+            cursor = store.get_job(session, after, account_id=account_id)
+            if cursor is None:
+                raise UnknownCursor()
+        jobs = store.list_jobs(
+            session, account_id=account_id, after=cursor, limit=limit + 1, descending=descending
+        )
+        return JobPage([JobView.of(job) for job in jobs[:limit]], has_more=len(jobs) > limit)
