@@ -117,3 +117,27 @@ class Gated:
         progress(1.0)
         output_path.write_bytes(b"gated")
         return INFO
+
+
+class HeldUpstream:
+    """Holds each job (reporting progress) until the file `gate` exists, then renders it with
+    the preview engine, or refuses it as a provider's content policy when its prompt is
+    `policy`: an upstream whose jobs end when the test says."""
+
+    name = "held-upstream"
+
+    def __init__(self, *, gate: str) -> None:
+        self.gate = Path(gate)
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        from videoqueue.engines.preview import PreviewEngine
+
+        deadline = time.monotonic() + 120
+        while not self.gate.exists():
+            if time.monotonic() > deadline:
+                raise EngineError(f"{self.gate} did not appear within 120 s")
+            progress(0.1)
+            time.sleep(0.05)
+        if job.prompt == "policy":
+            raise ProviderContentPolicy(recommended_model="wan-2-7-text-to-video")
+        return PreviewEngine().generate(job, output_path, progress)

@@ -24,6 +24,7 @@ from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerK
 from videoqueue.clock import ManualClock
 from videoqueue.db.session import Database
 from videoqueue.db.tables import metadata
+from videoqueue.engines.base import UpstreamJob
 from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import InvalidTransition, JobState, check_transition
@@ -150,6 +151,23 @@ def test_a_lapsed_lease_is_claimed_again_and_the_old_owner_loses_it(db: Database
             session, job_id=job_id, worker_id="w2", clock=clock, lease_seconds=LEASE, progress=0.5
         )
     assert load_job(db, job_id).progress == 0.5
+
+
+def test_an_upstream_job_is_stored_only_by_the_lease_owner_and_outlives_the_attempt(
+    db: Database,
+) -> None:
+    clock = ManualClock()
+    job_id = _enqueue(db, clock, _account(db, clock))
+    _claim(db, clock, "w1")
+    upstream = UpstreamJob("up-1", "https://upstream.example/v1/share/read/t")
+    with db.transaction() as session:
+        assert not store.record_upstream_job(
+            session, job_id=job_id, worker_id="w2", upstream=UpstreamJob("up-2")
+        )
+        assert store.record_upstream_job(session, job_id=job_id, worker_id="w1", upstream=upstream)
+    clock.advance(LEASE + 1)
+    assert _claim(db, clock, "w2") == job_id
+    assert load_job(db, job_id).upstream == upstream
 
 
 def test_renewing_keeps_the_lease(db: Database) -> None:

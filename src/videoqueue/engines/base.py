@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from videoqueue.errors import VideoqueueError
 from videoqueue.media.probe import VideoInfo
@@ -24,11 +24,42 @@ __all__ = [
     "ProgressCallback",
     "ProviderContentPolicy",
     "TimeLimitExceeded",
+    "UpstreamJob",
+    "UpstreamRecorder",
     "VideoInfo",
+    "record_upstream",
 ]
 
 ProgressCallback = Callable[[float], None]
 """Called by an engine with the fraction of the work done, 0.0 … 1.0."""
+
+
+@dataclass(frozen=True)
+class UpstreamJob:
+    """A job another server runs for one of ours: its id there, and the one-time download
+    link a private model answers with (spec §8)."""
+
+    queue_id: str
+    download_url: str | None = None
+
+
+@runtime_checkable
+class UpstreamRecorder(Protocol):
+    """A progress callback that can also store, with the job, the upstream job an engine
+    started for it: `record_upstream` returns once it is stored, so that a later attempt
+    resumes that job instead of starting another. Raises `JobCancelled` when the job is no
+    longer the worker's."""
+
+    def __call__(self, fraction: float) -> None: ...
+
+    def record_upstream(self, upstream: UpstreamJob) -> None: ...
+
+
+def record_upstream(progress: ProgressCallback, upstream: UpstreamJob) -> None:
+    """Store `upstream` through `progress` where it can (a worker's can; a bare callback, as
+    a test gives `generate`, stores nothing)."""
+    if isinstance(progress, UpstreamRecorder):
+        progress.record_upstream(upstream)
 
 
 class EngineError(VideoqueueError):
@@ -201,6 +232,8 @@ class JobInput:
     max_output_pixels: int | None = None
     """The largest upscaled frame (width x height) the model allows; None: no cap."""
     media: Media[Path] = field(default_factory=Media)
+    upstream: UpstreamJob | None = None
+    """The upstream job an earlier attempt started (an engine that forwards resumes it)."""
 
 
 class Engine(Protocol):

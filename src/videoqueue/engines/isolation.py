@@ -32,6 +32,8 @@ from videoqueue.engines.base import (
     ProgressCallback,
     ProviderContentPolicy,
     TimeLimitExceeded,
+    UpstreamJob,
+    UpstreamRecorder,
     VideoInfo,
 )
 from videoqueue.engines.lifecycle import RunLimits
@@ -70,6 +72,22 @@ class Progress:
     """Child → worker: the fraction of the job done."""
 
     fraction: float
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Child → worker: the engine started `job` on another server; the child waits for
+    `UpstreamRecorded` before it goes on."""
+
+    job: UpstreamJob
+
+
+@dataclass(frozen=True)
+class UpstreamRecorded:
+    """Worker → child: the upstream job is stored with ours, or (`kept` False) the job is no
+    longer this worker's."""
+
+    kept: bool
 
 
 @dataclass(frozen=True)
@@ -168,7 +186,8 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 class _Reporter:
     """A job's progress callback in the child: sends each fraction, and raises `JobCancelled`
-    once the worker has sent `Cancel` (the only message that arrives during a job)."""
+    once the worker has sent `Cancel` (the only message that arrives during a job, besides
+    the answer to `record_upstream`)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -180,6 +199,14 @@ class _Reporter:
         if self.cancelled:
             raise JobCancelled()
         self.connection.send(Progress(fraction))
+
+    def record_upstream(self, upstream: UpstreamJob) -> None:
+        self.connection.send(Upstream(upstream))
+        while not isinstance(answer := self.connection.recv(), UpstreamRecorded):
+            self.cancelled = self.cancelled or isinstance(answer, Cancel)
+        if self.cancelled or not answer.kept:
+            self.cancelled = True
+            raise JobCancelled()
 
 
 def _serve(connection: Connection, engine: Engine) -> None:
@@ -265,6 +292,9 @@ class IsolatedEngine:
                     if isinstance(event, Progress):
                         progress(event.fraction)
                         continue
+                    if isinstance(event, Upstream):
+                        connection.send(UpstreamRecorded(self._record(progress, event.job)))
+                        continue
                     assert isinstance(event, Done)
                     event.raise_error()
                     assert event.info is not None
@@ -287,6 +317,25 @@ class IsolatedEngine:
             raise EngineCrashed(
                 f"the {self.name} engine's process died (exit code {code})"
             ) from None
+
+    def _record(self, progress: ProgressCallback, upstream: UpstreamJob) -> bool:
+        """Whether the job is still ours once `upstream` is stored (a caller that stores
+        nothing, as a test's bare callback, lets the engine go on). A store that fails stops
+        the child: the attempt counts as crashed, and the next one asks upstream again, which
+        the engine makes safe."""
+        if not isinstance(progress, UpstreamRecorder):
+            return True
+        try:
+            progress.record_upstream(upstream)
+        except JobCancelled:
+            return False
+        except Exception:
+            log.exception("the %s engine's upstream job could not be stored", self.name)
+            self.close()
+            raise EngineCrashed(
+                f"the {self.name} engine's upstream job could not be stored"
+            ) from None
+        return True
 
     def _exit_code(self) -> int | None:
         if self._process is None:

@@ -18,7 +18,9 @@ from videoqueue.engines.base import (
     JobInput,
     ProgressCallback,
     TimeLimitExceeded,
+    UpstreamJob,
     VideoInfo,
+    record_upstream,
 )
 
 
@@ -78,20 +80,31 @@ class InProcessEngine:
     def run(
         self, job: JobInput, output_path: Path, progress: ProgressCallback, limits: RunLimits
     ) -> VideoInfo:
-        started = time.monotonic()
-
-        def checked(fraction: float) -> None:
-            if limits.cancelled:
-                raise JobCancelled()
-            limit = limits.max_run_seconds
-            if limit is not None and time.monotonic() - started > limit:
-                raise TimeLimitExceeded(limit)
-            progress(fraction)
-
-        return self.engine.generate(job, output_path, checked)
+        return self.engine.generate(job, output_path, _Checked(progress, limits))
 
     def close(self) -> None:
         pass
+
+
+class _Checked:
+    """The progress callback an in-process engine gets: it stops the engine when cancelled or
+    past its time limit, and passes an upstream job on to the worker's callback."""
+
+    def __init__(self, progress: ProgressCallback, limits: RunLimits) -> None:
+        self.progress = progress
+        self.limits = limits
+        self.started = time.monotonic()
+
+    def __call__(self, fraction: float) -> None:
+        if self.limits.cancelled:
+            raise JobCancelled()
+        limit = self.limits.max_run_seconds
+        if limit is not None and time.monotonic() - self.started > limit:
+            raise TimeLimitExceeded(limit)
+        self.progress(fraction)
+
+    def record_upstream(self, upstream: UpstreamJob) -> None:
+        record_upstream(self.progress, upstream)
 
 
 def as_warm(engine: Engine | WarmEngine) -> WarmEngine:

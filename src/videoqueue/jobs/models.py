@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from videoqueue.db.base import Base, UTCDateTime, new_id
+from videoqueue.engines.base import UpstreamJob
 from videoqueue.jobs.failure import Failure, FailureKind
 from videoqueue.jobs.spec import JobSpec
 from videoqueue.jobs.states import JobState
@@ -65,10 +66,20 @@ class Job(Base):
     failure_refunded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     failure_recommended_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     media_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    upstream_queue_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The job another server runs for this one (an engine that forwards), kept across
+    attempts so that a retry resumes it."""
+    upstream_download_url: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
+
+    @property
+    def upstream(self) -> UpstreamJob | None:
+        if self.upstream_queue_id is None:
+            return None
+        return UpstreamJob(self.upstream_queue_id, self.upstream_download_url)
 
     @property
     def failure(self) -> Failure | None:

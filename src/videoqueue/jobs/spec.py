@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from videoqueue.catalog.entry import DEFAULT_MAX_RUN_SECONDS
-from videoqueue.engines.base import Element, JobInput, Media
+from videoqueue.engines.base import Element, JobInput, Media, UpstreamJob
 
 # What the worker needs but the engine is not told.
 WORKER_ONLY = frozenset({"media", "max_run_seconds"})
@@ -58,10 +58,13 @@ class JobSpec:
             media=Media(**media),
         )
 
-    def engine_input(self, *, job_id: str, model: str, media: Media[Path]) -> JobInput:
-        """The engine's view of this spec, with the inputs fetched to local files."""
+    def engine_input(
+        self, *, job_id: str, model: str, media: Media[Path], upstream: UpstreamJob | None = None
+    ) -> JobInput:
+        """The engine's view of this spec, with the inputs fetched to local files (and the
+        upstream job an earlier attempt started)."""
         values = self._values(WORKER_ONLY)
-        return JobInput(job_id=job_id, model=model, media=media, **values)
+        return JobInput(job_id=job_id, model=model, media=media, upstream=upstream, **values)
 
 
 def _tuples(stored: dict[str, Any]) -> dict[str, Any]:

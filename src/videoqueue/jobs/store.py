@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from videoqueue.clock import Clock
 from videoqueue.db.base import new_id, table
 from videoqueue.db.dialect import locked, notify_job_queued
+from videoqueue.engines.base import UpstreamJob
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import IdempotencyRecord, Job
 from videoqueue.jobs.spec import JobSpec
@@ -229,6 +230,19 @@ def owned_running_job(session: Session, *, job_id: str, worker_id: str) -> Job |
     if job is None or job.state != JobState.RUNNING or job.lease_owner != worker_id:
         return None
     return job
+
+
+def record_upstream_job(
+    session: Session, *, job_id: str, worker_id: str, upstream: UpstreamJob
+) -> bool:
+    """Store the upstream job the worker's engine started for this one. False if the lease is
+    no longer ours."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state == JobState.RUNNING)
+        .values(upstream_queue_id=upstream.queue_id, upstream_download_url=upstream.download_url)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def complete_job(job: Job, *, output_key: str, output_bytes: int, clock: Clock) -> None:

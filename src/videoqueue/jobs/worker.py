@@ -24,7 +24,7 @@ from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import JobWaiter
 from videoqueue.db.session import Database
-from videoqueue.engines.base import Engine, EngineError, JobCancelled, JobInput
+from videoqueue.engines.base import Engine, EngineError, JobCancelled, JobInput, UpstreamJob
 from videoqueue.engines.isolation import EngineCrashed
 from videoqueue.engines.lifecycle import RunLimits, WarmEngine, as_warm
 from videoqueue.jobs import store
@@ -83,6 +83,28 @@ class _Heartbeat(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
+
+
+class _JobProgress:
+    """A running job's progress callback: each fraction goes to the heartbeat; an upstream
+    job the engine started is stored at once, in its own transaction."""
+
+    def __init__(self, worker: Worker, heartbeat: _Heartbeat) -> None:
+        self.worker = worker
+        self.heartbeat = heartbeat
+
+    def __call__(self, fraction: float) -> None:
+        self.heartbeat.progress = max(0.0, min(1.0, fraction))
+
+    def record_upstream(self, upstream: UpstreamJob) -> None:
+        w, job_id = self.worker, self.heartbeat.job_id
+        with w.db.transaction() as session:
+            kept = store.record_upstream_job(
+                session, job_id=job_id, worker_id=w.worker_id, upstream=upstream
+            )
+        if not kept:
+            raise JobCancelled()
+        log.info("job %s runs upstream as %s", job_id, upstream.queue_id)
 
 
 def _setup_state(engine: WarmEngine) -> str:
@@ -203,16 +225,14 @@ class Worker:
                 work = Path(tmp)
                 job_input = self._job_input(job, work)
                 output = work / "output.mp4"
-
-                def progress(fraction: float) -> None:
-                    heartbeat.progress = max(0.0, min(1.0, fraction))
-
                 limits = RunLimits(
                     max_run_seconds=job.job_spec.max_run_seconds,
                     cancel=heartbeat.lost,
                     cancel_grace_seconds=self.cancel_grace_seconds,
                 )
-                self.engines[job.engine].run(job_input, output, progress, limits)
+                self.engines[job.engine].run(
+                    job_input, output, _JobProgress(self, heartbeat), limits
+                )
                 heartbeat.stop()
                 if heartbeat.lost.is_set():
                     log.warning("job %s: lease lost; discarding the result", job.id)
@@ -290,4 +310,6 @@ class Worker:
             return path
 
         spec = job.job_spec
-        return spec.engine_input(job_id=job.id, model=job.model, media=spec.media.map(fetch))
+        return spec.engine_input(
+            job_id=job.id, model=job.model, media=spec.media.map(fetch), upstream=job.upstream
+        )

@@ -1,0 +1,146 @@
+"""Calls to a Venice-compatible server: retried while the server is away or busy, and its
+final answers turned into our engine errors (spec §3.2)."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from videoqueue.engines.base import EngineError, ProviderContentPolicy
+
+log = logging.getLogger(__name__)
+
+RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How long a call keeps trying through timeouts, refused connections, 429 and 5xx."""
+
+    give_up_after_s: float
+    """Seconds of failed tries after which the job fails (refunded)."""
+    max_backoff_s: float = MAX_BACKOFF_S
+
+
+Wait = Callable[[float], None]
+"""Sleeps for the given seconds; may raise `JobCancelled` (the engine checks on its job)."""
+
+
+class Retry(Exception):
+    """An answer or a transport failure worth another try, after at least `after_s`."""
+
+    def __init__(self, reason: str, after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after_s = after_s
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The `Retry-After` header, in seconds or as an HTTP date; None when absent or unreadable."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = moment.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def retrying(call: Callable[[], Any], policy: RetryPolicy, wait: Wait, what: str) -> Any:
+    """`call()`'s result; each `Retry` (or timeout, or refused connection) is tried again
+    after a doubling backoff, or the server's `Retry-After`, until the policy gives up."""
+    started = time.monotonic()
+    backoff = FIRST_BACKOFF_S
+    while True:
+        try:
+            return call()
+        except httpx.TransportError as exc:
+            reason, after = f"{type(exc).__name__}: {exc}", None
+        except Retry as exc:
+            reason, after = exc.reason, exc.after_s
+        left = policy.give_up_after_s - (time.monotonic() - started)
+        pause = min(after if after is not None else backoff, policy.max_backoff_s)
+        if pause > left:
+            raise EngineError(f"the upstream server did not answer {what}: {reason}")
+        log.warning("upstream %s: %s; trying again in %.1f s", what, reason, pause)
+        wait(pause)
+        backoff = min(backoff * 2, policy.max_backoff_s)
+
+
+def raise_for_answer(response: httpx.Response, what: str) -> None:
+    """Nothing for a 2xx; `Retry` for an answer worth waiting out; else the engine error that
+    the answer means (each refunded: the job never made a video)."""
+    status = response.status_code
+    if status < 300:
+        return
+    body = _json(response)
+    if status == 500 and "credits_refunded" in body:
+        raise EngineError(f"the upstream job failed: {_message(body)}")
+    if status in RETRIED_STATUSES:
+        raise Retry(f"{status} {_message(body)}", retry_after_s(response))
+    if status == 422:
+        error = body.get("error")
+        if isinstance(error, dict):  # ProviderContentPolicyError, on retrieve
+            recommended = error.get("recommended_model")
+            raise ProviderContentPolicy(
+                recommended_model=recommended if isinstance(recommended, str) else None
+            )
+        raise ProviderContentPolicy(_message(body) or None)
+    if status == 402:
+        log.error(
+            "UPSTREAM CREDIT: the upstream server answered 402 to %s (%s); jobs bound to it "
+            "fail and are refunded until its account is topped up",
+            what,
+            _message(body),
+        )
+        raise EngineError("the upstream provider could not take the job")
+    if status == 409 and isinstance(body.get("error"), dict):
+        raise EngineError(f"the upstream provider asks for consent: {_message(body)}")
+    log.error("upstream %s answered %d: %s", what, status, _message(body))
+    raise EngineError(f"the upstream server refused the job ({status}): {_message(body)}")
+
+
+@contextmanager
+def answered(
+    client: httpx.Client, method: str, url: str, what: str, **options: Any
+) -> Iterator[httpx.Response]:
+    """A streamed response that `raise_for_answer` found to be a success."""
+    with client.stream(method, url, **options) as response:
+        if response.status_code >= 300:
+            response.read()
+        raise_for_answer(response, what)
+        yield response
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"error": response.text[:500]}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(body: dict[str, Any]) -> str:
+    """Venice's message wherever its shape keeps it (`error` as text or `{message}`, plus
+    `details` or a consent's `docs_url`)."""
+    error = body.get("error")
+    text = str(error.get("message", "")) if isinstance(error, dict) else str(error or "")
+    extra = body.get("details", body.get("docs_url"))
+    if isinstance(extra, str) and extra:
+        text = f"{text} ({extra})" if text else extra
+    return text

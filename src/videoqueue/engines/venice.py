@@ -1,0 +1,296 @@
+"""The `venice` engine: forwards a job to a Venice-compatible server (Venice itself, or
+another videoqueue) and brings its MP4 back.
+
+Exactly once upstream: the queue call carries an `Idempotency-Key` made from our job id, so
+a retry after a timeout gets the same upstream job; the upstream job is stored with ours
+(`record_upstream`, its own transaction) before the first poll, so that a later attempt (a
+worker that died, a restart) polls that job instead of queueing another.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from videoqueue.catalog.geometry import LINES, aspect_value
+from videoqueue.engines.base import (
+    EngineError,
+    JobCancelled,
+    JobInput,
+    ProgressCallback,
+    UpstreamJob,
+    VideoInfo,
+    record_upstream,
+)
+from videoqueue.engines.data_urls import media_fields
+from videoqueue.engines.upstream_calls import (
+    Retry,
+    RetryPolicy,
+    Wait,
+    answered,
+    raise_for_answer,
+    retrying,
+)
+from videoqueue.media.probe import probe_video
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_PREFIX = "videoqueue-job-"
+STANDARD_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
+PROGRESS_BEFORE_DOWNLOAD = 0.95
+TICK_S = 0.5
+"""How often a wait checks whether the job was cancelled."""
+
+
+class VeniceEngine:
+    """Runs each job as a job of the upstream model at `base_url`, polling it with backoff."""
+
+    name = "venice"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        model: str | None = None,
+        poll_seconds: float = 5.0,
+        max_poll_seconds: float = 30.0,
+        retry: RetryPolicy,
+        timeout_seconds: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.poll_seconds = poll_seconds
+        self.max_poll_seconds = max_poll_seconds
+        self.retry = retry
+        self.auth = {"Authorization": f"Bearer {api_key}"}
+        self.client = httpx.Client(timeout=timeout_seconds)
+        self._constraints: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        """Close its connections (a worker's child never needs to: it ends with them)."""
+        self.client.close()
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        model = self.model or job.model
+        ticker = _Ticker(progress)
+        # 1. Start the upstream job, unless an earlier attempt did.
+        upstream = job.upstream or self._queue(job, model, ticker.wait)
+        try:
+            if job.upstream is None:
+                record_upstream(progress, upstream)
+            # 2. Poll until the upstream has the video, then fetch it.
+            self._await_video(model, upstream, output_path, ticker)
+        except JobCancelled:
+            output_path.unlink(missing_ok=True)
+            self._complete(model, upstream)
+            raise
+        info = probe_video(output_path)
+        # 3. Free the upstream's copy.
+        self._complete(model, upstream)
+        return info
+
+    def _queue(self, job: JobInput, model: str, wait: Wait) -> UpstreamJob:
+        body = self._queue_body(job, model, wait)
+        headers = {**self.auth, "Idempotency-Key": f"{IDEMPOTENCY_PREFIX}{job.job_id}"}
+
+        def call() -> UpstreamJob:
+            response = self.client.post(f"{self.base_url}/video/queue", json=body, headers=headers)
+            raise_for_answer(response, "queue")
+            answer = response.json()
+            download_url = answer.get("download_url")
+            return UpstreamJob(str(answer["queue_id"]), download_url)
+
+        upstream: UpstreamJob = retrying(call, self.retry, wait, "queue")
+        log.info("job %s queued upstream as %s (%s)", job.job_id, upstream.queue_id, model)
+        return upstream
+
+    def _queue_body(self, job: JobInput, model: str, wait: Wait) -> dict[str, Any]:
+        """The queue request for `job`: each value the upstream model lists nearest to the
+        job's, and only the fields it takes (from its `/models` constraints)."""
+        limits = self._model_constraints(model, wait)
+        body: dict[str, Any] = {"model": model}
+        if job.prompt:
+            body["prompt"] = job.prompt
+        if job.negative_prompt:
+            body["negative_prompt"] = job.negative_prompt
+        durations = limits.get("durations") or [f"{round(job.duration_s)}s"]
+        body["duration"] = min(durations, key=lambda d: _seconds_apart(d, job.duration_s))
+        if job.upscale_factor is not None:
+            body["upscale_factor"] = job.upscale_factor
+        else:
+            if resolutions := limits.get("resolutions"):
+                body["resolution"] = min(
+                    resolutions, key=lambda r: abs(LINES.get(r, 0) - job.height)
+                )
+            if aspects := limits.get("aspect_ratios"):
+                ratio = job.width / job.height
+                body["aspect_ratio"] = min(aspects, key=lambda a: _ratio_apart(a, ratio))
+        if limits.get("audio_configurable"):
+            body["audio"] = job.audio
+        return body | media_fields(job.media)
+
+    def _model_constraints(self, model: str, wait: Wait) -> dict[str, Any]:
+        if model not in self._constraints:
+
+            def call() -> dict[str, dict[str, Any]]:
+                response = self.client.get(f"{self.base_url}/models", params={"type": "video"})
+                raise_for_answer(response, "models")
+                return {
+                    m["id"]: m.get("model_spec", {}).get("constraints", {})
+                    for m in response.json().get("data", [])
+                }
+
+            self._constraints = retrying(call, self.retry, wait, "models")
+            if model not in self._constraints:
+                log.error("the upstream server at %s lists no model %s", self.base_url, model)
+                raise EngineError(f"the upstream server has no model {model}")
+        return self._constraints[model]
+
+    def _await_video(
+        self,
+        model: str,
+        upstream: UpstreamJob,
+        output_path: Path,
+        ticker: _Ticker,
+    ) -> None:
+        wait = ticker.wait
+        pause = self.poll_seconds
+        body = {"model": model, "queue_id": upstream.queue_id}
+        while True:
+            status = retrying(
+                lambda: self._retrieve(body, output_path), self.retry, wait, "retrieve"
+            )
+            if status is None:
+                return
+            if status.get("status") == "COMPLETED" and upstream.download_url:
+                retrying(
+                    lambda: self._download(upstream.download_url or "", output_path),
+                    self.retry,
+                    wait,
+                    "download",
+                )
+                return
+            ticker.report(_fraction(status))
+            wait(pause)
+            pause = min(pause * 1.5, self.max_poll_seconds)
+
+    def _retrieve(self, body: dict[str, str], output_path: Path) -> dict[str, Any] | None:
+        """The upstream's status JSON, or None once its MP4 is written to `output_path`."""
+        url = f"{self.base_url}/video/retrieve"
+        with answered(self.client, "POST", url, "retrieve", json=body, headers=self.auth) as r:
+            if r.headers.get("content-type", "").startswith("application/json"):
+                r.read()
+                answer = r.json()
+                return answer if isinstance(answer, dict) else {}
+            _write(r, output_path)
+        return None
+
+    def _download(self, url: str, output_path: Path) -> None:
+        # A pre-signed link takes no key (spec §8): ours must not leak to its host.
+        with answered(self.client, "GET", url, "download") as response:
+            _write(response, output_path)
+
+    def _complete(self, model: str, upstream: UpstreamJob) -> None:
+        """Ask the upstream to delete its copy; a failure leaves it to the upstream's expiry."""
+        body = {"model": model, "queue_id": upstream.queue_id}
+        try:
+            response = self.client.post(
+                f"{self.base_url}/video/complete", json=body, headers=self.auth
+            )
+            raise_for_answer(response, "complete")
+        except (httpx.HTTPError, EngineError, Retry) as exc:
+            log.warning("upstream job %s not completed: %s", upstream.queue_id, exc)
+
+
+def _write(response: httpx.Response, output_path: Path) -> None:
+    try:
+        with output_path.open("wb") as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+    except httpx.HTTPError:
+        output_path.unlink(missing_ok=True)
+        raise
+
+
+def _fraction(status: dict[str, Any]) -> float:
+    """The upstream's own `progress` (0 to 100) where it gives one, else its elapsed time over
+    its average, held below the download."""
+    given = status.get("progress")
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        return max(0.0, min(PROGRESS_BEFORE_DOWNLOAD, given / 100))
+    average = status.get("average_execution_time")
+    elapsed = status.get("execution_duration")
+    if isinstance(average, int | float) and isinstance(elapsed, int | float) and average > 0:
+        return max(0.0, min(PROGRESS_BEFORE_DOWNLOAD, elapsed / average))
+    return 0.0
+
+
+def _seconds_apart(duration: str, seconds: float) -> float:
+    try:
+        return abs(float(duration.removesuffix("s")) - seconds)
+    except ValueError:
+        return math.inf
+
+
+def _ratio_apart(aspect: str, ratio: float) -> float:
+    value = aspect_value(aspect)
+    return math.inf if value is None else abs(math.log(value / ratio))
+
+
+class _Ticker:
+    """Reports a job's progress, and sleeps reporting it again every `TICK_S`, so that a
+    cancel (raised by the progress callback) stops a wait."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self.progress = progress
+        self.fraction = 0.0
+
+    def report(self, fraction: float) -> None:
+        self.fraction = fraction
+        self.progress(fraction)
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(TICK_S, left))
+            self.progress(self.fraction)
+
+
+def load(
+    *,
+    base_url: str,
+    api_key_env: str,
+    model: str | None = None,
+    poll_seconds: str = "5",
+    max_poll_seconds: str = "30",
+    retry_seconds: str = "300",
+    timeout_seconds: str = "60",
+) -> VeniceEngine:
+    """The engine of a factory string `videoqueue.engines.venice:load?base_url=…&api_key_env=…`
+    (the key is read from that environment variable, never written in the catalogue)."""
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise ValueError(f"the environment variable {api_key_env} holds no API key")
+    return VeniceEngine(
+        base_url=base_url,
+        api_key=api_key,
+        model=model or None,
+        poll_seconds=_seconds(poll_seconds, "poll_seconds"),
+        max_poll_seconds=_seconds(max_poll_seconds, "max_poll_seconds"),
+        retry=RetryPolicy(give_up_after_s=_seconds(retry_seconds, "retry_seconds")),
+        timeout_seconds=_seconds(timeout_seconds, "timeout_seconds"),
+    )
+
+
+def _seconds(text: str, name: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value

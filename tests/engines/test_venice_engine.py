@@ -1,0 +1,342 @@
+"""The `venice` engine against a second videoqueue on 127.0.0.1: a real HTTP hop, real MP4s
+from the upstream's preview engine, and processes killed outright on either side. In every
+case one of our jobs makes at most one upstream job, and both ledgers verify."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import av
+import httpx
+import pytest
+
+from tests.conftest import wait_until
+from tests.engines.videoqueue_servers import BALANCE_MICROS, VideoqueueServer
+from videoqueue.engines.base import JobInput, UpstreamJob
+from videoqueue.engines.venice import load
+from videoqueue.jobs.models import Job
+from videoqueue.jobs.states import JobState
+
+MODEL = "relay-t2v"
+PRIVATE_MODEL = "relay-private-t2v"
+"""Delivered upstream only at a `download_url` (spec §8); here as bytes."""
+PRICE_MICROS = 10_000  # 1 s at 256p, $0.01 a second
+REFUSED_WORD = "forbidden"
+REQUEST = {"model": MODEL, "duration": "1s", "resolution": "256p", "aspect_ratio": "1:1"}
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+
+
+def catalog(engine: str, *, private_delivery: str = "bytes") -> str:
+    """Two 1 s, 256p models on `engine`; the private one is delivered as `private_delivery`."""
+    return "".join(
+        f"""
+[models."{model}"]
+name = "Relay"
+created = 1767225600
+engine = "{engine}"
+delivery = "{delivery}"
+price = {{ rule = "per_second", rates = {{ "256p" = 0.01 }} }}
+
+[models."{model}".constraints]
+model_type = "text-to-video"
+durations = ["1s"]
+resolutions = ["256p"]
+aspect_ratios = ["1:1"]
+audio = false
+audio_configurable = false
+"""
+        for model, delivery in ((MODEL, "bytes"), (PRIVATE_MODEL, private_delivery))
+    )
+
+
+@dataclass
+class Relay:
+    ours: VideoqueueServer
+    upstream: VideoqueueServer
+    gate: Path
+    """The upstream holds every job until this file exists."""
+
+    def queue(self, prompt: str, model: str = MODEL) -> str:
+        response = httpx.post(
+            f"{self.ours.base_url}/video/queue",
+            json={**REQUEST, "model": model, "prompt": prompt},
+            headers={"Authorization": f"Bearer {self.ours.key}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["queue_id"])
+
+    def our_job(self, job_id: str) -> Job:
+        (job,) = [j for j in self.ours.jobs() if j.id == job_id]
+        return job
+
+    def recorded_upstream(self, job_id: str) -> Job:
+        """Our job once its upstream job is stored with it."""
+        job: Job = wait_until(
+            lambda: (job := self.our_job(job_id)).upstream_queue_id and job, timeout=120
+        )
+        return job
+
+    def finished(self, job_id: str) -> Job:
+        def ended() -> Job | None:
+            job = self.our_job(job_id)
+            return job if job.state in (JobState.COMPLETED, JobState.FAILED) else None
+
+        job: Job = wait_until(ended, timeout=120)
+        return job
+
+    def retrieve(self, job_id: str, model: str = MODEL) -> httpx.Response:
+        return httpx.post(
+            f"{self.ours.base_url}/video/retrieve",
+            json={"model": model, "queue_id": job_id},
+            headers={"Authorization": f"Bearer {self.ours.key}"},
+            timeout=30,
+        )
+
+    def assert_one_upstream_job_and_books_balanced(self, job: Job) -> None:
+        (upstream_job,) = self.upstream.jobs()
+        assert upstream_job.id == job.upstream_queue_id
+        # Queued once: a later attempt resumed the stored job, not an idempotent replay.
+        assert self.upstream.log.read_text().count('"POST /api/v1/video/queue ') == 1
+        assert self.ours.ledger_consistent()
+        assert self.upstream.ledger_consistent()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Path:
+    return tmp_path / "gate"
+
+
+@pytest.fixture
+def upstream(tmp_path: Path, gate: Path) -> Iterator[VideoqueueServer]:
+    """A videoqueue whose jobs wait for `gate`, and which refuses prompts with REFUSED_WORD."""
+    server = VideoqueueServer(
+        tmp_path / "upstream",
+        catalog("gated", private_delivery="download_url"),
+        {"gated": f"tests.engines.fixture_engines:HeldUpstream?gate={quote(str(gate))}"},
+        {"VIDEOQUEUE_CONTENT_POLICY_RULES": json.dumps([{"pattern": REFUSED_WORD}])},
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Relay]:
+    factory = (
+        f"videoqueue.engines.venice:load?base_url={quote(upstream.base_url)}"
+        "&api_key_env=UPSTREAM_VIDEOQUEUE_KEY&poll_seconds=0.2&max_poll_seconds=0.5"
+        "&retry_seconds=120"
+    )
+    ours = VideoqueueServer(
+        tmp_path / "ours",
+        catalog("upstream"),
+        {"upstream": factory},
+        {"UPSTREAM_VIDEOQUEUE_KEY": upstream.key},
+    )
+    try:
+        ours.start()
+        yield Relay(ours, upstream, gate)
+    finally:
+        ours.kill()
+
+
+def assert_mp4_of_the_request(data: bytes) -> None:
+    with av.open(io.BytesIO(data), "r") as container:
+        frames = list(container.decode(video=0))
+    assert (frames[0].width, frames[0].height) == (256, 256)
+    assert len(frames) == 24
+
+
+def test_an_attempt_given_its_upstream_job_polls_that_job_and_queues_none(
+    upstream: VideoqueueServer, gate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = httpx.post(
+        f"{upstream.base_url}/video/queue",
+        json={**REQUEST, "prompt": "a lighthouse at dusk"},
+        headers={"Authorization": f"Bearer {upstream.key}"},
+        timeout=30,
+    )
+    assert queued.status_code == 200, queued.text
+    monkeypatch.setenv("THE_KEY", upstream.key)
+    engine = load(base_url=upstream.base_url, api_key_env="THE_KEY", poll_seconds="0.2")
+    job = JobInput(
+        job_id="a-later-attempt",
+        model=MODEL,
+        width=256,
+        height=256,
+        frame_count=24,
+        duration_s=1.0,
+        audio=False,
+        upstream=UpstreamJob(queued.json()["queue_id"]),
+    )
+    fractions: list[float] = []
+
+    def progress(fraction: float) -> None:
+        fractions.append(fraction)
+        gate.touch()  # the upstream finishes once it has been polled
+
+    try:
+        info = engine.generate(job, tmp_path / "out.mp4", progress)
+    finally:
+        engine.close()
+
+    assert (info.width, info.height, info.frames) == (256, 256, 24)
+    assert_mp4_of_the_request((tmp_path / "out.mp4").read_bytes())
+    assert fractions and all(0 <= f <= 0.95 for f in fractions)
+    (upstream_job,) = upstream.jobs()
+    assert upstream_job.state == JobState.DELETED
+
+
+def test_a_job_runs_upstream_and_its_mp4_comes_back(relay: Relay) -> None:
+    relay.gate.touch()
+    job_id = relay.queue("a lighthouse at dusk")
+
+    job = relay.finished(job_id)
+
+    assert job.state == JobState.COMPLETED, job.failure
+    response = relay.retrieve(job_id)
+    assert response.headers["content-type"] == "video/mp4"
+    assert_mp4_of_the_request(response.content)
+    relay.assert_one_upstream_job_and_books_balanced(job)
+    (upstream_job,) = relay.upstream.jobs()
+    assert upstream_job.state == JobState.DELETED  # our engine completed it upstream
+    assert relay.ours.balance_micros() == BALANCE_MICROS - PRICE_MICROS
+    assert relay.upstream.balance_micros() == BALANCE_MICROS - PRICE_MICROS
+
+
+def test_a_private_model_s_video_is_fetched_from_its_download_url(relay: Relay) -> None:
+    relay.gate.touch()
+    job_id = relay.queue("a lighthouse at dusk", PRIVATE_MODEL)
+
+    job = relay.finished(job_id)
+
+    assert job.state == JobState.COMPLETED, job.failure
+    assert job.upstream_download_url is not None
+    assert "/share/read/" in job.upstream_download_url
+    assert_mp4_of_the_request(relay.retrieve(job_id, PRIVATE_MODEL).content)
+    assert '"GET /v1/share/read/' in relay.upstream.log.read_text()
+    relay.assert_one_upstream_job_and_books_balanced(job)
+
+
+def test_a_content_policy_refusal_upstream_is_ours_and_refunded_on_both_sides(
+    relay: Relay,
+) -> None:
+    relay.gate.touch()
+    job_id = relay.queue("policy")
+
+    job = relay.finished(job_id)
+
+    response = relay.retrieve(job_id)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["type"] == "provider_content_policy"
+    assert error["credits_refunded"] is True
+    assert error["recommended_model"] == "wan-2-7-text-to-video"
+    relay.assert_one_upstream_job_and_books_balanced(job)
+    assert relay.ours.balance_micros() == BALANCE_MICROS
+    assert relay.upstream.balance_micros() == BALANCE_MICROS
+
+
+def test_a_prompt_the_upstream_refuses_at_queue_time_fails_ours_refunded(relay: Relay) -> None:
+    job_id = relay.queue(f"something {REFUSED_WORD}")
+
+    job = relay.finished(job_id)
+
+    response = relay.retrieve(job_id)
+    assert response.status_code == 422
+    assert response.json()["error"]["credits_refunded"] is True
+    assert job.upstream_queue_id is None
+    assert relay.upstream.jobs() == []
+    assert relay.ours.balance_micros() == BALANCE_MICROS
+    assert relay.ours.ledger_consistent() and relay.upstream.ledger_consistent()
+
+
+def test_the_upstream_killed_while_polled_and_restarted_finishes_the_same_job(
+    relay: Relay,
+) -> None:
+    job_id = relay.queue("a lighthouse at dusk")
+    relay.recorded_upstream(job_id)
+
+    relay.upstream.kill()
+    wait_until(lambda: "upstream retrieve: ConnectError" in relay.ours.log.read_text())
+    relay.upstream.start()
+    relay.gate.touch()
+    job = relay.finished(job_id)
+
+    assert job.state == JobState.COMPLETED, job.failure
+    assert job.attempts == 1
+    assert_mp4_of_the_request(relay.retrieve(job_id).content)
+    relay.assert_one_upstream_job_and_books_balanced(job)
+
+
+def test_our_worker_killed_while_polling_resumes_the_same_upstream_job(relay: Relay) -> None:
+    job_id = relay.queue("a lighthouse at dusk")
+    running = relay.recorded_upstream(job_id)
+    assert running.lease_owner is not None
+    killed = running.lease_owner
+
+    os.kill(int(killed.split(":")[1]), signal.SIGKILL)
+    resumed = wait_until(
+        lambda: (job := relay.our_job(job_id)).lease_owner not in (None, killed) and job,
+        timeout=120,
+    )
+    relay.gate.touch()
+    job = relay.finished(job_id)
+
+    assert resumed.attempts == 2
+    assert resumed.upstream_queue_id == running.upstream_queue_id
+    assert job.state == JobState.COMPLETED, job.failure
+    assert_mp4_of_the_request(relay.retrieve(job_id).content)
+    relay.assert_one_upstream_job_and_books_balanced(job)
+    assert relay.ours.balance_micros() == BALANCE_MICROS - PRICE_MICROS
+
+
+def test_a_job_cancelled_while_it_runs_upstream_is_cancelled_there(relay: Relay) -> None:
+    job_id = relay.queue("a lighthouse at dusk")
+    running = relay.recorded_upstream(job_id)
+
+    completed = httpx.post(
+        f"{relay.ours.base_url}/video/complete",
+        json={"model": MODEL, "queue_id": job_id},
+        headers={"Authorization": f"Bearer {relay.ours.key}"},
+        timeout=30,
+    )
+    assert completed.status_code == 200, completed.text
+
+    def upstream_job_ended() -> Job | None:
+        (job,) = relay.upstream.jobs()
+        return job if job.finished_at is not None else None
+
+    upstream_job: Job = wait_until(upstream_job_ended, timeout=120)
+    assert upstream_job.id == running.upstream_queue_id
+    assert upstream_job.state in (JobState.CANCELLED, JobState.DELETED)
+    assert upstream_job.output_key is None
+    assert relay.ours.ledger_consistent() and relay.upstream.ledger_consistent()
+
+
+def test_an_engine_without_its_key_in_the_environment_does_not_set_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    with pytest.raises(ValueError, match="NO_SUCH_KEY holds no API key"):
+        load(base_url="http://127.0.0.1:9/api/v1", api_key_env="NO_SUCH_KEY")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_a_poll_pause_must_be_a_positive_number(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THE_KEY", "k")
+    with pytest.raises(ValueError, match="poll_seconds must be a positive number"):
+        load(base_url="http://127.0.0.1:9/api/v1", api_key_env="THE_KEY", poll_seconds=value)

@@ -1,0 +1,114 @@
+"""A real `videoqueue serve` process on 127.0.0.1 with its own data, database and accounts,
+which a test can kill outright and start again on the same port and data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import wait_until
+from tests.test_cli_serve import REPO, descendants, free_port
+from videoqueue.auth.keys import create_key
+from videoqueue.auth.models import KeyKind
+from videoqueue.billing.ledger import create_account, top_up, verify_ledger
+from videoqueue.billing.models import Account, AccountKind
+from videoqueue.clock import SystemClock
+from videoqueue.db.migrate import upgrade
+from videoqueue.db.session import Database
+from videoqueue.jobs.models import Job
+
+BALANCE_MICROS = 10_000_000
+
+
+@dataclass
+class VideoqueueServer:
+    """One server: `start` it, `kill` it (every process of it, SIGKILL), `start` it again."""
+
+    folder: Path
+    catalog: str
+    engines: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.data = self.folder / "data"
+        self.data.mkdir(parents=True)
+        url = f"sqlite:///{self.data / 'videoqueue.db'}"
+        upgrade(url)
+        self.db = Database(url)
+        clock = SystemClock()
+        with self.db.transaction() as session:
+            account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
+            top_up(session, account_id=account.id, micros=BALANCE_MICROS, clock=clock, note="t")
+            _, self.key = create_key(
+                session, account_id=account.id, clock=clock, kind=KeyKind.INFERENCE
+            )
+            self.account_id = account.id
+        (self.folder / "catalog.toml").write_text(self.catalog)
+        self.log = self.folder / "serve.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "VIDEOQUEUE_DATA_DIR": str(self.data),
+            "VIDEOQUEUE_PORT": str(self.port),
+            "VIDEOQUEUE_API_PROCESSES": "1",
+            "VIDEOQUEUE_WORKERS": "1",
+            "VIDEOQUEUE_LEASE_SECONDS": "2",
+            "VIDEOQUEUE_HEARTBEAT_SECONDS": "0.3",
+            "VIDEOQUEUE_POLL_SECONDS": "0.1",
+            "VIDEOQUEUE_CATALOG_PATH": str(self.folder / "catalog.toml"),
+            "VIDEOQUEUE_ENGINES": json.dumps(self.engines),
+            **self.environment,
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "videoqueue.cli", "serve"], env=env, stdout=out, stderr=out
+            )
+        wait_until(self._answers, timeout=60)
+
+    def _answers(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        """Every process of the server, at once: nothing is shut down cleanly."""
+        if self.process is None:
+            return
+        for pid in descendants(self.process.pid):
+            os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def jobs(self) -> list[Job]:
+        with self.db.transaction() as session:
+            jobs = list(session.query(Job).all())
+            session.expunge_all()
+            return jobs
+
+    def balance_micros(self) -> int:
+        with self.db.transaction() as session:
+            account = session.get(Account, self.account_id)
+            assert account is not None
+            return account.balance_micros
+
+    def ledger_consistent(self) -> bool:
+        with self.db.transaction() as session:
+            return verify_ledger(session).consistent
