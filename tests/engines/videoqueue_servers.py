@@ -70,6 +70,8 @@ class VideoqueueServer:
             "VIDEOQUEUE_LEASE_SECONDS": "2",
             "VIDEOQUEUE_HEARTBEAT_SECONDS": "0.3",
             "VIDEOQUEUE_POLL_SECONDS": "0.1",
+            # The access log is counted line by line: one line per request.
+            "VIDEOQUEUE_LOG_FORMAT": "text",
             "VIDEOQUEUE_CATALOG_PATH": str(self.folder / "catalog.toml"),
             "VIDEOQUEUE_ENGINES": json.dumps(self.engines),
             **self.environment,
