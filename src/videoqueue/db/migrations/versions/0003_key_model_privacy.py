@@ -1,7 +1,7 @@
 """api_keys: modelPrivacy, the privacy tier of the models a key may call
 
 Revision ID: 0003_key_privacy
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 11:00:00
 """
 
