@@ -81,8 +81,13 @@ def test_a_worker_starting_removes_what_a_killed_worker_left(
         killed.join(10)
         starting = start_scripted_worker(database_url, tmp_path / "media", grace_seconds=1)
         try:
-            wait_until(lambda: not left.exists(), timeout=60)
-            assert [p.name.split("-")[-2] for p in root.iterdir()] == [str(starting.pid)]
+            # The starting worker removes the dead one's folder, then makes its own: wait for
+            # both, not only the first.
+            wait_until(
+                lambda: [p.name.split("-")[-2] for p in root.iterdir()] == [str(starting.pid)],
+                timeout=60,
+            )
+            assert not left.exists()
         finally:
             assert starting.pid is not None
             os.kill(starting.pid, signal.SIGTERM)
