@@ -33,6 +33,7 @@ from videoqueue.api.routes import (
     openai_videos,
     share,
     video,
+    video_jobs,
     x402,
 )
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
@@ -115,6 +116,7 @@ def create_app(
     app.state.wallets = wallets
     install_error_handlers(app)
     app.include_router(video.router, prefix=API_PREFIX)
+    app.include_router(video_jobs.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(models.router, prefix=API_PREFIX)
     app.include_router(consents.router, prefix=API_PREFIX)

@@ -37,6 +37,7 @@ from videoqueue.db.base import new_id
 from videoqueue.db.session import Database
 from videoqueue.delivery import store as link_store
 from videoqueue.delivery.links import LinkTerms
+from videoqueue.errors import VideoqueueError
 from videoqueue.jobs import idempotency, store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.idempotency import IdempotencyKey, IdempotencyKeyTaken
@@ -60,6 +61,12 @@ class MediaNotFound(ObjectNotFound):
     """Media could not be found. Request may be invalid, expired, or deleted."""
 
     code = "MEDIA_NOT_FOUND"
+
+
+class JobAlreadyEnded(VideoqueueError):
+    """The job has already ended: there is nothing to cancel"""
+
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ def _elapsed_ms(since: datetime, until: datetime) -> int:
     return max(0, int((until - since).total_seconds() * 1000))
 
 
-def _queue_position(session: Session, job: Job, now: datetime) -> int | None:
+def queue_position(session: Session, job: Job, now: datetime) -> int | None:
     """A queued (or lease-lapsed) job's place in the claim order; None for one running."""
     lapsed = job.lease_expires_at is not None and job.lease_expires_at < now
     if job.state == JobState.RUNNING and not lapsed:
@@ -342,7 +349,7 @@ class JobService:
                 return Failed(job.failure)
             if store.is_pending(job):
                 average = self._average_ms(session, job)
-                position = _queue_position(session, job, now)
+                position = queue_position(session, job, now)
                 progress = job.progress if position is None else 0.0
                 return Pending(average, _elapsed_ms(job.created_at, now), progress, position)
             if job.state != JobState.COMPLETED or job.output_key is None:
@@ -362,11 +369,32 @@ class JobService:
         with self.db.read() as session:
             job = self._owned_job(session, account_id, model, queue_id)
             if store.is_pending(job):
-                position = _queue_position(session, job, now)
+                position = queue_position(session, job, now)
                 if position is not None:
                     return JobStatus("queued", 0.0, position)
                 return JobStatus("running", job.progress, None)
         return ended_status(job)
+
+    def cancel(self, account_id: str, model: str, queue_id: str) -> None:
+        """Cancel the account's queued or running job and refund its charge in full (once).
+        A worker running it finds its lease gone at its next heartbeat and stops the engine.
+        Raises `MediaNotFound` as `retrieve` does, `JobAlreadyEnded` for an ended job."""
+        with self.db.read() as session:
+            job_id = self._owned_job(session, account_id, model, queue_id).id
+        with self.db.transaction() as session:
+            # Locked: a worker's claim or end of the same job waits, or is waited for.
+            job = store.get_job_for_update(session, job_id)
+            if job is None or job.state in (JobState.DELETED, JobState.EXPIRED):
+                raise MediaNotFound()
+            if not store.is_pending(job):
+                raise JobAlreadyEnded(f"The job has already ended: it is {job.state.lower()}")
+            was_queued = job.state == JobState.QUEUED
+            store.cancel_job(job, clock=self.clock)
+            # The catalogue has no refund rule for a job cancelled while it runs: its whole
+            # charge goes back, as for one cancelled before it started.
+            note = "cancelled before it started" if was_queued else "cancelled while it ran"
+            if refund(session, job_id=job_id, clock=self.clock, note=note):
+                metrics.refunded("cancelled")
 
     def complete(self, account_id: str, model: str, queue_id: str) -> None:
         """The client is done with the job: cancel it if still pending, delete its media."""

@@ -135,13 +135,24 @@ def get_job(session: Session, job_id: str, *, account_id: str) -> Job | None:
 
 
 def list_jobs(
-    session: Session, *, account_id: str, after: Job | None, limit: int, descending: bool
+    session: Session,
+    *,
+    account_id: str,
+    after: Job | None,
+    limit: int,
+    descending: bool,
+    states: Collection[JobState] = (),
+    model: str | None = None,
 ) -> list[Job]:
     """Up to `limit` of the account's jobs whose media is kept, by creation time (then id),
-    starting past `after`."""
+    starting past `after`; only those in `states` and of `model` when given."""
     stmt = select(Job).where(
         Job.account_id == account_id, Job.state.not_in([JobState.DELETED, JobState.EXPIRED])
     )
+    if states:
+        stmt = stmt.where(Job.state.in_(list(states)))
+    if model is not None:
+        stmt = stmt.where(Job.model == model)
     if after is not None:
         if descending:
             past = or_(

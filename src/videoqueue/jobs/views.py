@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from videoqueue.errors import VideoqueueError
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.service import MediaNotFound
+from videoqueue.jobs.service import MediaNotFound, queue_position
 from videoqueue.jobs.states import JobState
 
 GONE = (JobState.DELETED, JobState.EXPIRED)
@@ -32,15 +33,18 @@ class JobView:
     progress: float
     """0 to 1."""
     created_at: datetime
+    started_at: datetime | None
     finished_at: datetime | None
     width: int
     height: int
     duration_s: float
     prompt: str
     failure: Failure | None
+    queue_position: int | None = None
+    """Set only where asked for, on a job still waiting for a worker."""
 
     @classmethod
-    def of(cls, job: Job) -> JobView:
+    def of(cls, job: Job, queue_position: int | None = None) -> JobView:
         spec = job.job_spec
         return cls(
             id=job.id,
@@ -48,12 +52,14 @@ class JobView:
             state=job.state,
             progress=job.progress,
             created_at=job.created_at,
+            started_at=job.started_at,
             finished_at=job.finished_at,
             width=spec.width,
             height=spec.height,
             duration_s=spec.duration_s,
             prompt=spec.prompt,
             failure=job.failure,
+            queue_position=queue_position,
         )
 
 
@@ -73,10 +79,19 @@ def view_job(db: Database, account_id: str, job_id: str) -> JobView:
 
 
 def list_job_views(
-    db: Database, account_id: str, *, after: str | None, limit: int, descending: bool
+    db: Database,
+    account_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    descending: bool,
+    states: Collection[JobState] = (),
+    model: str | None = None,
+    positions_at: datetime | None = None,
 ) -> JobPage:
-    """Up to `limit` of the account's jobs past the one `after` names (`UnknownCursor` if
-    none), and whether more follow."""
+    """Up to `limit` of the account's jobs (in `states`, of `model`, when given) past the one
+    `after` names (`UnknownCursor` if none), and whether more follow; with `positions_at`,
+    each waiting job's queue position at that time."""
     with db.read() as session:
         cursor = None
         if after is not None:
@@ -84,6 +99,18 @@ def list_job_views(
             if cursor is None:
                 raise UnknownCursor()
         jobs = store.list_jobs(
-            session, account_id=account_id, after=cursor, limit=limit + 1, descending=descending
+            session,
+            account_id=account_id,
+            after=cursor,
+            limit=limit + 1,
+            descending=descending,
+            states=states,
+            model=model,
         )
-        return JobPage([JobView.of(job) for job in jobs[:limit]], has_more=len(jobs) > limit)
+        views = []
+        for job in jobs[:limit]:
+            position = None
+            if positions_at is not None and store.is_pending(job):
+                position = queue_position(session, job, positions_at)
+            views.append(JobView.of(job, position))
+        return JobPage(views, has_more=len(jobs) > limit)

@@ -1,0 +1,143 @@
+"""`GET /video/jobs` and `POST /video/cancel`: an account's jobs, beside Venice's routes (Venice
+has neither), in Venice's error shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from videoqueue.api.auth import Caller
+from videoqueue.api.body import json_object
+from videoqueue.api.context import context
+from videoqueue.api.limits import CompleteCaller, rate_limited
+from videoqueue.api.routes.video import COMPLETE_KEYS, job_reference
+from videoqueue.catalog import issues as iss
+from videoqueue.catalog.issues import InvalidParameters
+from videoqueue.jobs.states import JobState
+from videoqueue.jobs.views import JobView, list_job_views
+from videoqueue.logs import note_log_fields
+
+router = APIRouter(tags=["Video"])
+
+LIST_KEYS = ("state", "model", "after", "limit")
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+STATES: dict[str, tuple[JobState, ...]] = {
+    "queued": (JobState.QUEUED,),
+    "running": (JobState.RUNNING,),
+    "completed": (JobState.COMPLETED,),
+    "failed": (JobState.FAILED,),
+    "cancelled": (JobState.CANCELLED,),
+    "processing": (JobState.QUEUED, JobState.RUNNING),  # Venice's name for both
+}
+"""The `state` filter's names (any case): ours, and Venice's `PROCESSING` for either pending."""
+
+
+async def query_model(request: Request) -> object:
+    return request.query_params.get("model")
+
+
+ListCaller = Annotated[Caller, Depends(rate_limited("retrieve", named_model=query_model))]
+"""Counted as a retrieve is (a GET has no body to name its model)."""
+
+
+def _states(text: str | None, found: list[iss.Issue]) -> list[JobState]:
+    if text is None:
+        return []
+    chosen: list[JobState] = []
+    for name in text.split(","):
+        if name.strip().lower() not in STATES:
+            found.append(iss.not_in_enum(("state",), list(STATES), name))
+        else:
+            chosen.extend(STATES[name.strip().lower()])
+    return chosen
+
+
+def _limit(text: str | None, found: list[iss.Issue]) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        found.append(iss.custom(("limit",), f"limit must be an integer from 1 to {MAX_LIMIT}"))
+        return DEFAULT_LIMIT
+    return int(text)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def job_item(view: JobView) -> dict[str, Any]:
+    failure = None
+    if view.failure is not None:
+        failure = {
+            "kind": str(view.failure.kind),
+            "message": view.failure.message,
+            "refunded": view.failure.refunded,
+        }
+    return {
+        "queue_id": view.id,
+        "model": view.model,
+        "status": str(view.state),
+        "progress": round(view.progress, 3),
+        "queue_position": view.queue_position,
+        "created_at": _time(view.created_at),
+        "started_at": _time(view.started_at),
+        "finished_at": _time(view.finished_at),
+        "failure": failure,
+    }
+
+
+@router.get("/video/jobs")
+async def list_jobs(request: Request, caller: ListCaller) -> JSONResponse:
+    """The account's jobs whose media is kept, newest first: `{data, has_more, next_after}`.
+
+    `state` filters by `queued`, `running`, `completed`, `failed`, `cancelled` or
+    `processing` (queued or running), several joined by commas; `model` by model id;
+    `limit` (1-100, default 20) per page; `after` a `queue_id` (the last page's
+    `next_after`) to read on from.
+    """
+    query = request.query_params
+    found: list[iss.Issue] = []
+    unknown = [key for key in query if key not in LIST_KEYS]
+    if unknown:
+        found.append(iss.unrecognized_keys((), unknown))
+    states = _states(query.get("state"), found)
+    limit = _limit(query.get("limit"), found)
+    if found:
+        raise InvalidParameters(found)
+    ctx = context(request)
+    page = await run_in_threadpool(
+        list_job_views,
+        ctx.db,
+        caller.account_id,
+        after=query.get("after"),
+        limit=limit,
+        descending=True,
+        states=states,
+        model=query.get("model"),
+        positions_at=ctx.clock.now(),
+    )
+    return JSONResponse(
+        {
+            "data": [job_item(view) for view in page.views],
+            "has_more": page.has_more,
+            "next_after": page.views[-1].id if page.has_more else None,
+        }
+    )
+
+
+@router.post("/video/cancel")
+async def cancel_video(request: Request, caller: CompleteCaller) -> JSONResponse:
+    """Cancel a queued or running job, refunded in full: `{success: true}`. A running job's
+    engine stops at its next step. An ended job answers 409 and is left as it is; the media
+    of a cancelled job stays until `/video/complete` deletes it."""
+    body = await json_object(request)
+    model, queue_id = job_reference(body, COMPLETE_KEYS)
+    note_log_fields(job_id=queue_id)
+    await run_in_threadpool(context(request).jobs.cancel, caller.account_id, model, queue_id)
+    return JSONResponse({"success": True})
