@@ -29,6 +29,9 @@ CAPABILITIES = {
 no engine."""
 
 DIFFUSERS = "videoqueue.engines.diffusers"
+OPENAI_VIDEOS = "videoqueue.engines.openai_videos"
+TEXT_AND_IMAGE = Capabilities(kinds=frozenset({JobKind.TEXT, JobKind.IMAGE}), audio=False)
+"""OpenAI's videos API takes a prompt and at most one image, its first frame."""
 
 
 def engine_factories(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -39,14 +42,17 @@ def engine_factories(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def capabilities(name: str, factory: str) -> Capabilities:
     """What the engine `name` built from `factory` can do: a built-in engine's declaration,
-    the family's of a diffusers factory string (`…diffusers:load?family=wan21&…`), and every
-    kind for an operator's own engine, even under a built-in name. Raises `ValueError` for a
+    the family's of a diffusers factory string (`…diffusers:load?family=wan21&…`), text and
+    image for the `openai_videos` engine, and every kind for an operator's own engine, even
+    under a built-in name. Raises `ValueError` for a
     diffusers family this build does not have, or a query that cannot be read."""
     if factory == FACTORIES.get(name):
         return CAPABILITIES[name]
     module, _, options = factory_parts(factory)
     if module == DIFFUSERS or module.startswith(f"{DIFFUSERS}."):
         return family_capabilities(options.get("family", ""))
+    if module == OPENAI_VIDEOS:
+        return TEXT_AND_IMAGE
     return EVERY_KIND
 
 

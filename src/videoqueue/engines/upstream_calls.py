@@ -1,5 +1,6 @@
-"""Calls to a Venice-compatible server: retried while the server is away or busy, and its
-final answers turned into our engine errors (spec §3.2)."""
+"""Calls to an upstream video server (Venice-compatible, or OpenAI's videos API): retried
+while the server is away or busy, its final answers turned into our engine errors (spec
+§3.2), its video streamed to a file."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from videoqueue.engines.base import EngineError, ProviderContentPolicy
+from videoqueue.engines.base import EngineError, ProgressCallback, ProviderContentPolicy
 
 log = logging.getLogger(__name__)
 
 RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
+TICK_S = 0.5
+"""How often a wait checks whether the job was cancelled."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,3 +148,40 @@ def _message(body: dict[str, Any]) -> str:
     if isinstance(extra, str) and extra:
         text = f"{text} ({extra})" if text else extra
     return text
+
+
+def write_stream(response: httpx.Response, output_path: Path) -> None:
+    """The streamed body to `output_path`; nothing left there if the stream breaks."""
+    try:
+        with output_path.open("wb") as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+    except httpx.HTTPError:
+        output_path.unlink(missing_ok=True)
+        raise
+
+
+class Ticker:
+    """Reports a job's progress, and sleeps reporting it again every `TICK_S`, so that a
+    cancel (raised by the progress callback) stops a wait."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self.progress = progress
+        self.fraction = 0.0
+
+    def report(self, fraction: float) -> None:
+        self.fraction = fraction
+        self.progress(fraction)
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(TICK_S, left))
+            self.progress(self.fraction)
+
+
+def positive_seconds(text: str, name: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value

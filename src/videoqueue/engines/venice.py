@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,13 @@ from videoqueue.engines.data_urls import media_fields
 from videoqueue.engines.upstream_calls import (
     Retry,
     RetryPolicy,
+    Ticker,
     Wait,
     answered,
+    positive_seconds,
     raise_for_answer,
     retrying,
+    write_stream,
 )
 from videoqueue.media.probe import probe_video
 
@@ -44,8 +46,6 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_PREFIX = "videoqueue-job-"
 STANDARD_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
 PROGRESS_BEFORE_DOWNLOAD = 0.95
-TICK_S = 0.5
-"""How often a wait checks whether the job was cancelled."""
 
 
 class VeniceEngine:
@@ -79,7 +79,7 @@ class VeniceEngine:
 
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
         model = self.model or job.model
-        ticker = _Ticker(progress)
+        ticker = Ticker(progress)
         # 1. Start the upstream job, unless an earlier attempt did.
         upstream = job.upstream or self._queue(job, model, ticker.wait)
         try:
@@ -158,7 +158,7 @@ class VeniceEngine:
         model: str,
         upstream: UpstreamJob,
         output_path: Path,
-        ticker: _Ticker,
+        ticker: Ticker,
     ) -> None:
         wait = ticker.wait
         pause = self.poll_seconds
@@ -189,13 +189,13 @@ class VeniceEngine:
                 r.read()
                 answer = r.json()
                 return answer if isinstance(answer, dict) else {}
-            _write(r, output_path)
+            write_stream(r, output_path)
         return None
 
     def _download(self, url: str, output_path: Path) -> None:
         # A pre-signed link takes no key (spec §8): ours must not leak to its host.
         with answered(self.client, "GET", url, "download") as response:
-            _write(response, output_path)
+            write_stream(response, output_path)
 
     def _complete(self, model: str, upstream: UpstreamJob) -> None:
         """Ask the upstream to delete its copy; a failure leaves it to the upstream's expiry."""
@@ -207,16 +207,6 @@ class VeniceEngine:
             raise_for_answer(response, "complete")
         except (httpx.HTTPError, EngineError, Retry) as exc:
             log.warning("upstream job %s not completed: %s", upstream.queue_id, exc)
-
-
-def _write(response: httpx.Response, output_path: Path) -> None:
-    try:
-        with output_path.open("wb") as out:
-            for chunk in response.iter_bytes():
-                out.write(chunk)
-    except httpx.HTTPError:
-        output_path.unlink(missing_ok=True)
-        raise
 
 
 def _fraction(status: dict[str, Any]) -> float:
@@ -244,25 +234,6 @@ def _ratio_apart(aspect: str, ratio: float) -> float:
     return math.inf if value is None else abs(math.log(value / ratio))
 
 
-class _Ticker:
-    """Reports a job's progress, and sleeps reporting it again every `TICK_S`, so that a
-    cancel (raised by the progress callback) stops a wait."""
-
-    def __init__(self, progress: ProgressCallback) -> None:
-        self.progress = progress
-        self.fraction = 0.0
-
-    def report(self, fraction: float) -> None:
-        self.fraction = fraction
-        self.progress(fraction)
-
-    def wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(TICK_S, left))
-            self.progress(self.fraction)
-
-
 def load(
     *,
     base_url: str,
@@ -282,15 +253,8 @@ def load(
         base_url=base_url,
         api_key=api_key,
         model=model or None,
-        poll_seconds=_seconds(poll_seconds, "poll_seconds"),
-        max_poll_seconds=_seconds(max_poll_seconds, "max_poll_seconds"),
-        retry=RetryPolicy(give_up_after_s=_seconds(retry_seconds, "retry_seconds")),
-        timeout_seconds=_seconds(timeout_seconds, "timeout_seconds"),
+        poll_seconds=positive_seconds(poll_seconds, "poll_seconds"),
+        max_poll_seconds=positive_seconds(max_poll_seconds, "max_poll_seconds"),
+        retry=RetryPolicy(give_up_after_s=positive_seconds(retry_seconds, "retry_seconds")),
+        timeout_seconds=positive_seconds(timeout_seconds, "timeout_seconds"),
     )
-
-
-def _seconds(text: str, name: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
-    return value
