@@ -10,7 +10,6 @@ before the first poll, so that a later attempt polls that video instead of creat
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,13 @@ from videoqueue.engines.base import (
 )
 from videoqueue.engines.data_urls import media_type
 from videoqueue.engines.upstream_calls import (
+    PROGRESS_BEFORE_DOWNLOAD,
+    Binding,
     Retry,
-    RetryPolicy,
     Ticker,
     Wait,
     answered,
-    positive_seconds,
+    binding,
     raise_for_answer,
     retrying,
     write_stream,
@@ -42,8 +42,6 @@ from videoqueue.media.probe import probe_video
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_PREFIX = "videoqueue-job-"
-PROGRESS_BEFORE_DOWNLOAD = 0.95
 CONTENT_POLICY_CODES = frozenset(
     {"provider_content_policy", "moderation_blocked", "content_policy_violation"}
 )
@@ -55,24 +53,9 @@ class OpenAIVideosEngine:
 
     name = "openai-videos"
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        model: str | None = None,
-        poll_seconds: float = 5.0,
-        max_poll_seconds: float = 30.0,
-        retry: RetryPolicy,
-        timeout_seconds: float = 60.0,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.poll_seconds = poll_seconds
-        self.max_poll_seconds = max_poll_seconds
-        self.retry = retry
-        self.auth = {"Authorization": f"Bearer {api_key}"}
-        self.client = httpx.Client(timeout=timeout_seconds)
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+        self.client = httpx.Client(timeout=binding.timeout_seconds)
 
     def close(self) -> None:
         self.client.close()
@@ -86,7 +69,10 @@ class OpenAIVideosEngine:
                 record_upstream(progress, upstream)
             self._await_video(video_id, ticker)
             retrying(
-                lambda: self._download(video_id, output_path), self.retry, ticker.wait, "content"
+                lambda: self._download(video_id, output_path),
+                self.binding.retry,
+                ticker.wait,
+                "content",
             )
         except JobCancelled:
             output_path.unlink(missing_ok=True)
@@ -98,14 +84,14 @@ class OpenAIVideosEngine:
 
     def _create(self, job: JobInput, wait: Wait) -> UpstreamJob:
         fields = {
-            "model": self.model or job.model,
+            "model": self.binding.model or job.model,
             "prompt": job.prompt,
             "size": f"{job.width}x{job.height}",
             "seconds": f"{job.duration_s:g}",
         }
-        headers = {**self.auth, "Idempotency-Key": f"{IDEMPOTENCY_PREFIX}{job.job_id}"}
+        headers = self.binding.starting(job.job_id)
         image = job.media.image
-        url = f"{self.base_url}/videos"
+        url = f"{self.binding.base_url}/videos"
 
         def call() -> UpstreamJob:
             if image is None:
@@ -119,15 +105,17 @@ class OpenAIVideosEngine:
             raise_for_answer(response, "create")
             return UpstreamJob(str(response.json()["id"]))
 
-        upstream: UpstreamJob = retrying(call, self.retry, wait, "create")
+        upstream: UpstreamJob = retrying(call, self.binding.retry, wait, "create")
         log.info("job %s created upstream as video %s", job.job_id, upstream.queue_id)
         return upstream
 
     def _await_video(self, video_id: str, ticker: Ticker) -> None:
         """Polls until the upstream video is completed; raises its failure."""
-        pause = self.poll_seconds
+        pause = self.binding.poll_seconds
         while True:
-            video = retrying(lambda: self._retrieve(video_id), self.retry, ticker.wait, "poll")
+            video = retrying(
+                lambda: self._retrieve(video_id), self.binding.retry, ticker.wait, "poll"
+            )
             status = video.get("status")
             if status == "completed":
                 return
@@ -135,24 +123,28 @@ class OpenAIVideosEngine:
                 raise _failure(video.get("error"))
             ticker.report(_fraction(video.get("progress")))
             ticker.wait(pause)
-            pause = min(pause * 1.5, self.max_poll_seconds)
+            pause = min(pause * 1.5, self.binding.max_poll_seconds)
 
     def _retrieve(self, video_id: str) -> dict[str, Any]:
-        response = self.client.get(f"{self.base_url}/videos/{video_id}", headers=self.auth)
+        response = self.client.get(
+            f"{self.binding.base_url}/videos/{video_id}", headers=self.binding.auth
+        )
         raise_for_answer(response, "poll")
         answer = response.json()
         return answer if isinstance(answer, dict) else {}
 
     def _download(self, video_id: str, output_path: Path) -> None:
-        url = f"{self.base_url}/videos/{video_id}/content"
-        with answered(self.client, "GET", url, "content", headers=self.auth) as response:
+        url = f"{self.binding.base_url}/videos/{video_id}/content"
+        with answered(self.client, "GET", url, "content", headers=self.binding.auth) as response:
             write_stream(response, output_path)
 
     def _delete(self, video_id: str) -> None:
         """Delete the upstream's copy (a running video is cancelled); a failure leaves it to
         the upstream's expiry."""
         try:
-            response = self.client.delete(f"{self.base_url}/videos/{video_id}", headers=self.auth)
+            response = self.client.delete(
+                f"{self.binding.base_url}/videos/{video_id}", headers=self.binding.auth
+            )
             raise_for_answer(response, "delete")
         except (httpx.HTTPError, EngineError, Retry) as exc:
             log.warning("upstream video %s not deleted: %s", video_id, exc)
@@ -174,28 +166,8 @@ def _fraction(progress: object) -> float:
     return 0.0
 
 
-def load(
-    *,
-    base_url: str,
-    api_key_env: str,
-    model: str | None = None,
-    poll_seconds: str = "5",
-    max_poll_seconds: str = "30",
-    retry_seconds: str = "300",
-    timeout_seconds: str = "60",
-) -> OpenAIVideosEngine:
+def load(**options: str) -> OpenAIVideosEngine:
     """The engine of a factory string
-    `videoqueue.engines.openai_videos:load?base_url=…/v1&api_key_env=…&model=…` (the key is
-    read from that environment variable, never written in the catalogue)."""
-    api_key = os.environ.get(api_key_env)
-    if not api_key:
-        raise ValueError(f"the environment variable {api_key_env} holds no API key")
-    return OpenAIVideosEngine(
-        base_url=base_url,
-        api_key=api_key,
-        model=model or None,
-        poll_seconds=positive_seconds(poll_seconds, "poll_seconds"),
-        max_poll_seconds=positive_seconds(max_poll_seconds, "max_poll_seconds"),
-        retry=RetryPolicy(give_up_after_s=positive_seconds(retry_seconds, "retry_seconds")),
-        timeout_seconds=positive_seconds(timeout_seconds, "timeout_seconds"),
-    )
+    `videoqueue.engines.openai_videos:load?base_url=…/v1&api_key_env=…&model=…`:
+    its options are `upstream_calls.binding`'s."""
+    return OpenAIVideosEngine(binding(**options))

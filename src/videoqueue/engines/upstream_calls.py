@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,10 @@ FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 TICK_S = 0.5
 """How often a wait checks whether the job was cancelled."""
+IDEMPOTENCY_PREFIX = "videoqueue-job-"
+"""With our job id, the `Idempotency-Key` of the call that starts the upstream job."""
+PROGRESS_BEFORE_DOWNLOAD = 0.95
+"""The most an upstream's progress fills before its video is ours."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,3 +190,50 @@ def positive_seconds(text: str, name: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
     return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Binding:
+    """Where an upstream engine sends its jobs, with which key, and how patiently."""
+
+    base_url: str
+    api_key: str
+    model: str | None
+    poll_seconds: float
+    max_poll_seconds: float
+    retry: RetryPolicy
+    timeout_seconds: float
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def starting(self, job_id: str) -> dict[str, str]:
+        """The headers of the call that starts the upstream job for our job `job_id`."""
+        return {**self.auth, "Idempotency-Key": f"{IDEMPOTENCY_PREFIX}{job_id}"}
+
+
+def binding(
+    *,
+    base_url: str,
+    api_key_env: str,
+    model: str | None = None,
+    poll_seconds: str = "5",
+    max_poll_seconds: str = "30",
+    retry_seconds: str = "300",
+    timeout_seconds: str = "60",
+) -> Binding:
+    """A factory string's options (strings, as they come from its query) as a `Binding`; the
+    key is read from the environment variable `api_key_env`, never written in the catalogue."""
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise ValueError(f"the environment variable {api_key_env} holds no API key")
+    return Binding(
+        base_url=base_url.rstrip("/"),
+        api_key=api_key,
+        model=model or None,
+        poll_seconds=positive_seconds(poll_seconds, "poll_seconds"),
+        max_poll_seconds=positive_seconds(max_poll_seconds, "max_poll_seconds"),
+        retry=RetryPolicy(give_up_after_s=positive_seconds(retry_seconds, "retry_seconds")),
+        timeout_seconds=positive_seconds(timeout_seconds, "timeout_seconds"),
+    )

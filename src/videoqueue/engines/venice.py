@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,13 @@ from videoqueue.engines.base import (
 )
 from videoqueue.engines.data_urls import media_fields
 from videoqueue.engines.upstream_calls import (
+    PROGRESS_BEFORE_DOWNLOAD,
+    Binding,
     Retry,
-    RetryPolicy,
     Ticker,
     Wait,
     answered,
-    positive_seconds,
+    binding,
     raise_for_answer,
     retrying,
     write_stream,
@@ -43,9 +43,7 @@ from videoqueue.media.probe import probe_video
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_PREFIX = "videoqueue-job-"
 STANDARD_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
-PROGRESS_BEFORE_DOWNLOAD = 0.95
 
 
 class VeniceEngine:
@@ -53,24 +51,9 @@ class VeniceEngine:
 
     name = "venice"
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        model: str | None = None,
-        poll_seconds: float = 5.0,
-        max_poll_seconds: float = 30.0,
-        retry: RetryPolicy,
-        timeout_seconds: float = 60.0,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.poll_seconds = poll_seconds
-        self.max_poll_seconds = max_poll_seconds
-        self.retry = retry
-        self.auth = {"Authorization": f"Bearer {api_key}"}
-        self.client = httpx.Client(timeout=timeout_seconds)
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+        self.client = httpx.Client(timeout=binding.timeout_seconds)
         self._constraints: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
@@ -78,7 +61,7 @@ class VeniceEngine:
         self.client.close()
 
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
-        model = self.model or job.model
+        model = self.binding.model or job.model
         ticker = Ticker(progress)
         # 1. Start the upstream job, unless an earlier attempt did.
         upstream = job.upstream or self._queue(job, model, ticker.wait)
@@ -98,16 +81,18 @@ class VeniceEngine:
 
     def _queue(self, job: JobInput, model: str, wait: Wait) -> UpstreamJob:
         body = self._queue_body(job, model, wait)
-        headers = {**self.auth, "Idempotency-Key": f"{IDEMPOTENCY_PREFIX}{job.job_id}"}
+        headers = self.binding.starting(job.job_id)
 
         def call() -> UpstreamJob:
-            response = self.client.post(f"{self.base_url}/video/queue", json=body, headers=headers)
+            response = self.client.post(
+                f"{self.binding.base_url}/video/queue", json=body, headers=headers
+            )
             raise_for_answer(response, "queue")
             answer = response.json()
             download_url = answer.get("download_url")
             return UpstreamJob(str(answer["queue_id"]), download_url)
 
-        upstream: UpstreamJob = retrying(call, self.retry, wait, "queue")
+        upstream: UpstreamJob = retrying(call, self.binding.retry, wait, "queue")
         log.info("job %s queued upstream as %s (%s)", job.job_id, upstream.queue_id, model)
         return upstream
 
@@ -140,16 +125,20 @@ class VeniceEngine:
         if model not in self._constraints:
 
             def call() -> dict[str, dict[str, Any]]:
-                response = self.client.get(f"{self.base_url}/models", params={"type": "video"})
+                response = self.client.get(
+                    f"{self.binding.base_url}/models", params={"type": "video"}
+                )
                 raise_for_answer(response, "models")
                 return {
                     m["id"]: m.get("model_spec", {}).get("constraints", {})
                     for m in response.json().get("data", [])
                 }
 
-            self._constraints = retrying(call, self.retry, wait, "models")
+            self._constraints = retrying(call, self.binding.retry, wait, "models")
             if model not in self._constraints:
-                log.error("the upstream server at %s lists no model %s", self.base_url, model)
+                log.error(
+                    "the upstream server at %s lists no model %s", self.binding.base_url, model
+                )
                 raise EngineError(f"the upstream server has no model {model}")
         return self._constraints[model]
 
@@ -161,30 +150,32 @@ class VeniceEngine:
         ticker: Ticker,
     ) -> None:
         wait = ticker.wait
-        pause = self.poll_seconds
+        pause = self.binding.poll_seconds
         body = {"model": model, "queue_id": upstream.queue_id}
         while True:
             status = retrying(
-                lambda: self._retrieve(body, output_path), self.retry, wait, "retrieve"
+                lambda: self._retrieve(body, output_path), self.binding.retry, wait, "retrieve"
             )
             if status is None:
                 return
             if status.get("status") == "COMPLETED" and upstream.download_url:
                 retrying(
                     lambda: self._download(upstream.download_url or "", output_path),
-                    self.retry,
+                    self.binding.retry,
                     wait,
                     "download",
                 )
                 return
             ticker.report(_fraction(status))
             wait(pause)
-            pause = min(pause * 1.5, self.max_poll_seconds)
+            pause = min(pause * 1.5, self.binding.max_poll_seconds)
 
     def _retrieve(self, body: dict[str, str], output_path: Path) -> dict[str, Any] | None:
         """The upstream's status JSON, or None once its MP4 is written to `output_path`."""
-        url = f"{self.base_url}/video/retrieve"
-        with answered(self.client, "POST", url, "retrieve", json=body, headers=self.auth) as r:
+        url = f"{self.binding.base_url}/video/retrieve"
+        with answered(
+            self.client, "POST", url, "retrieve", json=body, headers=self.binding.auth
+        ) as r:
             if r.headers.get("content-type", "").startswith("application/json"):
                 r.read()
                 answer = r.json()
@@ -202,7 +193,7 @@ class VeniceEngine:
         body = {"model": model, "queue_id": upstream.queue_id}
         try:
             response = self.client.post(
-                f"{self.base_url}/video/complete", json=body, headers=self.auth
+                f"{self.binding.base_url}/video/complete", json=body, headers=self.binding.auth
             )
             raise_for_answer(response, "complete")
         except (httpx.HTTPError, EngineError, Retry) as exc:
@@ -234,27 +225,8 @@ def _ratio_apart(aspect: str, ratio: float) -> float:
     return math.inf if value is None else abs(math.log(value / ratio))
 
 
-def load(
-    *,
-    base_url: str,
-    api_key_env: str,
-    model: str | None = None,
-    poll_seconds: str = "5",
-    max_poll_seconds: str = "30",
-    retry_seconds: str = "300",
-    timeout_seconds: str = "60",
-) -> VeniceEngine:
-    """The engine of a factory string `videoqueue.engines.venice:load?base_url=…&api_key_env=…`
-    (the key is read from that environment variable, never written in the catalogue)."""
-    api_key = os.environ.get(api_key_env)
-    if not api_key:
-        raise ValueError(f"the environment variable {api_key_env} holds no API key")
-    return VeniceEngine(
-        base_url=base_url,
-        api_key=api_key,
-        model=model or None,
-        poll_seconds=positive_seconds(poll_seconds, "poll_seconds"),
-        max_poll_seconds=positive_seconds(max_poll_seconds, "max_poll_seconds"),
-        retry=RetryPolicy(give_up_after_s=positive_seconds(retry_seconds, "retry_seconds")),
-        timeout_seconds=positive_seconds(timeout_seconds, "timeout_seconds"),
-    )
+def load(**options: str) -> VeniceEngine:
+    """The engine of a factory string
+    `videoqueue.engines.venice:load?base_url=…&api_key_env=…`:
+    its options are `upstream_calls.binding`'s."""
+    return VeniceEngine(binding(**options))
