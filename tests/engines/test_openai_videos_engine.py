@@ -9,27 +9,29 @@ import io
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
-import av
 import httpx
 import pytest
 
 from tests.conftest import wait_until
-from tests.engines.videoqueue_servers import BALANCE_MICROS, VideoqueueServer
+from tests.engines.videoqueue_servers import (
+    BALANCE_MICROS,
+    RELAY_MODEL,
+    Relay,
+    VideoqueueServer,
+    assert_mp4_of_the_request,
+)
 from videoqueue.engines.base import JobKind
 from videoqueue.engines.openai_videos import load
 from videoqueue.engines.registry import capabilities
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 
-MODEL = "relay-t2v"
+MODEL = RELAY_MODEL
 IMAGE_MODEL = "relay-i2v"
 PRICE_MICROS = 10_000  # 1 s at 256p, $0.01 a second
-REQUEST = {"duration": "1s", "resolution": "256p", "aspect_ratio": "1:1"}
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -72,57 +74,6 @@ def png() -> str:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
-@dataclass
-class Relay:
-    ours: VideoqueueServer
-    upstream: VideoqueueServer
-    gate: Path
-    """The upstream holds every video until this file exists."""
-
-    def queue(self, prompt: str, model: str = MODEL, **extra: Any) -> str:
-        response = httpx.post(
-            f"{self.ours.base_url}/video/queue",
-            json={**REQUEST, "model": model, "prompt": prompt, **extra},
-            headers={"Authorization": f"Bearer {self.ours.key}"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        return str(response.json()["queue_id"])
-
-    def our_job(self, job_id: str) -> Job:
-        (job,) = [j for j in self.ours.jobs() if j.id == job_id]
-        return job
-
-    def recorded_upstream(self, job_id: str) -> Job:
-        job: Job = wait_until(
-            lambda: (job := self.our_job(job_id)).upstream_queue_id and job, timeout=120
-        )
-        return job
-
-    def finished(self, job_id: str) -> Job:
-        def ended() -> Job | None:
-            job = self.our_job(job_id)
-            return job if job.state in (JobState.COMPLETED, JobState.FAILED) else None
-
-        job: Job = wait_until(ended, timeout=120)
-        return job
-
-    def retrieve(self, job_id: str, model: str = MODEL) -> httpx.Response:
-        return httpx.post(
-            f"{self.ours.base_url}/video/retrieve",
-            json={"model": model, "queue_id": job_id},
-            headers={"Authorization": f"Bearer {self.ours.key}"},
-            timeout=30,
-        )
-
-    def assert_one_upstream_video_and_books_balanced(self, job: Job) -> None:
-        (upstream_job,) = self.upstream.jobs()
-        assert upstream_job.id == job.upstream_queue_id
-        assert self.upstream.log.read_text().count('"POST /v1/videos ') == 1
-        assert self.ours.ledger_consistent()
-        assert self.upstream.ledger_consistent()
-
-
 @pytest.fixture
 def gate(tmp_path: Path) -> Path:
     return tmp_path / "gate"
@@ -158,16 +109,9 @@ def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Re
     )
     try:
         ours.start()
-        yield Relay(ours, upstream, gate)
+        yield Relay(ours, upstream, gate, "POST /v1/videos")
     finally:
         ours.kill()
-
-
-def assert_mp4_of_the_request(data: bytes) -> None:
-    with av.open(io.BytesIO(data), "r") as container:
-        frames = list(container.decode(video=0))
-    assert (frames[0].width, frames[0].height) == (256, 256)
-    assert len(frames) == 24
 
 
 def test_a_job_runs_as_an_upstream_video_and_its_mp4_comes_back(relay: Relay) -> None:
@@ -178,7 +122,7 @@ def test_a_job_runs_as_an_upstream_video_and_its_mp4_comes_back(relay: Relay) ->
 
     assert job.state == JobState.COMPLETED, job.failure
     assert_mp4_of_the_request(relay.retrieve(job_id).content)
-    relay.assert_one_upstream_video_and_books_balanced(job)
+    relay.assert_one_upstream_job_and_books_balanced(job)
     (upstream_job,) = relay.upstream.jobs()
     assert upstream_job.state == JobState.DELETED  # our engine deleted it upstream
     assert relay.ours.balance_micros() == BALANCE_MICROS - PRICE_MICROS
@@ -193,7 +137,7 @@ def test_an_image_job_sends_its_image_as_an_input_reference_upload(relay: Relay)
 
     assert job.state == JobState.COMPLETED, job.failure
     assert_mp4_of_the_request(relay.retrieve(job_id, IMAGE_MODEL).content)
-    relay.assert_one_upstream_video_and_books_balanced(job)
+    relay.assert_one_upstream_job_and_books_balanced(job)
     (upstream_job,) = relay.upstream.jobs()
     assert upstream_job.model == IMAGE_MODEL
     # Inputs are stored under their content's hash: the upstream holds the very image.
@@ -214,7 +158,7 @@ def test_an_upstream_content_policy_failure_is_ours_and_refunded_on_both_sides(
     error = response.json()["error"]
     assert error["type"] == "provider_content_policy"
     assert error["credits_refunded"] is True
-    relay.assert_one_upstream_video_and_books_balanced(job)
+    relay.assert_one_upstream_job_and_books_balanced(job)
     assert relay.ours.balance_micros() == BALANCE_MICROS
     assert relay.upstream.balance_micros() == BALANCE_MICROS
 
@@ -237,7 +181,7 @@ def test_our_worker_killed_while_polling_resumes_the_same_upstream_video(relay: 
     assert resumed.upstream_queue_id == running.upstream_queue_id
     assert job.state == JobState.COMPLETED, job.failure
     assert_mp4_of_the_request(relay.retrieve(job_id).content)
-    relay.assert_one_upstream_video_and_books_balanced(job)
+    relay.assert_one_upstream_job_and_books_balanced(job)
     assert relay.ours.balance_micros() == BALANCE_MICROS - PRICE_MICROS
 
 

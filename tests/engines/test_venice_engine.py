@@ -4,32 +4,36 @@ case one of our jobs makes at most one upstream job, and both ledgers verify."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import av
 import httpx
 import pytest
 
 from tests.conftest import wait_until
-from tests.engines.videoqueue_servers import BALANCE_MICROS, VideoqueueServer
+from tests.engines.videoqueue_servers import (
+    BALANCE_MICROS,
+    RELAY_MODEL,
+    RELAY_REQUEST,
+    Relay,
+    VideoqueueServer,
+    assert_mp4_of_the_request,
+)
 from videoqueue.engines.base import JobInput, UpstreamJob
 from videoqueue.engines.venice import load
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 
-MODEL = "relay-t2v"
+MODEL = RELAY_MODEL
 PRIVATE_MODEL = "relay-private-t2v"
 """Delivered upstream only at a `download_url` (spec §8); here as bytes."""
 PRICE_MICROS = 10_000  # 1 s at 256p, $0.01 a second
 REFUSED_WORD = "forbidden"
-REQUEST = {"model": MODEL, "duration": "1s", "resolution": "256p", "aspect_ratio": "1:1"}
+REQUEST = {"model": MODEL, **RELAY_REQUEST}
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -55,59 +59,6 @@ audio_configurable = false
 """
         for model, delivery in ((MODEL, "bytes"), (PRIVATE_MODEL, private_delivery))
     )
-
-
-@dataclass
-class Relay:
-    ours: VideoqueueServer
-    upstream: VideoqueueServer
-    gate: Path
-    """The upstream holds every job until this file exists."""
-
-    def queue(self, prompt: str, model: str = MODEL) -> str:
-        response = httpx.post(
-            f"{self.ours.base_url}/video/queue",
-            json={**REQUEST, "model": model, "prompt": prompt},
-            headers={"Authorization": f"Bearer {self.ours.key}"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        return str(response.json()["queue_id"])
-
-    def our_job(self, job_id: str) -> Job:
-        (job,) = [j for j in self.ours.jobs() if j.id == job_id]
-        return job
-
-    def recorded_upstream(self, job_id: str) -> Job:
-        """Our job once its upstream job is stored with it."""
-        job: Job = wait_until(
-            lambda: (job := self.our_job(job_id)).upstream_queue_id and job, timeout=120
-        )
-        return job
-
-    def finished(self, job_id: str) -> Job:
-        def ended() -> Job | None:
-            job = self.our_job(job_id)
-            return job if job.state in (JobState.COMPLETED, JobState.FAILED) else None
-
-        job: Job = wait_until(ended, timeout=120)
-        return job
-
-    def retrieve(self, job_id: str, model: str = MODEL) -> httpx.Response:
-        return httpx.post(
-            f"{self.ours.base_url}/video/retrieve",
-            json={"model": model, "queue_id": job_id},
-            headers={"Authorization": f"Bearer {self.ours.key}"},
-            timeout=30,
-        )
-
-    def assert_one_upstream_job_and_books_balanced(self, job: Job) -> None:
-        (upstream_job,) = self.upstream.jobs()
-        assert upstream_job.id == job.upstream_queue_id
-        # Queued once: a later attempt resumed the stored job, not an idempotent replay.
-        assert self.upstream.log.read_text().count('"POST /api/v1/video/queue ') == 1
-        assert self.ours.ledger_consistent()
-        assert self.upstream.ledger_consistent()
 
 
 @pytest.fixture
@@ -146,16 +97,9 @@ def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Re
     )
     try:
         ours.start()
-        yield Relay(ours, upstream, gate)
+        yield Relay(ours, upstream, gate, "POST /api/v1/video/queue")
     finally:
         ours.kill()
-
-
-def assert_mp4_of_the_request(data: bytes) -> None:
-    with av.open(io.BytesIO(data), "r") as container:
-        frames = list(container.decode(video=0))
-    assert (frames[0].width, frames[0].height) == (256, 256)
-    assert len(frames) == 24
 
 
 def test_an_attempt_given_its_upstream_job_polls_that_job_and_queues_none(

@@ -3,6 +3,7 @@ which a test can kill outright and start again on the same port and data."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -10,7 +11,9 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import av
 import httpx
 
 from tests.conftest import wait_until
@@ -23,6 +26,7 @@ from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.jobs.models import Job
+from videoqueue.jobs.states import JobState
 
 BALANCE_MICROS = 10_000_000
 
@@ -114,3 +118,69 @@ class VideoqueueServer:
     def ledger_consistent(self) -> bool:
         with self.db.transaction() as session:
             return verify_ledger(session).consistent
+
+
+RELAY_MODEL = "relay-t2v"
+RELAY_REQUEST = {"duration": "1s", "resolution": "256p", "aspect_ratio": "1:1"}
+"""A 1 s, 256p, 1:1 job: what `Relay.queue` sends, and what `assert_mp4_of_the_request` checks."""
+
+
+@dataclass
+class Relay:
+    ours: VideoqueueServer
+    upstream: VideoqueueServer
+    gate: Path
+    """The upstream holds every job until this file exists."""
+    started_by: str
+    """The request line in the upstream's access log that starts one of its jobs."""
+
+    def queue(self, prompt: str, model: str = RELAY_MODEL, **extra: Any) -> str:
+        response = httpx.post(
+            f"{self.ours.base_url}/video/queue",
+            json={**RELAY_REQUEST, "model": model, "prompt": prompt, **extra},
+            headers={"Authorization": f"Bearer {self.ours.key}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["queue_id"])
+
+    def our_job(self, job_id: str) -> Job:
+        (job,) = [j for j in self.ours.jobs() if j.id == job_id]
+        return job
+
+    def recorded_upstream(self, job_id: str) -> Job:
+        job: Job = wait_until(
+            lambda: (job := self.our_job(job_id)).upstream_queue_id and job, timeout=120
+        )
+        return job
+
+    def finished(self, job_id: str) -> Job:
+        def ended() -> Job | None:
+            job = self.our_job(job_id)
+            return job if job.state in (JobState.COMPLETED, JobState.FAILED) else None
+
+        job: Job = wait_until(ended, timeout=120)
+        return job
+
+    def retrieve(self, job_id: str, model: str = RELAY_MODEL) -> httpx.Response:
+        return httpx.post(
+            f"{self.ours.base_url}/video/retrieve",
+            json={"model": model, "queue_id": job_id},
+            headers={"Authorization": f"Bearer {self.ours.key}"},
+            timeout=30,
+        )
+
+    def assert_one_upstream_job_and_books_balanced(self, job: Job) -> None:
+        (upstream_job,) = self.upstream.jobs()
+        assert upstream_job.id == job.upstream_queue_id
+        # Started once: a later attempt resumed the stored job, not an idempotent replay.
+        assert self.upstream.log.read_text().count(f'"{self.started_by} ') == 1
+        assert self.ours.ledger_consistent()
+        assert self.upstream.ledger_consistent()
+
+
+def assert_mp4_of_the_request(data: bytes) -> None:
+    with av.open(io.BytesIO(data), "r") as container:
+        frames = list(container.decode(video=0))
+    assert (frames[0].width, frames[0].height) == (256, 256)
+    assert len(frames) == 24
