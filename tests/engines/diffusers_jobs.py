@@ -4,6 +4,7 @@ HTTP API with a model bound the way an operator binds one."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,39 @@ def decode_audio(data: bytes) -> tuple[npt.NDArray[np.float32], int] | None:
         stream = container.streams.audio[0]
         chunks = [f.to_ndarray() for f in container.decode(stream)]
         return np.concatenate(chunks, axis=1), stream.rate
+
+
+def bound_model(
+    model_id: str,
+    engine: str,
+    fps: int,
+    *,
+    kind: str = "text-to-video",
+    sound: bool = False,
+    requires: tuple[str, ...] = (),
+    extra: str = "",
+) -> str:
+    """An operator's catalogue entry binding `model_id` to `engine`: 1 s, 256p, 1:1, at $0.01
+    a second; `extra` adds lines to the model's table."""
+    audio = "true" if sound else "false"
+    return f"""
+[models."{model_id}"]
+name = "{model_id}"
+created = 1767225600
+engine = "{engine}"
+fps = {fps}
+requires = {json.dumps(list(requires))}
+{extra}
+price = {{ rule = "per_second", rates = {{ "256p" = 0.01 }} }}
+
+[models."{model_id}".constraints]
+model_type = "{kind}"
+durations = ["1s"]
+resolutions = ["256p"]
+aspect_ratios = ["1:1"]
+audio = {audio}
+audio_configurable = {audio}
+"""
 
 
 def operator_settings(tmp_path: Path, overlay: str, engines: dict[str, str]) -> Settings:

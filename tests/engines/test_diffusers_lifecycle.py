@@ -21,7 +21,7 @@ pytest.importorskip("diffusers")
 from tests.accounts import balance
 from tests.accounts import price_micros as price_of
 from tests.conftest import Env, load_job, retrieve_error, wait_until
-from tests.engines.diffusers_jobs import operator_settings
+from tests.engines.diffusers_jobs import bound_model, operator_settings
 from tests.engines.diffusers_pipelines import save_tiny_wan
 from videoqueue.jobs.states import JobState
 from videoqueue.settings import Settings
@@ -32,33 +32,14 @@ from videoqueue.workers import Supervisor, build_worker
 ENDLESS_STEPS = 100_000
 """Enough denoising steps that only a cancel or a time limit ends the job."""
 TIME_LIMIT_S = 4
-
-
-def model(name: str, engine: str, extra: str = "") -> str:
-    return f"""
-[models."{name}"]
-name = "{name}"
-created = 1767225600
-engine = "{engine}"
-fps = 16
-{extra}
-price = {{ rule = "per_second", rates = {{ "256p" = 0.01 }} }}
-
-[models."{name}".constraints]
-model_type = "text-to-video"
-durations = ["1s"]
-resolutions = ["256p"]
-aspect_ratios = ["1:1"]
-audio = false
-audio_configurable = false
-"""
+SETUP_RETRY_S = 15
 
 
 OVERLAY = (
-    model("quick", "wan-quick")
-    + model("endless", "wan-endless")
-    + model("limited", "wan-endless", f"max_run_seconds = {TIME_LIMIT_S}")
-    + model("broken", "wan-broken")
+    bound_model("quick", "wan-quick", 16)
+    + bound_model("endless", "wan-endless", 16)
+    + bound_model("limited", "wan-endless", 16, extra=f"max_run_seconds = {TIME_LIMIT_S}")
+    + bound_model("broken", "wan-broken", 16)
 )
 
 
@@ -83,7 +64,11 @@ def settings(tmp_path: Path, folder: Path) -> Settings:
             "wan-broken": factory.format(broken, 2),
         },
     )
-    return settings.model_copy(update={"heartbeat_seconds": 0.2, "engine_setup_retry_seconds": 1})
+    # A worker sets up a failed engine again in its own loop, between jobs: retried every
+    # second, the broken folder's loads would hold up the other engines' jobs.
+    return settings.model_copy(
+        update={"heartbeat_seconds": 0.2, "engine_setup_retry_seconds": SETUP_RETRY_S}
+    )
 
 
 def queue(env: Env, key: str, model_id: str) -> str:
@@ -144,7 +129,10 @@ def test_a_corrupt_weights_folder_leaves_its_job_queued_and_the_worker_says_why(
         loop.start()
         try:
             wait_until(lambda: load_job(env.db, quick).state == JobState.COMPLETED, timeout=120)
-            wait_until(lambda: sum("FAILED to set up" in r.message for r in caplog.records) >= 2)
+            wait_until(
+                lambda: sum("FAILED to set up" in r.message for r in caplog.records) >= 2,
+                timeout=SETUP_RETRY_S + 60,
+            )
         finally:
             stop.set()
             loop.join(60)

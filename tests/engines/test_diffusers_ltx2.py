@@ -17,7 +17,13 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from tests.conftest import Env
-from tests.engines.diffusers_jobs import decode, decode_audio, operator_settings, queued_video
+from tests.engines.diffusers_jobs import (
+    bound_model,
+    decode,
+    decode_audio,
+    operator_settings,
+    queued_video,
+)
 from tests.engines.diffusers_pipelines import save_tiny_wan
 from tests.engines.ltx2_pipelines import (
     save_tiny_ltx2,
@@ -174,22 +180,7 @@ def test_an_ltx_2_3_folder_or_a_vae_off_the_promised_grid_is_refused() -> None:
         ltx2.check(tiny_ltx2(vae=sixteen_times))
 
 
-OVERLAY = """
-[models."tiny-ltx-2-text-to-video"]
-name = "Tiny LTX-2"
-created = 1767225600
-engine = "tiny-ltx-2"
-fps = 24
-price = { rule = "per_second", rates = { "256p" = 0.01 } }
-
-[models."tiny-ltx-2-text-to-video".constraints]
-model_type = "text-to-video"
-durations = ["1s"]
-resolutions = ["256p"]
-aspect_ratios = ["1:1"]
-audio = true
-audio_configurable = true
-"""
+OVERLAY = bound_model("tiny-ltx-2-text-to-video", "tiny-ltx-2", 24, sound=True)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from tests.conftest import Env
-from tests.engines.diffusers_jobs import decode, operator_settings, queued_video
+from tests.engines.diffusers_jobs import bound_model, decode, operator_settings, queued_video
 from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan
 from videoqueue.engines.base import EngineError, JobInput, Media
 from videoqueue.engines.diffusers import DiffusersEngine, ltx2, wan21, wan22, wan22_ti2v
@@ -192,22 +192,7 @@ def test_a_factory_string_carries_the_family_and_folder(folders: dict[WanKind, P
     assert engine.sampling.steps == 3
 
 
-OVERLAY = """
-[models."tiny-wan-text-to-video"]
-name = "Tiny Wan"
-created = 1767225600
-engine = "tiny-wan"
-fps = 16
-price = { rule = "per_second", rates = { "256p" = 0.01 } }
-
-[models."tiny-wan-text-to-video".constraints]
-model_type = "text-to-video"
-durations = ["1s"]
-resolutions = ["256p"]
-aspect_ratios = ["1:1"]
-audio = false
-audio_configurable = false
-"""
+OVERLAY = bound_model("tiny-wan-text-to-video", "tiny-wan", 16)
 
 
 @pytest.fixture

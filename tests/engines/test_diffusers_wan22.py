@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from tests.conftest import Env, png_data_url
-from tests.engines.diffusers_jobs import decode, operator_settings, queued_video
+from tests.engines.diffusers_jobs import bound_model, decode, operator_settings, queued_video
 from tests.engines.diffusers_pipelines import WanKind, save_tiny_wan, tiny_wan
 from tests.engines.test_diffusers_wan import image, job, run
 from videoqueue.engines.base import EngineError, Media
@@ -188,23 +188,9 @@ def test_guidance_2_is_refused_for_a_model_with_one_expert(folders: dict[WanKind
         DiffusersEngine(folders["ti2v"], "wan22-ti2v", device="cpu", guidance_2=3.0)
 
 
-OVERLAY = """
-[models."tiny-wan22-image-to-video"]
-name = "Tiny Wan 2.2 TI2V"
-created = 1767225600
-engine = "tiny-wan22"
-fps = 24
-requires = ["image_url"]
-price = { rule = "per_second", rates = { "256p" = 0.01 } }
-
-[models."tiny-wan22-image-to-video".constraints]
-model_type = "image-to-video"
-durations = ["1s"]
-resolutions = ["256p"]
-aspect_ratios = ["1:1"]
-audio = false
-audio_configurable = false
-"""
+OVERLAY = bound_model(
+    "tiny-wan22-image-to-video", "tiny-wan22", 24, kind="image-to-video", requires=("image_url",)
+)
 
 
 @pytest.fixture
