@@ -19,6 +19,7 @@ from PIL import Image
 
 from tests.media_server import MediaServer, running
 from tests.postgres import make_postgres_database, postgres_available
+from tests.s3_server import S3Server, running_seaweedfs
 from videoqueue.api.app import create_app
 from videoqueue.api.failures import venice_failure
 from videoqueue.auth.keys import create_key
@@ -55,6 +56,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     upgrade(url)
     yield url
     drop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS) for the whole session, started when a test first needs
+    it; each test takes its own prefix with `s3_server.url()`."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -27,7 +27,9 @@ def test_settings_command_shows_values_from_the_environment(
 ) -> None:
     monkeypatch.setenv("VIDEOQUEUE_PORT", "9123")
     monkeypatch.setenv("VIDEOQUEUE_LINK_SECRET", "s" * 40)
+    monkeypatch.setenv("VIDEOQUEUE_S3_SECRET_ACCESS_KEY", "k" * 40)
     assert main(["settings"]) == 0
     out = capsys.readouterr().out
     assert "port = 9123" in out
     assert "link_secret = '(set, hidden)'" in out and "s" * 40 not in out
+    assert "s3_secret_access_key = '(set, hidden)'" in out and "k" * 40 not in out

@@ -254,8 +254,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
         print(settings_markdown(), end="")
         return 0
     settings = Settings.load(args.config)
+    secrets = {name for name, field in Settings.model_fields.items() if not field.repr}
     for name, value in settings.model_dump(mode="json").items():
-        shown = "(set, hidden)" if name == "link_secret" and value else value
+        shown = "(set, hidden)" if name in secrets and value else value
         print(f"{name} = {shown!r}" if isinstance(shown, str) else f"{name} = {shown}")
     return 0
 

@@ -11,6 +11,7 @@ from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videoqueue.catalog.content_policy import ContentRule
+from videoqueue.storage.s3_config import S3Config
 
 DEFAULT_DATA_DIR = Path("videoqueue-data")
 
@@ -28,7 +29,53 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
     )
     storage_url: str | None = Field(
-        default=None, description="file:///path (local directory); default: data_dir/media"
+        default=None,
+        description="file:///path (local directory) or s3://bucket/prefix (docs/storage.md); "
+        "default: data_dir/media",
+    )
+    # S3 storage (docs/storage.md). Unset values come from boto3's usual sources.
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 server to use instead of AWS (SeaweedFS, MinIO: `http://host:8333`)",
+    )
+    s3_region: str | None = Field(
+        default=None, description="S3 region; default: AWS_REGION or ~/.aws/config"
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, description="S3 access key; default: AWS_ACCESS_KEY_ID, ~/.aws, a role"
+    )
+    s3_secret_access_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="S3 secret key; default: AWS_SECRET_ACCESS_KEY, ~/.aws, a role",
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="`path` (`endpoint/bucket/key`, for most self-hosted servers) or "
+        "`virtual` (`bucket.endpoint/key`); `auto` lets boto3 choose",
+    )
+    s3_multipart_threshold_mb: int = Field(
+        default=64,
+        ge=5,
+        description="Outputs larger than this many MiB are uploaded to S3 in parts",
+    )
+    s3_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait to connect to S3, and for each read"
+    )
+    s3_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of one S3 request (after a connection error, 5xx or throttling) "
+        "before answering 503",
+    )
+    storage_redirect: bool = Field(
+        default=False,
+        description="A download link answers 307 to a short-lived pre-signed storage URL "
+        "instead of streaming the video through videoqueue (S3 only; /video/retrieve always "
+        "streams)",
+    )
+    storage_redirect_seconds: int = Field(
+        default=60, ge=1, description="How long the pre-signed URL of a redirect is valid"
     )
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on")
     port: int = Field(default=8000, description="Port `serve` listens on")
@@ -279,6 +326,19 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or (self.data_dir / "media").resolve().as_uri()
+
+    def s3_config(self) -> S3Config:
+        """How an `s3://` storage URL's bucket is reached."""
+        return S3Config(
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+            addressing_style=self.s3_addressing_style,
+            multipart_threshold_mb=self.s3_multipart_threshold_mb,
+            timeout_seconds=self.s3_timeout_seconds,
+            max_attempts=self.s3_max_attempts,
+        )
 
     @property
     def resolved_public_base_url(self) -> str:

@@ -48,7 +48,7 @@ def build_worker(
     names = sorted(set(engines) if engines else bound)
     return Worker(
         db=Database(settings.resolved_database_url),
-        storage=storage_from_url(settings.resolved_storage_url),
+        storage=storage_from_url(settings.resolved_storage_url, settings.s3_config()),
         engines=build_engines(names, factories, device),
         clock=SystemClock(),
         lease_seconds=settings.lease_seconds,

@@ -69,7 +69,7 @@ def create_app(
         )
     )
     db = Database(settings.resolved_database_url)
-    storage = storage_from_url(settings.resolved_storage_url)
+    storage = storage_from_url(settings.resolved_storage_url, settings.s3_config())
     catalog = load_catalog(settings.catalog_path, engines=engine_factories(settings.engines))
     sandbox = DecodeSandbox()
     links = LinkTerms(

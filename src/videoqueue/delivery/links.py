@@ -18,8 +18,6 @@ from videoqueue.delivery.tokens import InvalidToken, LinkClaims, LinkSigner
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import PENDING, JobState
-from videoqueue.storage.base import ShareLink, Storage
-from videoqueue.storage.layout import output_key
 
 PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
 """On every answer at a link: it may sit in logs and caches on the way, so no shared cache
@@ -116,12 +114,10 @@ class LinkTerms:
     policy: LinkPolicy
     public_base_url: str
 
-    def issue(self, session: Session, storage: Storage, *, job_id: str, now: datetime) -> str:
+    def issue(self, session: Session, *, job_id: str, now: datetime) -> str:
         """Create the job's link in the caller's transaction; returns its `download_url`."""
-        claims, token = issue_link(session, self.signer, self.policy, job_id=job_id, now=now)
-        url = f"{self.public_base_url}{SHARE_READ_PATH}/{token}"
-        link = ShareLink(token=token, url=url, expires_at=claims.expires_at)
-        return storage.delivery_url(output_key(job_id), link)
+        _, token = issue_link(session, self.signer, self.policy, job_id=job_id, now=now)
+        return f"{self.public_base_url}{SHARE_READ_PATH}/{token}"
 
 
 @dataclass(frozen=True)

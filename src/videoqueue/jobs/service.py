@@ -324,9 +324,7 @@ class JobService:
         )
         download_url = None
         if entry.delivery == "download_url":
-            download_url = self.links.issue(
-                session, self.storage, job_id=stored.job_id, now=self.clock.now()
-            )
+            download_url = self.links.issue(session, job_id=stored.job_id, now=self.clock.now())
         return Accepted(entry.id, stored.job_id, download_url)
 
     def _owned_job(self, session: Session, account_id: str, model: str, queue_id: str) -> Job:

@@ -1,10 +1,8 @@
-"""What every storage backend promises, and its one error."""
+"""What every storage backend promises, and its errors."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -17,21 +15,21 @@ class ObjectNotFound(VideoqueueError):
     status = 404
 
 
-@dataclass(frozen=True)
-class ShareLink:
-    """A delivery link videoqueue issued for one stored object.
+class StorageUnavailable(VideoqueueError):
+    """Media storage is temporarily unavailable. Please try again shortly."""
 
-    `url` is where videoqueue itself serves it (`{public_base_url}/v1/share/read/<token>`),
-    counting fetches and honouring revocation; `token` is the signed part of that URL.
-    """
+    status = 503
+    code = "STORAGE_UNAVAILABLE"
 
-    token: str
-    url: str
-    expires_at: datetime
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
 
 
 class Storage(Protocol):
-    """A flat namespace of immutable objects addressed by key (`jobs/<id>/output.mp4`)."""
+    """A flat namespace of immutable objects addressed by key (`jobs/<id>/output.mp4`).
+
+    Every method may raise `StorageUnavailable` when the backend cannot be reached.
+    """
 
     def put_file(self, key: str, source: Path) -> int:
         """Store a copy of `source` under `key`, atomically; return its size in bytes."""
@@ -52,8 +50,8 @@ class Storage(Protocol):
     def read_range(
         self, key: str, start: int, end: int, chunk_size: int = 1 << 20
     ) -> Iterator[bytes]:
-        """Yield bytes `start` … `end` (inclusive). Raises `ObjectNotFound` before the first
-        chunk."""
+        """Yield bytes `start` … `end` (inclusive; fewer past the object's end). Raises
+        `ObjectNotFound` before the first chunk."""
         ...
 
     def delete_prefix(self, prefix: str) -> None:
@@ -62,12 +60,15 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def delivery_url(self, key: str, link: ShareLink) -> str:
-        """The pre-signed `download_url` a client GETs `key` from, without credentials.
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every object key that starts with `prefix`, in no particular order."""
+        ...
 
-        Returning `link.url` keeps videoqueue serving the object (through `read_range`) and
-        so enforcing the fetch cap, the burst limit and `DELETE` revocation. A backend may
-        instead return its own presigned GET URL valid no later than `link.expires_at`; such
-        a URL can then only be revoked by deleting the object.
-        """
+    def local_path(self, key: str) -> Path | None:
+        """The object's file on this machine, if the backend keeps one (None for S3)."""
+        ...
+
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str | None = None) -> str | None:
+        """A URL that GETs the object without credentials for `ttl_seconds` (honouring
+        `Range`, saved as `filename` when given), or None if the backend cannot sign one."""
         ...

@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from videoqueue.storage.base import ObjectNotFound, ShareLink
+from videoqueue.storage.base import ObjectNotFound
+
+_TEMP_PREFIX = ".tmp-"
 
 
 class LocalStorage:
@@ -26,7 +28,7 @@ class LocalStorage:
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
@@ -91,6 +93,19 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def delivery_url(self, key: str, link: ShareLink) -> str:
+    def keys(self, prefix: str) -> Iterator[str]:
+        folder = prefix.rpartition("/")[0]
+        for path in (self._path(folder) if folder else self.root).rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and path.is_file() and not path.name.startswith(_TEMP_PREFIX):
+                yield key
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound()
+        return path
+
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str | None = None) -> str | None:
         # A directory cannot presign: videoqueue serves the file at its own share route.
-        return link.url
+        return None
