@@ -15,6 +15,7 @@ from starlette.responses import (
     AsyncContentStream,
     Content,
     JSONResponse,
+    RedirectResponse,
     Response,
     StreamingResponse,
 )
@@ -83,18 +84,28 @@ async def read_share(token: str, request: Request) -> Response:
 
     Honours `Range`, so an interrupted download can resume. Answers 404 before the video is
     ready and for an unknown link, 410 once the link has expired, been used up or revoked,
-    and 429 with `Retry-After` when fetched too often.
+    and 429 with `Retry-After` when fetched too often. A server set to redirect answers 307 to
+    a short-lived storage URL that serves the same bytes (and honours `Range` too).
     """
     ctx = context(request)
     fetch = await run_in_threadpool(_admit, ctx, token)
     assert fetch.output_key is not None
+    filename = f"{fetch.job_id}.mp4"
+    # Deleting once downloaded needs the last byte to pass through here: such links stream.
+    if ctx.settings.storage_redirect and not fetch.delete_after_download:
+        ttl = ctx.settings.storage_redirect_seconds
+        location = await run_in_threadpool(
+            ctx.storage.presigned_url, fetch.output_key, ttl, filename
+        )
+        if location is not None:
+            return RedirectResponse(location, status_code=307, headers=PRIVATE_HEADERS)
     try:
         response = mp4_response(
             ctx.storage, fetch.output_key, request.headers.get("range"), headers=PRIVATE_HEADERS
         )
     except ObjectNotFound:
         raise MediaUnavailable() from None
-    response.headers["Content-Disposition"] = f'attachment; filename="{fetch.job_id}.mp4"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     if fetch.delete_after_download and _serves_last_byte(response):
         _delete_once_sent(ctx.jobs, response, fetch.job_id)
     return response
