@@ -110,15 +110,22 @@ def test_a_private_link_streams_ranges_or_redirects_to_the_bucket(
     redirecting = env.settings.model_copy(update={"storage_redirect": True})
     with TestClient(create_app(redirecting), follow_redirects=False) as client:
         moved = client.get(path)
-    assert moved.status_code == 307
-    assert moved.headers["cache-control"] == "private, no-store"
-    location = moved.headers["location"]
-    assert location.startswith(f"{s3_server.endpoint_url}/{s3_server.bucket}/")
-    whole = httpx.get(location)
-    assert whole.status_code == 200 and whole.content == stored
-    assert _frame_count(whole.content) == 24
-    assert whole.headers["content-disposition"] == (
-        f'attachment; filename="{queued["queue_id"]}.mp4"'
-    )
-    resumed = httpx.get(location, headers={"Range": "bytes=100-"})
-    assert resumed.status_code == 206 and resumed.content == stored[100:]
+        assert moved.status_code == 307
+        assert moved.headers["cache-control"] == "private, no-store"
+        location = moved.headers["location"]
+        assert location.startswith(f"{s3_server.endpoint_url}/{s3_server.bucket}/")
+        whole = httpx.get(location)
+        assert whole.status_code == 200 and whole.content == stored
+        assert _frame_count(whole.content) == 24
+        assert whole.headers["content-disposition"] == (
+            f'attachment; filename="{queued["queue_id"]}.mp4"'
+        )
+        resumed = httpx.get(location, headers={"Range": "bytes=100-"})
+        assert resumed.status_code == 206 and resumed.content == stored[100:]
+
+        # A video deleted once downloaded must pass through videoqueue: its link streams.
+        retrieve = {"model": PRIVATE, "queue_id": queued["queue_id"]}
+        env.post("/video/retrieve", {**retrieve, "delete_media_on_completion": True}, key)
+        streamed = client.get(path)
+    assert streamed.status_code == 200 and streamed.content == stored
+    wait_until(lambda: _bucket_keys(s3_server, env.settings) == [], timeout=10)
