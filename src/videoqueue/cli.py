@@ -399,8 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_ledger_verify)
 
     from videoqueue.client_cli import add_client_commands
+    from videoqueue.client_jobs_cli import add_jobs_commands
 
     add_client_commands(commands)
+    add_jobs_commands(commands)
     return parser
 
 
@@ -410,8 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("serve", "worker", "migrate"):
         # Account commands print tables; the schema check before them need not chatter.
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    if args.command in ("generate", "upscale"):
-        # Their requests show on the progress line, not as one log line each.
+    if args.command in ("generate", "upscale", "jobs"):
+        # Their requests show on the progress line or in the table, not as a log line each.
         logging.getLogger("httpx").setLevel(logging.WARNING)
     return int(args.func(args))
 

@@ -7,6 +7,7 @@ import argparse
 import base64
 import mimetypes
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,23 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.prompt import Confirm
 
-from videoqueue.client import Client, JobStatus, QueuedJob, VideoqueueError
+from videoqueue.client import (
+    Client,
+    JobEnded,
+    JobStatus,
+    NotSupported,
+    QueuedJob,
+    VideoqueueError,
+)
 from videoqueue.client import Progress as JobProgress
 from videoqueue.client.base import DEFAULT_BASE_URL
 
 console = Console(stderr=True)
+
+SEED_REFUSED = (
+    "--seed cannot be honoured: Venice's /video/queue has no seed field, and videoqueue "
+    "derives each job's seed from its request, so the same request renders the same video"
+)
 
 
 def media_url(value: str) -> str:
@@ -83,38 +96,52 @@ def _wait(client: Client, job: QueuedJob, poll_interval: float) -> JobStatus | N
             return client.wait(job, on_progress=bar.update, poll_interval=poll_interval)
     except KeyboardInterrupt:
         pass
-    # Until the server has a cancel route, cancelling is /video/complete: it deletes the job
-    # (a queued one is refunded) and its media.
-    if Confirm.ask(
-        f"Cancel job {job.queue_id}? (sends /video/complete, which deletes the job)",
-        console=console,
-        default=False,
-    ):
-        client.complete(job)
-        console.print(f"job {job.queue_id} cancelled (deleted with /video/complete)")
-    else:
+    if not Confirm.ask(f"Cancel job {job.queue_id}?", console=console, default=False):
         console.print(f"job {job.queue_id} left on the server; model {job.model}", soft_wrap=True)
+        return None
+    try:
+        client.cancel(job.queue_id, job.model)
+    except NotSupported:
+        console.print(
+            f"{client.base_url} cannot cancel jobs: job {job.queue_id} keeps running "
+            f"(model {job.model})",
+            soft_wrap=True,
+        )
+        print(job.queue_id, flush=True)
+        return None
+    except JobEnded as error:
+        console.print(f"job {job.queue_id} was not cancelled: {error.message}", soft_wrap=True)
+        return None
+    console.print(f"job {job.queue_id} cancelled", soft_wrap=True)
     return None
 
 
-def _run(args: argparse.Namespace, request: dict[str, Any]) -> int:
+def run_with_client(args: argparse.Namespace, action: Callable[[Client], int]) -> int:
+    """`action`'s exit status; a refusal or an unreachable server printed, status 1."""
     try:
         with _client(args) as client:
-            console.print(f"quote: ${client.quote(**request):.2f} USD", highlight=False)
-            job = client.queue(**request)
-            status = _wait(client, job, args.poll_interval)
-            if status is None:
-                return 130
-            output = client.download(job, args.output or f"{job.queue_id}.mp4", status)
+            return action(client)
     except VideoqueueError as error:
         console.print(f"[red]{error}[/]", soft_wrap=True, highlight=False)
         return 1
     except httpx.TransportError as error:
         console.print(f"[red]cannot reach {args.base_url}: {error}[/]", soft_wrap=True)
         return 1
-    console.print(f"saved {output} ({output.stat().st_size:,} bytes)")
-    print(output, flush=True)
-    return 0
+
+
+def _run(args: argparse.Namespace, request: dict[str, Any]) -> int:
+    def render(client: Client) -> int:
+        console.print(f"quote: ${client.quote(**request):.2f} USD", highlight=False)
+        job = client.queue(**request)
+        status = _wait(client, job, args.poll_interval)
+        if status is None:
+            return 130
+        output = client.download(job, args.output or f"{job.queue_id}.mp4", status)
+        console.print(f"saved {output} ({output.stat().st_size:,} bytes)")
+        print(output, flush=True)
+        return 0
+
+    return run_with_client(args, render)
 
 
 def _model(client: Client, model_id: str) -> dict[str, Any] | None:
@@ -122,6 +149,9 @@ def _model(client: Client, model_id: str) -> dict[str, Any] | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.seed is not None:
+        console.print(f"[red]{SEED_REFUSED}[/]", soft_wrap=True, highlight=False)
+        return 2
     request: dict[str, Any] = {"model": args.model, "prompt": args.prompt}
     duration = args.duration
     if duration is None:
@@ -137,7 +167,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             return 1
         duration = entry["model_spec"]["constraints"]["durations"][0]
     request["duration"] = duration
-    for key in ("resolution", "aspect_ratio", "audio", "seed"):
+    for key in ("resolution", "aspect_ratio", "audio"):
         if getattr(args, key) is not None:
             request[key] = getattr(args, key)
     if args.image:
@@ -170,7 +200,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return _run(args, request)
 
 
-def _server_options(parser: argparse.ArgumentParser) -> None:
+def server_options(parser: argparse.ArgumentParser) -> None:
+    """`--base-url` and `--api-key`, from the environment by default."""
     parser.add_argument(
         "--base-url",
         default=os.environ.get("VIDEOQUEUE_BASE_URL", DEFAULT_BASE_URL),
@@ -181,6 +212,10 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("VIDEOQUEUE_API_KEY"),
         help="the API key (default $VIDEOQUEUE_API_KEY)",
     )
+
+
+def _render_options(parser: argparse.ArgumentParser) -> None:
+    server_options(parser)
     parser.add_argument("-o", "--output", type=Path, default=None, help="where to save the MP4")
     parser.add_argument(
         "--poll-interval", type=float, default=2.0, help="seconds between polls (default 2)"
@@ -204,10 +239,10 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     generate.add_argument(
         "--seed",
         type=int,
-        help="sent as `seed`; servers that take none ignore it (videoqueue derives its seed "
-        "from the request)",
+        help="refused: no server takes one (videoqueue derives each job's seed from its "
+        "request, so the same request renders the same video)",
     )
-    _server_options(generate)
+    _render_options(generate)
     generate.set_defaults(func=cmd_generate)
 
     upscale = commands.add_parser("upscale", help="upscale a video on a server, save the MP4")
@@ -218,5 +253,5 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     upscale.add_argument(
         "-m", "--model", default=None, help="default: the server's first upscale model"
     )
-    _server_options(upscale)
+    _render_options(upscale)
     upscale.set_defaults(func=cmd_upscale)

@@ -56,6 +56,14 @@ class LogFields(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """`fmt`, then the request and job ids the record carries (`request_id=… job_id=…`)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        fields = [f"{name}={getattr(record, name)}" for name in FIELDS if hasattr(record, name)]
+        return " ".join([super().formatMessage(record), *fields])
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, pid, message, request and job ids, and
     the traceback of an exception."""
@@ -88,7 +96,7 @@ def resolve_log_format(setting: LogFormat | Literal["auto"]) -> LogFormat:
 def handler_for(log_format: LogFormat, text_format: str = TEXT_FORMAT) -> logging.Handler:
     """A stderr handler writing `log_format`, the scope's fields added."""
     handler = logging.StreamHandler(sys.stderr)
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(text_format)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter(text_format)
     handler.setFormatter(formatter)
     handler.addFilter(LogFields())
     return handler
@@ -103,14 +111,17 @@ def configure_logging(log_format: LogFormat, text_format: str = TEXT_FORMAT) -> 
     root.setLevel(logging.INFO)
 
 
-def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any] | None:
-    """uvicorn's logging config for `log_format`: None keeps uvicorn's own (text); JSON sends
-    uvicorn's records and ours through `JsonFormatter`, in every API process."""
-    if log_format != "json":
-        return None
+def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:
+    """uvicorn's logging config for `log_format`, in every API process: uvicorn's records and
+    ours through the same formatter, the request and job ids added. uvicorn's access log is
+    left out (`serve` turns it off): our request line, which carries the request id, is the
+    one line of each request."""
+    formatter: dict[str, Any] = {"()": f"{__name__}.JsonFormatter"}
+    if log_format == "text":
+        formatter = {"()": f"{__name__}.TextFormatter", "fmt": TEXT_FORMAT}
     handler = {
         "class": "logging.StreamHandler",
-        "formatter": "json",
+        "formatter": "lines",
         "filters": ["fields"],
         "stream": "ext://sys.stderr",
     }
@@ -118,12 +129,11 @@ def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any] | None:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"fields": {"()": f"{__name__}.LogFields"}},
-        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {"json": handler},
-        "root": {"handlers": ["json"], "level": "INFO"},
+        "formatters": {"lines": formatter},
+        "handlers": {"lines": handler},
+        "root": {"handlers": ["lines"], "level": "INFO"},
         "loggers": {
             "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
             "uvicorn.error": {"level": "INFO"},
-            "uvicorn.access": {"handlers": [], "level": "INFO", "propagate": True},
         },
     }

@@ -63,8 +63,8 @@ def test_ctrl_c_while_waiting_asks_and_cancels_the_job(env: Env, api_url: str) -
         process.stdin.flush()
         rest = process.stderr.read()
         assert process.wait(timeout=60) == 130, rest
-    assert "Cancel job" in rest and "/video/complete" in rest
-    assert load_job(env.db, queue_id).state is JobState.DELETED
+    assert f"Cancel job {queue_id}?" in rest and f"job {queue_id} cancelled" in rest
+    assert load_job(env.db, queue_id).state is JobState.CANCELLED
     assert balance(env, account) == 10_000_000
 
 

@@ -169,7 +169,9 @@ def test_a_private_model_s_video_is_fetched_from_its_download_url(relay: Relay) 
     assert job.upstream_download_url is not None
     assert "/share/read/" in job.upstream_download_url
     assert_mp4_of_the_request(relay.retrieve(job_id, PRIVATE_MODEL).content)
-    assert '"GET /v1/share/read/' in relay.upstream.log.read_text()
+    assert (
+        "videoqueue.api.requests GET /v1/share/read/{token} 200 " in relay.upstream.log.read_text()
+    )
     relay.assert_one_upstream_job_and_books_balanced(job)
 
 

@@ -132,7 +132,8 @@ class Relay:
     gate: Path
     """The upstream holds every job until this file exists."""
     started_by: str
-    """The request line in the upstream's access log that starts one of its jobs."""
+    """The method and route, in the upstream's request log, of the request that starts one of
+    its jobs."""
 
     def queue(self, prompt: str, model: str = RELAY_MODEL, **extra: Any) -> str:
         response = httpx.post(
@@ -174,7 +175,8 @@ class Relay:
         (upstream_job,) = self.upstream.jobs()
         assert upstream_job.id == job.upstream_queue_id
         # Started once: a later attempt resumed the stored job, not an idempotent replay.
-        assert self.upstream.log.read_text().count(f'"{self.started_by} ') == 1
+        requests = f"videoqueue.api.requests {self.started_by} "
+        assert self.upstream.log.read_text().count(requests) == 1
         assert self.ours.ledger_consistent()
         assert self.upstream.ledger_consistent()
 

@@ -34,7 +34,6 @@ def serve_api(settings: Settings, processes: int) -> None:
     One process serves in this one; more are uvicorn's workers, stopped before this returns.
     """
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
     os.environ[SETTINGS_ENV] = json.dumps(
         {"settings": settings.model_dump(mode="json"), "parent_pid": os.getpid()}
@@ -46,7 +45,8 @@ def serve_api(settings: Settings, processes: int) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
-        log_config=uvicorn_log_config(resolve_log_format(settings.log_format)) or LOGGING_CONFIG,
+        log_config=uvicorn_log_config(resolve_log_format(settings.log_format)),
+        access_log=False,  # our request line (videoqueue.api.requests) has the request id
         # uvicorn replaces an API process that does not answer its ping in time; on a busy
         # machine a process still importing the app at start-up can take longer than 5 s.
         timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,

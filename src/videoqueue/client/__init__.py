@@ -7,8 +7,10 @@ from videoqueue.client.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    JobEnded,
     JobNotReady,
     NotFound,
+    NotSupported,
     PaymentRequired,
     RateLimited,
     ServerError,
@@ -17,7 +19,15 @@ from videoqueue.client.errors import (
     VideoqueueError,
     WaitTimedOut,
 )
-from videoqueue.client.jobs import JobStatus, Progress, QueuedJob
+from videoqueue.client.jobs import (
+    Cancelled,
+    JobFailure,
+    JobPage,
+    JobStatus,
+    JobSummary,
+    Progress,
+    QueuedJob,
+)
 from videoqueue.client.sync import Client
 from videoqueue.client.wallet import WalletAuth
 
@@ -25,12 +35,18 @@ __all__ = [
     "AsyncClient",
     "AuthenticationFailed",
     "BadRequest",
+    "Cancelled",
     "Client",
     "Conflict",
     "Forbidden",
+    "JobEnded",
+    "JobFailure",
     "JobNotReady",
+    "JobPage",
     "JobStatus",
+    "JobSummary",
     "NotFound",
+    "NotSupported",
     "PaymentRequired",
     "Progress",
     "QueuedJob",

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from videoqueue.client.base import Call, ClientBase, video_of
+from videoqueue.client.base import (
+    FIND_PAGE_SIZE,
+    Call,
+    ClientBase,
+    job_not_listed,
+    video_of,
+)
 from videoqueue.client.errors import WaitTimedOut
-from videoqueue.client.jobs import JobStatus, Progress, QueuedJob
+from videoqueue.client.jobs import Cancelled, JobPage, JobStatus, JobSummary, Progress, QueuedJob
 
 T = TypeVar("T")
 
@@ -72,6 +78,43 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
     async def complete(self, job: QueuedJob) -> bool:
         """Delete the job's media on the server (a queued job is cancelled)."""
         return await self._call(self._complete(job))
+
+    async def jobs(
+        self,
+        state: str | Sequence[str] | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of the account's jobs, as `Client.jobs`."""
+        return await self._call(self._jobs(state, model, limit, cursor))
+
+    async def iter_jobs(
+        self,
+        state: str | Sequence[str] | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[JobSummary]:
+        """Every job `jobs()` lists, page after page of `limit`."""
+        cursor: str | None = None
+        while True:
+            page = await self.jobs(state, model, limit, cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def job(self, queue_id: str) -> JobSummary:
+        """The account's job `queue_id`, found in `/video/jobs`; `NotFound` if not there."""
+        async for item in self.iter_jobs(limit=FIND_PAGE_SIZE):
+            if item.queue_id == queue_id:
+                return item
+        raise job_not_listed(queue_id)
+
+    async def cancel(self, queue_id: str, model: str) -> Cancelled:
+        """Cancel a queued or running job, as `Client.cancel`."""
+        return await self._call(self._cancel(queue_id, model))
 
     async def wait(
         self,

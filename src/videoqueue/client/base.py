@@ -6,20 +6,32 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
 
-from videoqueue.client.errors import JobNotReady, error_for, retry_after_seconds
-from videoqueue.client.jobs import JobStatus, QueuedJob
+from videoqueue.client.errors import (
+    JobEnded,
+    JobNotReady,
+    NotFound,
+    NotSupported,
+    error_for,
+    retry_after_seconds,
+)
+from videoqueue.client.jobs import Cancelled, JobPage, JobStatus, JobSummary, QueuedJob
 
 T = TypeVar("T")
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/api/v1"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+JOB_NOT_FOUND = "MEDIA_NOT_FOUND"
+"""The code of retrieve's (and cancel's) 404 for a job: any other 404 is a route the server
+lacks."""
+FIND_PAGE_SIZE = 100
+"""The largest page `/video/jobs` answers, to find one job in as few requests as possible."""
 
 
 class KeyAuth(httpx.Auth):
@@ -64,6 +76,7 @@ class Call(Generic[T]):
     parse: Callable[[httpx.Response], T]
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
     authenticated: bool = True
     """False for pre-signed links, which must not get the caller's credentials."""
 
@@ -110,6 +123,48 @@ def _read_success(response: httpx.Response) -> bool:
 
 def _read_link(response: httpx.Response) -> bytes:
     return _checked(response).content
+
+
+def _read_page(response: httpx.Response) -> JobPage:
+    body = _json(response)
+    return JobPage(
+        items=tuple(JobSummary.from_json(item) for item in body["data"]),
+        next_cursor=body.get("next_after") if body.get("has_more") else None,
+    )
+
+
+def _videoqueue_only(
+    feature: str, parse: Callable[[httpx.Response], T]
+) -> Callable[[httpx.Response], T]:
+    """`parse`, except that a 405, or a 404 that is not about a job, means the server lacks
+    the route (Venice has none of videoqueue's own)."""
+
+    def read(response: httpx.Response) -> T:
+        if response.status_code in (404, 405):
+            error = error_for(response)
+            if error.code != JOB_NOT_FOUND:
+                raise NotSupported(
+                    f"this server does not support {feature} "
+                    f"({response.request.method} {response.request.url.path} answered "
+                    f"{response.status_code}); videoqueue does",
+                    status=response.status_code,
+                    code=error.code,
+                    body=error.body,
+                )
+        return parse(response)
+
+    return read
+
+
+def _read_cancel(model: str, queue_id: str) -> Callable[[httpx.Response], Cancelled]:
+    def read(response: httpx.Response) -> Cancelled:
+        if response.status_code == 409:
+            error = error_for(response)
+            raise JobEnded(error.message, status=409, code=error.code, body=error.body)
+        _json(response)
+        return Cancelled(model=model, queue_id=queue_id)
+
+    return read
 
 
 class ClientBase(Generic[H]):
@@ -161,12 +216,37 @@ class ClientBase(Generic[H]):
             "POST", "video/complete", _read_success, {"model": job.model, "queue_id": job.queue_id}
         )
 
+    def _jobs(
+        self,
+        state: str | Sequence[str] | None,
+        model: str | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> Call[JobPage]:
+        params: dict[str, str] = {}
+        if state is not None:
+            params["state"] = state if isinstance(state, str) else ",".join(state)
+        if model is not None:
+            params["model"] = model
+        if limit is not None:
+            params["limit"] = str(limit)
+        if cursor is not None:
+            params["after"] = cursor
+        parse = _videoqueue_only("listing jobs", _read_page)
+        return Call("GET", "video/jobs", parse, params=params)
+
+    def _cancel(self, queue_id: str, model: str) -> Call[Cancelled]:
+        parse = _videoqueue_only("cancelling jobs", _read_cancel(model, queue_id))
+        return Call("POST", "video/cancel", parse, {"model": model, "queue_id": queue_id})
+
     def _link(self, job: QueuedJob) -> Call[bytes]:
         assert job.download_url is not None
         return Call("GET", job.download_url, _read_link, authenticated=False)
 
     def _build(self, call: Call[Any]) -> httpx.Request:
-        return self._http.build_request(call.method, call.url, json=call.body, headers=call.headers)
+        return self._http.build_request(
+            call.method, call.url, json=call.body, headers=call.headers, params=call.params or None
+        )
 
 
 def video_of(job: QueuedJob, status: JobStatus) -> bytes | None:
@@ -178,3 +258,10 @@ def video_of(job: QueuedJob, status: JobStatus) -> bytes | None:
     if job.download_url is None:
         raise JobNotReady(f"job {job.queue_id} is done but sent no video and has no link")
     return None
+
+
+def job_not_listed(queue_id: str) -> NotFound:
+    return NotFound(
+        f"no job {queue_id} among the account's jobs (unknown, expired or deleted)",
+        code=JOB_NOT_FOUND,
+    )

@@ -80,6 +80,15 @@ class Conflict(VideoqueueError):
     status = 409
 
 
+class JobEnded(Conflict):
+    """The job to cancel has already ended (completed, failed or cancelled): nothing changed."""
+
+
+class NotSupported(VideoqueueError):
+    """The server has no such route (404 or 405): Venice has no `/video/jobs` nor
+    `/video/cancel`, which only videoqueue offers."""
+
+
 class Unprocessable(VideoqueueError):
     """Content policy, or media out of range."""
 

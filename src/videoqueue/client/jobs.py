@@ -1,8 +1,10 @@
-"""What the client hands back: a queued job, its status on a poll, and progress while waiting."""
+"""What the client hands back: a queued job, its status on a poll, progress while waiting, and
+the account's jobs as videoqueue's `/video/jobs` lists them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -88,6 +90,72 @@ class Progress:
             queue_position=status.queue_position if waiting else None,
             elapsed_s=elapsed_s,
         )
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """Why a job failed, and whether its charge went back."""
+
+    kind: str
+    message: str
+    refunded: bool
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One of the account's jobs, as `/video/jobs` lists it (videoqueue only)."""
+
+    queue_id: str
+    model: str
+    status: str
+    """`QUEUED`, `RUNNING`, `COMPLETED`, `FAILED` or `CANCELLED`."""
+    progress: float
+    queue_position: int | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    failure: JobFailure | None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> JobSummary:
+        failure = body.get("failure")
+        return cls(
+            queue_id=str(body["queue_id"]),
+            model=str(body["model"]),
+            status=str(body["status"]),
+            progress=_number(body.get("progress"), float) or 0.0,
+            queue_position=_number(body.get("queue_position"), int),
+            created_at=_moment(body.get("created_at")),
+            started_at=_moment(body.get("started_at")),
+            finished_at=_moment(body.get("finished_at")),
+            failure=None
+            if not isinstance(failure, dict)
+            else JobFailure(
+                kind=str(failure.get("kind")),
+                message=str(failure.get("message")),
+                refunded=bool(failure.get("refunded")),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of `/video/jobs`, newest first; `next_cursor` reads on (None on the last)."""
+
+    items: tuple[JobSummary, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A job `/video/cancel` stopped (and refunded in full, on videoqueue)."""
+
+    model: str
+    queue_id: str
+
+
+def _moment(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _number(value: Any, kind: type[int] | type[float]) -> Any:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from videoqueue.client.base import Call, ClientBase, video_of
+from videoqueue.client.base import (
+    FIND_PAGE_SIZE,
+    Call,
+    ClientBase,
+    job_not_listed,
+    video_of,
+)
 from videoqueue.client.errors import WaitTimedOut
-from videoqueue.client.jobs import JobStatus, Progress, QueuedJob
+from videoqueue.client.jobs import Cancelled, JobPage, JobStatus, JobSummary, Progress, QueuedJob
 
 T = TypeVar("T")
 
@@ -71,6 +77,45 @@ class Client(ClientBase[httpx.Client]):
     def complete(self, job: QueuedJob) -> bool:
         """Delete the job's media on the server (a queued job is cancelled)."""
         return self._call(self._complete(job))
+
+    def jobs(
+        self,
+        state: str | Sequence[str] | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of the account's jobs, newest first (videoqueue's `/video/jobs`):
+        `state` one or several of `queued`, `running`, `completed`, `failed`, `cancelled`,
+        `processing`; `cursor` the previous page's `next_cursor`."""
+        return self._call(self._jobs(state, model, limit, cursor))
+
+    def iter_jobs(
+        self,
+        state: str | Sequence[str] | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobSummary]:
+        """Every job `jobs()` lists, page after page of `limit`."""
+        cursor: str | None = None
+        while True:
+            page = self.jobs(state, model, limit, cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def job(self, queue_id: str) -> JobSummary:
+        """The account's job `queue_id`, found in `/video/jobs`; `NotFound` if not there."""
+        for item in self.iter_jobs(limit=FIND_PAGE_SIZE):
+            if item.queue_id == queue_id:
+                return item
+        raise job_not_listed(queue_id)
+
+    def cancel(self, queue_id: str, model: str) -> Cancelled:
+        """Cancel a queued or running job (videoqueue's `/video/cancel`); `JobEnded` if it
+        has ended, `NotSupported` on a server without the route."""
+        return self._call(self._cancel(queue_id, model))
 
     def wait(
         self,

@@ -25,6 +25,7 @@ from videoqueue.auth.keys import AuthenticationFailed
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs.service import Accepted, Admission, Failed, MediaNotFound, Pending, Ready
 from videoqueue.jobs.views import JobView, list_job_views, view_job
+from videoqueue.logs import note_log_fields
 from videoqueue.media.previews import spritesheet, thumbnail
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.storage.base import ObjectNotFound, Storage
@@ -53,6 +54,7 @@ class VideoNotFound(MediaNotFound):
 
 
 async def _view(request: Request, caller: Caller, video_id: str) -> JobView:
+    note_log_fields(job_id=video_id)  # the request line logs the route, not the id
     try:
         return await run_in_threadpool(view_job, context(request).db, caller.account_id, video_id)
     except MediaNotFound:
