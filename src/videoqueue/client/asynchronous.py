@@ -52,7 +52,9 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
         auth = httpx.USE_CLIENT_DEFAULT if call.authenticated else None
         attempt = 0
         while True:
-            response = await self._http.send(request, auth=auth)
+            response = await self._http.send(
+                request, auth=auth, follow_redirects=call.follow_redirects
+            )
             delay = self.retry.delay(response, attempt)
             if delay is None:
                 return call.parse(response)

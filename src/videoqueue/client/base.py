@@ -79,6 +79,8 @@ class Call(Generic[T]):
     params: dict[str, str] = field(default_factory=dict)
     authenticated: bool = True
     """False for pre-signed links, which must not get the caller's credentials."""
+    follow_redirects: bool = False
+    """True for download links, which a server may redirect to its object store."""
 
 
 def _checked(response: httpx.Response) -> httpx.Response:
@@ -241,7 +243,7 @@ class ClientBase(Generic[H]):
 
     def _link(self, job: QueuedJob) -> Call[bytes]:
         assert job.download_url is not None
-        return Call("GET", job.download_url, _read_link, authenticated=False)
+        return Call("GET", job.download_url, _read_link, authenticated=False, follow_redirects=True)
 
     def _build(self, call: Call[Any]) -> httpx.Request:
         return self._http.build_request(

@@ -51,7 +51,7 @@ class Client(ClientBase[httpx.Client]):
         auth = httpx.USE_CLIENT_DEFAULT if call.authenticated else None
         attempt = 0
         while True:
-            response = self._http.send(request, auth=auth)
+            response = self._http.send(request, auth=auth, follow_redirects=call.follow_redirects)
             delay = self.retry.delay(response, attempt)
             if delay is None:
                 return call.parse(response)
