@@ -110,6 +110,13 @@ def migration_lock(connection: Connection) -> Iterator[None]:
         connection.commit()
 
 
+def one_at_a_time(session: Session, lock_key: int) -> None:
+    """From here to its end, no other transaction that calls this with `lock_key` runs: a
+    PostgreSQL advisory transaction lock (SQLite's write transactions already take turns)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+
+
 def locked(stmt: T, *, skip_locked: bool = False) -> T:
     """Lock the selected rows for this transaction (PostgreSQL); SQLite holds its write lock."""
     return stmt.with_for_update(skip_locked=skip_locked)
