@@ -281,9 +281,11 @@ def test_a_cluster_with_killed_workers_and_api_completes_every_job_once(
     with db.transaction() as session:
         jobs = {job.id: job for job in session.scalars(select(Job))}
         ledger = list(session.scalars(select(LedgerEntry).where(LedgerEntry.job_id.is_not(None))))
-        balances = {a.id: a.balance_micros for a in session.scalars(select(Account))}
+        accounts = list(session.scalars(select(Account)))
+    balances = {a.id: a.balance_micros for a in accounts}
     db.dispose()
 
+    assert [a.kind for a in accounts].count(AccountKind.OPERATOR) == 1, "one, from either API"
     # One job per request, retried or not: no retry queued (or charged) a second time.
     assert len(set(queue_ids)) == JOBS and set(jobs) == set(queue_ids)
     expected = [(MODELS[request_body(i)["model"]][0], 256, 256) for i in range(JOBS)]
