@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from tests.cluster import Cluster, Member, SharedStorage, build_cluster, local_folder_storage
 from tests.conftest import wait_until
-from tests.engines.diffusers_jobs import bound_model, decode
+from tests.engines.diffusers_jobs import bound_model, decode, decode_audio
 from tests.postgres import make_postgres_database
 from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
@@ -135,7 +135,6 @@ class Client:
 
     base_urls: list[str]
     keys: list[str]
-    retries: Counter[int] = field(default_factory=Counter)
 
     def queue(self, i: int) -> str:
         turn = [i]
@@ -154,16 +153,15 @@ class Client:
                 )
             except httpx.TransportError:
                 turn[0] += 1
-                self.retries[i] += 1
                 return None
             assert response.status_code == 200, response.text
             return str(response.json()["queue_id"])
 
         return str(wait_until(sent, timeout=90, interval=0.1))
 
-    def frame_shape(self, i: int, queue_id: str) -> tuple[int, int, int]:
-        """Retrieve the job's MP4 (from the API process that queued it) and decode it:
-        (frames, height, width)."""
+    def video(self, i: int, queue_id: str) -> tuple[int, int, int, bool]:
+        """Retrieve the job's MP4 (from the API process it was first sent to) and decode it:
+        (frames, height, width, whether it has sound)."""
         response = httpx.post(
             f"{self.base_urls[i % len(self.base_urls)]}/video/retrieve",
             json={"model": request_body(i)["model"], "queue_id": queue_id},
@@ -173,7 +171,7 @@ class Client:
         assert response.headers["content-type"] == "video/mp4", response.text
         frames, _ = decode(response.content)
         n, height, width = frames.shape[:3]
-        return n, height, width
+        return n, height, width, decode_audio(response.content) is not None
 
 
 def lease_holders(db: Database) -> set[int]:
@@ -271,7 +269,7 @@ def test_a_cluster_with_killed_workers_and_api_completes_every_job_once(
             stderr=subprocess.STDOUT,
         )
         with ThreadPoolExecutor(CLIENTS) as pool:
-            frame_shapes = list(pool.map(client.frame_shape, range(JOBS), queue_ids))
+            videos = list(pool.map(client.video, range(JOBS), queue_ids))
         verified = verify.communicate(timeout=60)[0].decode(errors="replace")
         assert verify.returncode == 0, verified
     finally:
@@ -288,8 +286,8 @@ def test_a_cluster_with_killed_workers_and_api_completes_every_job_once(
     assert [a.kind for a in accounts].count(AccountKind.OPERATOR) == 1, "one, from either API"
     # One job per request, retried or not: no retry queued (or charged) a second time.
     assert len(set(queue_ids)) == JOBS and set(jobs) == set(queue_ids)
-    expected = [(MODELS[request_body(i)["model"]][0], 256, 256) for i in range(JOBS)]
-    assert frame_shapes == expected, "each MP4 has the frames and size its request asked"
+    asked = [MODELS[request_body(i)["model"]] for i in range(JOBS)]
+    assert videos == [(fps, 256, 256, sound) for fps, sound in asked], "as each request asked"
     assert all(job.state == JobState.COMPLETED and job.lease_owner is None for job in jobs.values())
     charges = [e for e in ledger if e.kind == LedgerKind.CHARGE]
     assert [e for e in ledger if e.kind != LedgerKind.CHARGE] == [], "a completed job refunded"
