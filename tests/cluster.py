@@ -123,6 +123,12 @@ class Cluster:
         for member in self.members:
             member.start()
 
+    def running(self) -> bool:
+        """True; fails the test if a process exited (one killed is started again at once)."""
+        gone = [member.name for member in self.members if not member.alive()]
+        assert gone == [], f"{gone} exited by themselves"
+        return True
+
     def end(self) -> None:
         for member in self.members:
             member.end_everything()
