@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +22,8 @@ from videoqueue.db.tables import metadata
 from videoqueue.engines.base import Element, Media
 
 
-def test_upgrade_of_an_empty_database_matches_the_models(database_url: str) -> None:
-    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+def assert_schema_matches_the_models(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
@@ -34,9 +35,22 @@ def test_upgrade_of_an_empty_database_matches_the_models(database_url: str) -> N
     assert set(metadata.tables) <= tables
 
 
+def test_upgrade_of_an_empty_database_matches_the_models(database_url: str) -> None:
+    assert_schema_matches_the_models(database_url)
+
+
 def test_upgrading_twice_is_harmless(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)
+
+
+def test_processes_starting_together_on_an_empty_database_all_migrate_it(
+    unmigrated_url: str,
+) -> None:
+    # As the API processes and workers of a cluster do when they first start at once.
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        pool.map(upgrade, [unmigrated_url] * 3)
+    assert_schema_matches_the_models(unmigrated_url)
 
 
 OLD_FAILURES = {

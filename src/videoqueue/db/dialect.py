@@ -16,7 +16,17 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, Executable, Select, Table, create_engine, event, text
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Executable,
+    Select,
+    Table,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -74,6 +84,37 @@ def writer_gate(engine: Engine) -> AbstractContextManager[Any]:
     if engine.dialect.name == "sqlite":
         return threading.RLock()
     return nullcontext()
+
+
+MIGRATION_LOCK_KEY = 0x76715F6D  # "vq_m": a PostgreSQL advisory lock no other code takes
+
+
+@contextlib.contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Held while migrations run on `connection`, so that processes starting together on one
+    database migrate it one after another: the first upgrades, the others find it current.
+
+    On PostgreSQL a session advisory lock (without it each creates the same tables and all but
+    one fail); SQLite's `BEGIN IMMEDIATE` already lets one migrating process in at a time.
+    """
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.commit()  # a session lock outlives the transaction that took it
+    try:
+        yield
+    finally:
+        connection.rollback()  # what a failed migration left, so that the unlock can run
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+
+
+def one_at_a_time(session: Session, lock_key: int) -> None:
+    """From here to its end, no other transaction that calls this with `lock_key` runs: a
+    PostgreSQL advisory transaction lock (SQLite's write transactions already take turns)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
 
 
 def locked(stmt: T, *, skip_locked: bool = False) -> T:

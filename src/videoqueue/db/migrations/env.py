@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from alembic import context
 
-from videoqueue.db.dialect import make_engine
+from videoqueue.db.dialect import make_engine, migration_lock
 from videoqueue.db.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 assert url is not None
 engine = make_engine(url)
-with engine.connect() as connection:
+with engine.connect() as connection, migration_lock(connection):
     context.configure(
         connection=connection,
         target_metadata=metadata,
