@@ -12,7 +12,9 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
+from tests.s3_server import S3Server
 from tests.test_cli_serve import REPO, free_port
 from videoqueue.storage.layout import job_prefix
 
@@ -21,9 +23,10 @@ LOG_TAIL_LINES = 120
 
 @dataclass(frozen=True)
 class SharedStorage:
-    """The storage every process of a cluster uses: its URL, and every key stored in it."""
+    """The storage every process of a cluster uses: the settings that reach it (as
+    environment variables), and every key stored in it."""
 
-    url: str
+    environment: dict[str, str]
     list_keys: Callable[[], set[str]]
 
     def job_ids(self) -> set[str]:
@@ -37,15 +40,22 @@ class SharedStorage:
         return found
 
 
-def local_folder_storage(root: Path) -> SharedStorage:
-    """A local folder as shared storage (`file:///…`), as on one host or a network mount."""
+def bucket_storage(server: S3Server) -> SharedStorage:
+    """A fresh prefix of the test S3 server's bucket, as several hosts would share it."""
+    settings = server.settings()
+    prefix = urlparse(settings["storage_url"]).path.strip("/") + "/"
 
     def list_keys() -> set[str]:
-        if not root.exists():
-            return set()
-        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+        pages = server.client().get_paginator("list_objects_v2")
+        return {
+            entry["Key"].removeprefix(prefix)
+            for page in pages.paginate(Bucket=server.bucket, Prefix=prefix)
+            for entry in page.get("Contents", [])
+        }
 
-    return SharedStorage(root.as_uri(), list_keys)
+    return SharedStorage(
+        {f"VIDEOQUEUE_{k.upper()}": str(v) for k, v in settings.items()}, list_keys
+    )
 
 
 @dataclass

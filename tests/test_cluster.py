@@ -21,10 +21,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.cluster import Cluster, Member, SharedStorage, build_cluster, local_folder_storage
+from tests.cluster import Cluster, Member, SharedStorage, bucket_storage, build_cluster
 from tests.conftest import wait_until
 from tests.engines.diffusers_jobs import bound_model, decode, decode_audio
 from tests.postgres import make_postgres_database
+from tests.s3_server import S3Server
 from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
 from videoqueue.billing.ledger import create_account, top_up
@@ -70,9 +71,9 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def shared_storage(tmp_path: Path) -> SharedStorage:
-    """What the cluster stores media in; an S3 server's fixture can take its place here."""
-    return local_folder_storage(tmp_path / "storage")
+def shared_storage(s3_server: S3Server) -> SharedStorage:
+    """What the cluster stores media in: an S3 bucket, as a cluster of several hosts would."""
+    return bucket_storage(s3_server)
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def cluster(tmp_path: Path, postgres_url: str, shared_storage: SharedStorage) ->
     settings = {
         **SETTINGS,
         "VIDEOQUEUE_DATABASE_URL": postgres_url,
-        "VIDEOQUEUE_STORAGE_URL": shared_storage.url,
+        **shared_storage.environment,
         "VIDEOQUEUE_CATALOG_PATH": str(catalog),
     }
     cluster = build_cluster(tmp_path, settings, apis=2, workers=3, engine="preview")
