@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.accounts import BODY, T2V, assert_books_balance, balance, money_settings, rows
-from tests.conftest import Env, build_env, load_job, png_data_url, tiny_spec
+from tests.conftest import Env, build_env, load_job, make_tiny_job, png_data_url
 from videoqueue.billing.ledger import create_account
 from videoqueue.billing.models import AccountKind, LedgerKind
 from videoqueue.clock import ManualClock
@@ -192,16 +192,7 @@ def _ended_jobs(env: Env, clock: ManualClock, count: int) -> list[str]:
     with env.db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
         for _ in range(count):
-            job = store.create_job(
-                session,
-                account_id=account.id,
-                model=T2V,
-                engine="preview",
-                spec=tiny_spec(),
-                price_micros=0,
-                max_attempts=1,
-                clock=clock,
-            )
+            job = make_tiny_job(session, account_id=account.id, clock=clock, model=T2V)
             store.cancel_job(job, clock=clock)
             storage.put_bytes(input_key(job.id, "0" * 64), b"png")
             ids.append(job.id)

@@ -177,7 +177,8 @@ def job_states(session: Session, job_ids: Collection[str]) -> dict[str, JobState
     states: dict[str, JobState] = {}
     for start in range(0, len(ids), STATES_PER_QUERY):
         chunk = ids[start : start + STATES_PER_QUERY]
-        states.update(session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk))).tuples())
+        rows = session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk)))
+        states.update((job_id, state) for job_id, state in rows)
     return states
 
 

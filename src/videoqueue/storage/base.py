@@ -62,6 +62,10 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every object key that starts with `prefix`, in no particular order."""
+        ...
+
     def delivery_url(self, key: str, link: ShareLink) -> str:
         """The pre-signed `download_url` a client GETs `key` from, without credentials.
 

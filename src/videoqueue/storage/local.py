@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 from videoqueue.storage.base import ObjectNotFound, ShareLink
 
+TEMPORARY_PREFIX = ".tmp-"
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
@@ -26,7 +28,7 @@ class LocalStorage:
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
@@ -90,6 +92,19 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        # Only the folder the prefix names up to its last "/" can hold matches.
+        folder = self.root / prefix.rpartition("/")[0]
+        if not folder.resolve().is_relative_to(self.root):
+            raise ValueError(f"storage prefix escapes the root: {prefix!r}")
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                if name.startswith(TEMPORARY_PREFIX):  # a write in progress, not an object
+                    continue
+                key = (Path(parent) / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
 
     def delivery_url(self, key: str, link: ShareLink) -> str:
         # A directory cannot presign: videoqueue serves the file at its own share route.
