@@ -104,12 +104,12 @@ def test_a_completed_job_expires_once_the_retention_has_passed(
     assert _retrieve(env, key, queue_id).content == MP4
 
     clock.advance(HOUR - 1)
-    _worker(env, clock).reap()
+    _worker(env, clock).reaper_step()
     assert load_job(env.db, queue_id).state == JobState.COMPLETED
     assert _stored(env, queue_id) == [output_key(queue_id)]
 
     clock.advance(2)
-    _worker(env, clock).reap()
+    _worker(env, clock).reaper_step()
     job = load_job(env.db, queue_id)
     assert job.state == JobState.EXPIRED
     assert job.media_deleted_at == clock.now()
@@ -137,7 +137,7 @@ def test_a_cancelled_jobs_inputs_expire_and_its_refund_stands(env: Env, clock: M
     account = load_job(env.db, queue_id).account_id
 
     clock.advance(HOUR + 1)
-    _worker(env, clock).reap()
+    _worker(env, clock).reaper_step()
     assert load_job(env.db, queue_id).state == JobState.EXPIRED
     assert _stored(env, queue_id) == []
     assert _retrieve(env, key, queue_id, I2V).json() == NOT_FOUND
@@ -153,7 +153,7 @@ def test_the_download_link_of_an_expired_job_answers_410(env: Env, clock: Manual
     assert env.client.get(link).content == MP4
 
     clock.advance(HOUR + 1)
-    _worker(env, clock).reap()
+    _worker(env, clock).reaper_step()
     gone = env.client.get(link)
     assert gone.status_code == 410 and gone.json()["code"] == "MEDIA_DELETED"
     assert _retrieve(env, key, queued["queue_id"], PRIVATE).json() == NOT_FOUND
@@ -178,7 +178,7 @@ def test_without_a_retention_media_is_kept(tmp_path: Path, clock: ManualClock) -
         key, queued = _completed_job(env, clock)
         queue_id = queued["queue_id"]
         clock.advance(10_000 * HOUR)
-        _worker(env, clock).reap()
+        _worker(env, clock).reaper_step()
         assert load_job(env.db, queue_id).state == JobState.COMPLETED
         assert _retrieve(env, key, queue_id).content == MP4
         video = env.client.get(f"/v1/videos/{queue_id}", headers={"Authorization": f"Bearer {key}"})
@@ -207,10 +207,10 @@ def test_a_reaper_step_expires_one_small_batch_oldest_first(
     ids = _ended_jobs(env, clock, EXPIRY_BATCH + 3)
     clock.advance(HOUR)
     worker = _worker(env, clock)
-    worker.reap()
+    worker.reaper_step()
     states = [load_job(env.db, job_id).state for job_id in ids]
     assert states == [JobState.EXPIRED] * EXPIRY_BATCH + [JobState.CANCELLED] * 3
-    worker.reap()
+    worker.reaper_step()
     assert {load_job(env.db, job_id).state for job_id in ids} == {JobState.EXPIRED}
 
 
@@ -226,5 +226,5 @@ def test_a_crash_after_deleting_leaves_the_job_due_and_the_next_step_expires_it(
         raise RuntimeError("the worker died before its transaction committed")
     assert load_job(env.db, job_id).state == JobState.CANCELLED
     assert _stored(env, job_id) == []
-    _worker(env, clock).reap()
+    _worker(env, clock).reaper_step()
     assert load_job(env.db, job_id).state == JobState.EXPIRED

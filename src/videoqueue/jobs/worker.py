@@ -179,7 +179,7 @@ class Worker:
                 metrics.worker_seen(self.worker_id)
                 try:
                     if time.monotonic() >= next_reap:
-                        self.reap()
+                        self.reaper_step()
                         next_reap = time.monotonic() + self.lease_seconds / 2
                     worked = not stop.is_set() and self.run_once()
                 except Exception:
@@ -191,7 +191,7 @@ class Worker:
             waiter.close()
             self.close()
 
-    def reap(self) -> None:
+    def reaper_step(self) -> None:
         """The reaper step: fail the jobs whose last lease lapsed, then, under a retention,
         expire one batch of old media (each in its own transaction)."""
         with self.db.transaction() as session:
