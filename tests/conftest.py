@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from tests.media_server import MediaServer, running
 from tests.postgres import make_postgres_database, postgres_available
@@ -30,6 +31,7 @@ from videoqueue.clock import Clock, ManualClock, SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.engines.base import Media
+from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.reaper import reap
 from videoqueue.jobs.spec import JobSpec
@@ -235,3 +237,19 @@ def tiny_spec(prompt: str = "", **changes: Any) -> JobSpec:
         "media": Media(),
     }
     return JobSpec(**{**values, **changes})
+
+
+def make_tiny_job(
+    session: Session, *, account_id: str, clock: Clock, model: str = "wan-2.5-preview-text-to-video"
+) -> Job:
+    """A QUEUED job of `tiny_spec` on `preview`, made without the API."""
+    return store.create_job(
+        session,
+        account_id=account_id,
+        model=model,
+        engine="preview",
+        spec=tiny_spec(),
+        price_micros=0,
+        max_attempts=1,
+        clock=clock,
+    )

@@ -240,6 +240,36 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     return 0 if report.consistent else 1
 
 
+def cmd_storage_check(args: argparse.Namespace) -> int:
+    from videoqueue.jobs.storage_check import delete_unowned, unowned_objects
+    from videoqueue.media.rules import megabytes
+    from videoqueue.storage.factory import storage_from_url
+
+    settings = _settings(args)
+    db = _prepare(settings)
+    storage = storage_from_url(settings.resolved_storage_url)
+    found = unowned_objects(db, storage)
+    if not found:
+        console.print("storage is clean: every object belongs to a job")
+        return 0
+    # Tab-separated, whole keys: meant to be read and piped.
+    print("bytes\tkey\twhy")
+    for unowned in found:
+        print(f"{unowned.size}\t{unowned.key}\t{unowned.why}")
+    total = sum(unowned.size for unowned in found)
+    jobs = len({unowned.job_id for unowned in found})
+    console.print(
+        f"{len(found)} object(s) of {jobs} job(s) that no job owns: "
+        f"{total} bytes ({megabytes(total)})"
+    )
+    if not args.delete:
+        console.print("run again with --delete to remove them")
+        return 1
+    deleted = delete_unowned(db, storage, found)
+    console.print(f"deleted the objects of {deleted} job(s)")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _prepare(settings)
@@ -397,6 +427,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
     verify.set_defaults(func=cmd_ledger_verify)
+
+    storage = commands.add_parser("storage", help="check the stored media")
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True)
+    check = storage_commands.add_parser(
+        "check",
+        help="list stored objects that no job owns, with their sizes (exit status 1 if any "
+        "is found and not deleted)",
+    )
+    _common(check)
+    check.add_argument("--delete", action="store_true", help="delete the objects listed")
+    check.set_defaults(func=cmd_storage_check)
 
     from videoqueue.client_cli import add_client_commands
     from videoqueue.client_jobs_cli import add_jobs_commands

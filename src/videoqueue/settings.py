@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,13 @@ class Settings(BaseSettings):
         default=60_000,
         ge=0,
         description="`average_execution_time` before a model has any finished job",
+    )
+    retention_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long the media (output and inputs) of a completed, failed or "
+        "cancelled job is kept; then a worker deletes it and the job is EXPIRED (retrieve "
+        "answers 404). Default: kept until the client deletes it",
     )
     max_body_bytes: int = Field(
         default=35 * 1024 * 1024, gt=0, description="Largest request body; more is refused with 413"
@@ -318,6 +326,10 @@ class Settings(BaseSettings):
         cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         count = len(cores) if cores else os.cpu_count() or 1
         return self.api_processes or max(1, count - self.workers)
+
+    @property
+    def retention(self) -> timedelta | None:
+        return None if self.retention_hours is None else timedelta(hours=self.retention_hours)
 
     @property
     def resolved_database_url(self) -> str:

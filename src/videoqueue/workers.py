@@ -56,6 +56,7 @@ def build_worker(
         setup_timeout_seconds=settings.engine_setup_timeout_seconds,
         setup_retry_seconds=settings.engine_setup_retry_seconds,
         cancel_grace_seconds=settings.cancel_grace_seconds,
+        retention=settings.retention,
     )
 
 

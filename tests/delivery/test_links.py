@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import tiny_spec
+from tests.conftest import make_tiny_job
 from videoqueue.billing.ledger import create_account
 from videoqueue.billing.models import AccountKind
 from videoqueue.clock import ManualClock
@@ -50,16 +50,7 @@ def _job(db: Database, *, state: JobState = JobState.COMPLETED) -> str:
     clock = ManualClock(START)
     with db.transaction() as session:
         account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
-        job = store.create_job(
-            session,
-            account_id=account.id,
-            model="m",
-            engine="preview",
-            spec=tiny_spec(),
-            price_micros=0,
-            max_attempts=1,
-            clock=clock,
-        )
+        job = make_tiny_job(session, account_id=account.id, clock=clock, model="m")
         job.state = state
         job.output_key = f"jobs/{job.id}/output.mp4" if state == JobState.COMPLETED else None
         return job.id

@@ -8,7 +8,7 @@ them here when the path is one of this API's (`speaks_openai`).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from videoqueue.api.failures import openai_failure
@@ -58,8 +58,9 @@ def _seconds(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
-def video_object(view: JobView) -> dict[str, Any]:
-    """The job as the SDK's `Video`; `error` is the stored failure, rendered."""
+def video_object(view: JobView, *, retention: timedelta | None) -> dict[str, Any]:
+    """The job as the SDK's `Video`; `error` is the stored failure, rendered; `expires_at`,
+    once it has ended under a retention, when its media is deleted."""
     status = STATUS[view.state]
     error = None
     if view.failure is not None:
@@ -67,6 +68,7 @@ def video_object(view: JobView) -> dict[str, Any]:
     elif view.state == JobState.CANCELLED:
         error = CANCELLED
     finished = view.finished_at if status in ("completed", "failed") else None
+    expires = None if finished is None or retention is None else finished + retention
     return {
         "id": view.id,
         "object": "video",
@@ -75,7 +77,7 @@ def video_object(view: JobView) -> dict[str, Any]:
         "progress": 100 if status == "completed" else round(view.progress * 100),
         "created_at": _seconds(view.created_at),
         "completed_at": _seconds(finished),
-        "expires_at": None,
+        "expires_at": _seconds(expires),
         "seconds": f"{view.duration_s:g}",
         "size": f"{view.width}x{view.height}",
         "prompt": view.prompt,
@@ -84,9 +86,9 @@ def video_object(view: JobView) -> dict[str, Any]:
     }
 
 
-def video_list(page: JobPage) -> dict[str, Any]:
+def video_list(page: JobPage, *, retention: timedelta | None) -> dict[str, Any]:
     """`{object: "list", data, first_id, last_id, has_more}`."""
-    data = [video_object(view) for view in page.views]
+    data = [video_object(view, retention=retention) for view in page.views]
     return {
         "object": "list",
         "data": data,

@@ -48,6 +48,7 @@ def job_terms(settings: Settings) -> JobTerms:
         idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         content_rules=tuple(settings.content_policy_rules),
         default_average_ms=settings.default_average_execution_ms,
+        retention=settings.retention,
     )
 
 

@@ -43,7 +43,7 @@ from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.idempotency import IdempotencyKey, IdempotencyKeyTaken
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.progress import JobStatus, ended_status
-from videoqueue.jobs.states import JobState
+from videoqueue.jobs.states import GONE, JobState
 from videoqueue.jobs.submit import StoredMedia, job_spec, store_media
 from videoqueue.storage.base import ObjectNotFound, Storage
 from videoqueue.storage.layout import job_prefix
@@ -85,6 +85,8 @@ class JobTerms:
     idempotency_ttl: timedelta = timedelta(hours=24)
     content_rules: tuple[ContentRule, ...] = ()
     default_average_ms: int = 60_000
+    retention: timedelta | None = None
+    """How long an ended job's media is kept (None: until the client deletes it)."""
 
 
 @dataclass(frozen=True)
@@ -382,7 +384,7 @@ class JobService:
         with self.db.transaction() as session:
             # Locked: a worker's claim or end of the same job waits, or is waited for.
             job = store.get_job_for_update(session, job_id)
-            if job is None or job.state in (JobState.DELETED, JobState.EXPIRED):
+            if job is None or job.state in GONE:
                 raise MediaNotFound()
             if not store.is_pending(job):
                 raise JobAlreadyEnded(f"The job has already ended: it is {job.state.lower()}")
@@ -420,6 +422,6 @@ class JobService:
         self.storage.delete_prefix(job_prefix(job_id))
         with self.db.transaction() as session:
             job = store.get_job_for_update(session, job_id)
-            if job is not None and job.state not in (JobState.DELETED, JobState.EXPIRED):
+            if job is not None and job.state not in GONE:
                 store.mark_media_deleted(job, clock=self.clock)
             link_store.revoke_job_links(session, job_id, now=self.clock.now())

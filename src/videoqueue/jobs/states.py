@@ -31,6 +31,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 PENDING = frozenset({JobState.QUEUED, JobState.RUNNING})
+ENDED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+"""Finished, with their media (output or inputs) still kept."""
+GONE = frozenset({JobState.DELETED, JobState.EXPIRED})
+"""Their media removed: retrieve answers as for no such job."""
 
 
 class InvalidTransition(VideoqueueError):

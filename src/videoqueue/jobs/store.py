@@ -27,10 +27,11 @@ from videoqueue.engines.base import UpstreamJob
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import IdempotencyRecord, Job
 from videoqueue.jobs.spec import JobSpec
-from videoqueue.jobs.states import PENDING, JobState, check_transition
+from videoqueue.jobs.states import ENDED, GONE, PENDING, JobState, check_transition
 
 RECENT_JOBS_FOR_AVERAGE = 50
 JOB_ID_LENGTH = 36
+STATES_PER_QUERY = 500
 
 # Built once, as each statement every job runs is: building one costs more CPU than running
 # it from SQLAlchemy's compiled cache.
@@ -146,9 +147,7 @@ def list_jobs(
 ) -> list[Job]:
     """Up to `limit` of the account's jobs whose media is kept, by creation time (then id),
     starting past `after`; only those in `states` and of `model` when given."""
-    stmt = select(Job).where(
-        Job.account_id == account_id, Job.state.not_in([JobState.DELETED, JobState.EXPIRED])
-    )
+    stmt = select(Job).where(Job.account_id == account_id, Job.state.not_in(list(GONE)))
     if states:
         stmt = stmt.where(Job.state.in_(list(states)))
     if model is not None:
@@ -170,6 +169,17 @@ def list_jobs(
     else:
         stmt = stmt.order_by(Job.created_at, Job.id)
     return list(session.scalars(stmt.limit(limit)))
+
+
+def job_states(session: Session, job_ids: Collection[str]) -> dict[str, JobState]:
+    """The state of each job of `job_ids` that exists."""
+    ids = [job_id for job_id in job_ids if could_be_job_id(job_id)]
+    states: dict[str, JobState] = {}
+    for start in range(0, len(ids), STATES_PER_QUERY):
+        chunk = ids[start : start + STATES_PER_QUERY]
+        rows = session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk)))
+        states.update((job_id, state) for job_id, state in rows)
+    return states
 
 
 def get_job_for_update(session: Session, job_id: str) -> Job | None:
@@ -303,6 +313,25 @@ def mark_media_deleted(job: Job, *, clock: Clock) -> None:
     job.media_deleted_at = clock.now()
 
 
+def jobs_past_retention(session: Session, *, ended_before: datetime, limit: int) -> list[Job]:
+    """Up to `limit` ended jobs whose media is kept and which ended before `ended_before`,
+    oldest first, locked for expiring (rows another worker holds are skipped)."""
+    stmt = (
+        select(Job)
+        .where(Job.state.in_(list(ENDED)), Job.finished_at < ended_before)
+        .order_by(Job.finished_at)
+        .limit(limit)
+    )
+    return list(session.scalars(locked(stmt, skip_locked=True)))
+
+
+def mark_media_expired(job: Job, *, clock: Clock) -> None:
+    """The job's stored media was removed by the retention; retrieve answers 404 from now on."""
+    check_transition(job.state, JobState.EXPIRED)
+    job.state = JobState.EXPIRED
+    job.media_deleted_at = clock.now()
+
+
 def average_execution_ms(session: Session, model: str, default_ms: int) -> int:
     """P80 of the model's recent completed run times, in ms (`default_ms` before any)."""
     rows = session.execute(
@@ -311,7 +340,7 @@ def average_execution_ms(session: Session, model: str, default_ms: int) -> int:
             Job.model == model,
             Job.finished_at.is_not(None),
             Job.started_at.is_not(None),
-            Job.state.in_([JobState.COMPLETED, JobState.DELETED]),
+            Job.output_key.is_not(None),
         )
         .order_by(Job.finished_at.desc())
         .limit(RECENT_JOBS_FOR_AVERAGE)

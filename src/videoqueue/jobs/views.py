@@ -12,9 +12,7 @@ from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.service import MediaNotFound, queue_position
-from videoqueue.jobs.states import JobState
-
-GONE = (JobState.DELETED, JobState.EXPIRED)
+from videoqueue.jobs.states import GONE, JobState
 
 
 class UnknownCursor(VideoqueueError):

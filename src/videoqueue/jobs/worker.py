@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from videoqueue import metrics
@@ -30,7 +31,7 @@ from videoqueue.engines.lifecycle import RunLimits, WarmEngine, as_warm
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
-from videoqueue.jobs.reaper import reap
+from videoqueue.jobs.reaper import expire_media, reap
 from videoqueue.jobs.workdir import job_folder
 from videoqueue.logs import log_fields
 from videoqueue.storage.base import Storage
@@ -129,6 +130,7 @@ class Worker:
         setup_timeout_seconds: float = 600.0,
         setup_retry_seconds: float = 60.0,
         cancel_grace_seconds: float = 10.0,
+        retention: timedelta | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
@@ -140,6 +142,7 @@ class Worker:
         self.setup_timeout_seconds = setup_timeout_seconds
         self.setup_retry_seconds = setup_retry_seconds
         self.cancel_grace_seconds = cancel_grace_seconds
+        self.retention = retention
         self._retry_setup_at: dict[str, float] = {}
 
     def set_up_engines(self) -> list[str]:
@@ -176,8 +179,7 @@ class Worker:
                 metrics.worker_seen(self.worker_id)
                 try:
                     if time.monotonic() >= next_reap:
-                        with self.db.transaction() as session:
-                            reap(session, clock=self.clock)
+                        self.reaper_step()
                         next_reap = time.monotonic() + self.lease_seconds / 2
                     worked = not stop.is_set() and self.run_once()
                 except Exception:
@@ -188,6 +190,15 @@ class Worker:
         finally:
             waiter.close()
             self.close()
+
+    def reaper_step(self) -> None:
+        """The reaper step: fail the jobs whose last lease lapsed, then, under a retention,
+        expire one batch of old media (each in its own transaction)."""
+        with self.db.transaction() as session:
+            reap(session, clock=self.clock)
+        if self.retention is not None:
+            with self.db.transaction() as session:
+                expire_media(session, self.storage, clock=self.clock, retention=self.retention)
 
     def release_on_shutdown(self) -> list[str]:
         """Hand the job this worker runs back to the queue, its attempt not counted, because the

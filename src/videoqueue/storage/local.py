@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from videoqueue.storage.base import ObjectNotFound
 
-_TEMP_PREFIX = ".tmp-"
+TEMPORARY_PREFIX = ".tmp-"
 
 
 class LocalStorage:
@@ -28,7 +28,7 @@ class LocalStorage:
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
@@ -94,11 +94,17 @@ class LocalStorage:
         return self._path(key).is_file()
 
     def keys(self, prefix: str) -> Iterator[str]:
-        folder = prefix.rpartition("/")[0]
-        for path in (self._path(folder) if folder else self.root).rglob("*"):
-            key = path.relative_to(self.root).as_posix()
-            if key.startswith(prefix) and path.is_file() and not path.name.startswith(_TEMP_PREFIX):
-                yield key
+        # Only the folder the prefix names up to its last "/" can hold matches.
+        folder = self.root / prefix.rpartition("/")[0]
+        if not folder.resolve().is_relative_to(self.root):
+            raise ValueError(f"storage prefix escapes the root: {prefix!r}")
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                if name.startswith(TEMPORARY_PREFIX):  # a write in progress, not an object
+                    continue
+                key = (Path(parent) / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

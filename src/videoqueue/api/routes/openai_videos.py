@@ -113,7 +113,7 @@ async def create_video(request: Request, caller: CreateCaller) -> JSONResponse:
 
     accepted = await run_in_threadpool(rate.around, submit)
     view = await run_in_threadpool(view_job, ctx.db, caller.account_id, accepted.queue_id)
-    answer = video_object(view)
+    answer = video_object(view, retention=ctx.jobs.terms.retention)
     if accepted.download_url is not None:
         answer["download_url"] = accepted.download_url
     return JSONResponse(answer)
@@ -135,22 +135,23 @@ async def list_videos(request: Request, caller: ReadCaller) -> JSONResponse:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidVideoRequest("order must be 'asc' or 'desc'", "order")
+    ctx = context(request)
     page = await run_in_threadpool(
         list_job_views,
-        context(request).db,
+        ctx.db,
         caller.account_id,
         after=query.get("after"),
         limit=_limit(query.get("limit")),
         descending=order == "desc",
     )
-    return JSONResponse(video_list(page))
+    return JSONResponse(video_list(page, retention=ctx.jobs.terms.retention))
 
 
 @router.get("/videos/{video_id}")
 async def retrieve_video(request: Request, video_id: str, caller: ReadCaller) -> JSONResponse:
     """The video object: its status, progress (0-100) and, once failed, its error."""
     view = await _view(request, caller, video_id)
-    return JSONResponse(video_object(view))
+    return JSONResponse(video_object(view, retention=context(request).jobs.terms.retention))
 
 
 @router.delete("/videos/{video_id}")
