@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from tests.media_server import MediaServer, running
 from tests.postgres import make_postgres_database, postgres_available
@@ -29,6 +30,7 @@ from videoqueue.clock import Clock, ManualClock, SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.engines.base import Media
+from videoqueue.jobs import store
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.reaper import reap
 from videoqueue.jobs.spec import JobSpec
@@ -206,6 +208,23 @@ def reap_now(db: Database, clock: Clock) -> int:
     """Run the reaper once, as a worker process does on its interval; how many it failed."""
     with db.transaction() as session:
         return reap(session, clock=clock)
+
+
+def free_job(session: Session, clock: Clock, webhook_url: str | None = None) -> Job:
+    """A queued, uncharged `preview` job of `tiny_spec`, one attempt, for a new account (made
+    without the API, in the caller's transaction)."""
+    account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
+    return store.create_job(
+        session,
+        account_id=account.id,
+        model="m",
+        engine="preview",
+        spec=tiny_spec(),
+        price_micros=0,
+        max_attempts=1,
+        clock=clock,
+        webhook_url=webhook_url,
+    )
 
 
 def tiny_spec(prompt: str = "", **changes: Any) -> JobSpec:

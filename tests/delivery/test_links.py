@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import tiny_spec
-from videoqueue.billing.ledger import create_account
-from videoqueue.billing.models import AccountKind
+from tests.conftest import free_job
 from videoqueue.clock import ManualClock
 from videoqueue.db.session import Database
 from videoqueue.delivery import store as link_store
@@ -49,17 +47,7 @@ def db(database_url: str) -> Iterator[Database]:
 def _job(db: Database, *, state: JobState = JobState.COMPLETED) -> str:
     clock = ManualClock(START)
     with db.transaction() as session:
-        account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
-        job = store.create_job(
-            session,
-            account_id=account.id,
-            model="m",
-            engine="preview",
-            spec=tiny_spec(),
-            price_micros=0,
-            max_attempts=1,
-            clock=clock,
-        )
+        job = free_job(session, clock)
         job.state = state
         job.output_key = f"jobs/{job.id}/output.mp4" if state == JobState.COMPLETED else None
         return job.id

@@ -35,6 +35,8 @@ from videoqueue.jobs.workdir import job_folder
 from videoqueue.logs import log_fields
 from videoqueue.storage.base import Storage
 from videoqueue.storage.layout import output_key
+from videoqueue.webhooks.sender import WebhookSender
+from videoqueue.webhooks.terms import WebhookTerms
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ class Worker:
         setup_timeout_seconds: float = 600.0,
         setup_retry_seconds: float = 60.0,
         cancel_grace_seconds: float = 10.0,
+        webhooks: WebhookTerms | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
@@ -141,6 +144,11 @@ class Worker:
         self.setup_retry_seconds = setup_retry_seconds
         self.cancel_grace_seconds = cancel_grace_seconds
         self._retry_setup_at: dict[str, float] = {}
+        self.webhooks = None
+        if webhooks is not None:
+            self.webhooks = WebhookSender(
+                db=db, clock=clock, terms=webhooks, worker_id=self.worker_id
+            )
 
     def set_up_engines(self) -> list[str]:
         """Set up each engine that is not ready (at start, after its child was replaced, or,
@@ -168,6 +176,9 @@ class Worker:
         return {name: _setup_state(engine) for name, engine in self.engines.items()}
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        """Run jobs until `stop` is set, and send the webhook outbox in a thread beside."""
+        if self.webhooks is not None:
+            self.webhooks.start(stop)
         waiter = JobWaiter(self.db.engine)
         # Lapsed leases are looked for twice a lease: a lost job fails within 1.5 leases.
         next_reap = time.monotonic()
@@ -285,16 +296,19 @@ class Worker:
             refunded = False
             if failure is None:
                 assert output_bytes is not None
+                key = output_key(job_id)
                 store.complete_job(
-                    job, output_key=output_key(job_id), output_bytes=output_bytes, clock=self.clock
+                    session, job, output_key=key, output_bytes=output_bytes, clock=self.clock
                 )
             else:
-                store.fail_job(job, failure=failure, clock=self.clock)
+                store.fail_job(session, job, failure=failure, clock=self.clock)
                 if failure.refunded:
                     note = failure.message[:500]
                     refunded = (
                         refund(session, job_id=job_id, clock=self.clock, note=note) is not None
                     )
+        if self.webhooks is not None:
+            self.webhooks.wake()  # the job's delivery, if it has one, goes now
         metrics.job_ended(
             engine, started, self.clock.now(), None if failure is None else failure.kind.value
         )
