@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -275,6 +276,42 @@ def test_a_delivery_is_given_up_after_its_last_retry(hook_env: Env, server: Medi
     [delivery] = _deliveries(hook_env, job.key)["data"]
     assert delivery["status"] == "failed" and delivery["finished_at"] is not None
     assert [a["status_code"] for a in delivery["attempts"]] == [503, 503, 503]
+
+
+def test_the_address_is_checked_again_when_the_delivery_is_sent(
+    hook_env: Env, server: MediaServer
+) -> None:
+    job = _hooked_job(hook_env, server, Route(status=200))
+    job.cancel(hook_env)
+    # Allowed when queued; by the time it is sent, 127.0.0.1 resolves to cloud metadata.
+    sender = WebhookSender(
+        db=hook_env.db,
+        clock=SystemClock(),
+        terms=webhook_terms(hook_env.settings),
+        worker_id="test",
+        resolve=lambda host, port: ["169.254.169.254"],
+    )
+    assert sender.send_due() == 1
+    assert server.received == []
+    [delivery] = _deliveries(hook_env, job.key)["data"]
+    [attempt] = delivery["attempts"]
+    assert attempt["status_code"] is None
+    assert "169.254.169.254, a link-local address" in attempt["error"]
+    assert delivery["status"] == "pending" and delivery["next_attempt_at"] is not None
+
+
+def test_an_unreachable_webhook_is_recorded_and_retried(hook_env: Env) -> None:
+    with socket.socket() as closed:  # a port nothing listens on once it is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    key = hook_env.make_key()
+    _secret(hook_env, key)
+    queue_id = _queue(hook_env, key, f"http://127.0.0.1:{port}/hook")
+    hook_env.post("/video/cancel", {"model": MODEL, "queue_id": queue_id}, key)
+    assert _sender(hook_env, ManualClock()).send_due() == 1
+    [delivery] = _deliveries(hook_env, key)["data"]
+    assert delivery["attempts"][0]["error"] == "could not connect"
+    assert delivery["status"] == "pending"
 
 
 def test_a_rotated_secret_signs_the_next_attempt(hook_env: Env, server: MediaServer) -> None:

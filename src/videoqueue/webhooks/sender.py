@@ -133,7 +133,6 @@ class WebhookSender:
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
         }
-        problem = "could not connect"
         for ip in addresses:
             target, host, extensions = pinned(url, ip)
             request = self._client.build_request(
@@ -154,7 +153,7 @@ class WebhookSender:
             response.close()  # only the status counts: the body is never read
             code = response.status_code
             return result(code, None if 200 <= code < 300 else f"answered HTTP {code}")
-        return result(None, problem)
+        return result(None, "could not connect")
 
     def _settle(self, due: DueDelivery, result: AttemptResult) -> None:
         now = self.clock.now()
