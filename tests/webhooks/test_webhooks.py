@@ -163,39 +163,58 @@ def test_a_webhook_to_an_internal_address_is_refused_at_queue_time(
         assert listed.json()["data"] == []
 
 
-def test_a_completed_job_is_delivered_signed_and_retried_after_a_500(
+def test_a_delivery_answered_500_is_retried_and_listed_with_its_attempts(
     hook_env: Env, server: MediaServer
 ) -> None:
     job = _hooked_job(hook_env, server, Route(status=500), Route(status=204))
-    key, secret, queue_id = job.key, job.secret, job.queue_id
-    supervisor = Supervisor(hook_env.settings, 1)
-    supervisor.start()
-    try:
-        wait_until(lambda: len(server.received) >= 2, timeout=90)
-        page = _delivered(hook_env, key)
-    finally:
-        supervisor.stop()
-    first, second = server.received[:2]
+    job.cancel(hook_env)
+    clock = ManualClock()
+    sender = _sender(hook_env, clock)
+    assert sender.send_due() == 1
+    assert _deliveries(hook_env, job.key)["data"][0]["status"] == "pending"
+    assert sender.send_due() == 0  # its retry is not due yet
+    clock.advance(1)
+    assert sender.send_due() == 1
+    first, second = server.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
-    payload = _verified(secret, second)
-    assert _verified(secret, first) == payload
-    assert payload["type"] == "video.completed"
-    assert payload["data"]["queue_id"] == queue_id
-    assert payload["data"]["model"] == MODEL
-    assert payload["data"]["status"] == "completed"
-    assert payload["data"]["output_bytes"] == load_job(hook_env.db, queue_id).output_bytes
+    assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
+    payload = _verified(job.secret, second)
+    assert _verified(job.secret, first) == payload
 
+    page = _deliveries(hook_env, job.key)
     [delivery] = page["data"]
-    assert delivery["id"] == first.headers["webhook-id"]
-    assert delivery["queue_id"] == queue_id and delivery["event"] == "video.completed"
+    assert delivery["id"] == first.headers["webhook-id"] and delivery["status"] == "delivered"
+    assert delivery["queue_id"] == job.queue_id and delivery["event"] == "video.cancelled"
     assert delivery["payload"] == payload and delivery["next_attempt_at"] is None
     attempts = delivery["attempts"]
     assert [a["status_code"] for a in attempts] == [500, 204]
     assert attempts[0]["error"] == "answered HTTP 500" and attempts[1]["error"] is None
+    assert attempts[0]["attempted_at"] < attempts[1]["attempted_at"]
     assert all(a["duration_ms"] >= 0 for a in attempts)
-    assert _deliveries(hook_env, key, queue_id=queue_id)["data"] == page["data"]
-    assert _deliveries(hook_env, key, queue_id="someone-else")["data"] == []
+    assert _deliveries(hook_env, job.key, queue_id=job.queue_id) == page
+    assert _deliveries(hook_env, job.key, queue_id="someone-else")["data"] == []
     assert _deliveries(hook_env, hook_env.make_key())["data"] == []
+
+
+def test_deliveries_are_listed_newest_first_a_page_at_a_time(
+    hook_env: Env, server: MediaServer
+) -> None:
+    key = hook_env.make_key()
+    _secret(hook_env, key)
+    url = server.answer_posts("/hook", Route(status=200))
+    queued = [_queue(hook_env, key, url) for _ in range(3)]
+    for queue_id in queued:
+        hook_env.post("/video/cancel", {"model": MODEL, "queue_id": queue_id}, key)
+    first = _deliveries(hook_env, key, limit="2")
+    assert [d["queue_id"] for d in first["data"]] == queued[:0:-1]
+    assert first["has_more"] is True and first["next_after"] == first["data"][-1]["id"]
+    rest = _deliveries(hook_env, key, limit="2", after=first["next_after"])
+    assert [d["queue_id"] for d in rest["data"]] == queued[:1]
+    assert rest["has_more"] is False and rest["next_after"] is None
+    headers = {"Authorization": f"Bearer {key}"}
+    for query in ({"after": "msg_nobody"}, {"limit": "0"}, {"state": "x"}):
+        refused = hook_env.client.get("/api/v1/webhooks/deliveries", params=query, headers=headers)
+        assert refused.status_code == 400 and "error" in refused.json()
 
 
 def _sending_pid(env: Env, queue_id: str) -> int:
@@ -208,12 +227,12 @@ def _sending_pid(env: Env, queue_id: str) -> int:
     return int(owner.split(":")[1])  # host:pid:hex, as `new_worker_id` makes it
 
 
-def test_a_delivery_whose_worker_is_killed_mid_send_is_sent_again(
+def test_a_completed_job_is_delivered_even_when_the_worker_sending_it_is_killed(
     hook_env: Env, server: MediaServer
 ) -> None:
     # The first POST is held unanswered until the worker sending it is killed; the other
     # worker sends it again once its lease lapses.
-    job = _hooked_job(hook_env, server, Route(status=200, stall_s=60), Route(status=200))
+    job = _hooked_job(hook_env, server, Route(status=200, stall_s=60), Route(status=204))
     supervisor = Supervisor(hook_env.settings, 2)
     supervisor.start()
     try:
@@ -228,9 +247,14 @@ def test_a_delivery_whose_worker_is_killed_mid_send_is_sent_again(
         supervisor.stop()
     first, second = server.received[:2]
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
-    assert _verified(job.secret, second)["data"]["queue_id"] == job.queue_id
+    payload = _verified(job.secret, second)
+    assert payload["type"] == "video.completed"
+    data = payload["data"]
+    assert data["queue_id"] == job.queue_id and data["model"] == MODEL
+    assert data["status"] == "completed"
+    assert data["output_bytes"] == load_job(hook_env.db, job.queue_id).output_bytes
     # The killed attempt left no answer to record; the one after it did.
-    assert [a["status_code"] for a in page["data"][0]["attempts"]] == [200]
+    assert [a["status_code"] for a in page["data"][0]["attempts"]] == [204]
 
 
 def test_a_cancelled_job_announces_its_refund(hook_env: Env, server: MediaServer) -> None:
