@@ -5,7 +5,8 @@ that cannot load here leaves its jobs queued for another worker (and is set up a
 interval). A heartbeat thread renews the lease while the engine works; when the lease is no
 longer ours (the owner cancelled the job) the engine is told to stop. If this process dies,
 the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
-last attempt lapses is failed and refunded by whichever worker notices first.
+last attempt lapses is failed and refunded by whichever worker notices first. Beside the
+loop, a thread sends the webhook outbox (`videoqueue.webhooks.sender`).
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ class Worker:
         self.setup_retry_seconds = setup_retry_seconds
         self.cancel_grace_seconds = cancel_grace_seconds
         self._retry_setup_at: dict[str, float] = {}
-        self.webhooks = None
+        self.webhooks: WebhookSender | None = None
+        """Sends the webhook outbox beside the job loop (none without `webhooks` terms)."""
         if webhooks is not None:
             self.webhooks = WebhookSender(
                 db=db, clock=clock, terms=webhooks, worker_id=self.worker_id
