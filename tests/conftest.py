@@ -240,9 +240,17 @@ def tiny_spec(prompt: str = "", **changes: Any) -> JobSpec:
 
 
 def make_tiny_job(
-    session: Session, *, account_id: str, clock: Clock, model: str = "wan-2.5-preview-text-to-video"
+    session: Session,
+    *,
+    clock: Clock,
+    account_id: str | None = None,
+    model: str = "wan-2.5-preview-text-to-video",
+    webhook_url: str | None = None,
 ) -> Job:
-    """A QUEUED job of `tiny_spec` on `preview`, made without the API."""
+    """A QUEUED, uncharged job of `tiny_spec` on `preview`, one attempt, made without the API in
+    the caller's transaction (for a new account unless `account_id` is given)."""
+    if account_id is None:
+        account_id = create_account(session, kind=AccountKind.STANDARD, clock=clock).id
     return store.create_job(
         session,
         account_id=account_id,
@@ -252,4 +260,5 @@ def make_tiny_job(
         price_micros=0,
         max_attempts=1,
         clock=clock,
+        webhook_url=webhook_url,
     )

@@ -1,5 +1,6 @@
 """A real HTTP server on a loopback address, serving what a test tells it to (files, redirects,
-stalls, endless bodies), and counting what reached it."""
+stalls, endless bodies), and counting what reached it; it also takes POSTs (webhook deliveries),
+keeping each and answering them as told."""
 
 from __future__ import annotations
 
@@ -24,9 +25,20 @@ class Route:
     """Stream zero bytes (chunked) up to this many, or until the client hangs up."""
 
 
+@dataclass(frozen=True)
+class Received:
+    """One POST: its path, headers (names in lower case) and body."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class MediaServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
+        self.post_answers: dict[str, list[Route]] = {}
+        self.received: list[Received] = []
         self.hits: list[tuple[str, str]] = []
         """(path, Host header) of every request received."""
         self.streamed = 0
@@ -55,6 +67,20 @@ class MediaServer:
                     return
                 with suppress(BrokenPipeError, ConnectionResetError):
                     self._body(route)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                server.received.append(Received(self.path, headers, body))
+                answers = server.post_answers.get(self.path) or [Route(status=404)]
+                route = answers.pop(0) if len(answers) > 1 else answers[0]
+                if route.stall_s and server.stop.wait(route.stall_s):
+                    return
+                self.send_response(route.status)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(route.body)
 
             def _body(self, route: Route) -> None:
                 if route.endless_limit:
@@ -112,6 +138,12 @@ class MediaServer:
             drip_s=drip_s,
             endless_limit=endless_limit,
         )
+        return self.url(path)
+
+    def answer_posts(self, path: str, *answers: Route) -> str:
+        """Answer POSTs to `path` with `answers` in turn, the last one from then on (a
+        `stall_s` waits before answering); return its URL."""
+        self.post_answers[path] = list(answers)
         return self.url(path)
 
 

@@ -44,6 +44,12 @@ REFUNDS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "videoqueue_webhook_attempts",
+    "Webhook delivery attempts, by outcome (delivered, retrying, given_up: the last one failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 WORKERS_ALIVE = Gauge(
     "videoqueue_workers_alive",
     "Worker processes running",
@@ -83,3 +89,7 @@ def job_ended(
 
 def refunded(reason: str) -> None:
     REFUNDS.labels(reason=reason).inc()
+
+
+def webhook_attempted(outcome: str) -> None:
+    WEBHOOK_ATTEMPTS.labels(outcome=outcome).inc()

@@ -188,6 +188,31 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest video_url file (reference videos have the model family's own cap)",
     )
+    # Webhooks (docs/webhooks.md): sent only where media may be fetched from (the settings above).
+    webhook_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Longest wait for a webhook URL to connect, take the body and answer",
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a worker holds a delivery it sends; if the worker dies, "
+        "another sends it once this has passed (keep it above the timeout)",
+    )
+    webhook_retry_delays_seconds: list[float] = Field(
+        # Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h), then a last try
+        # 6 h later, so a receiver gets about 24 h (23.6 h) to come back.
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 21600.0],
+        description="Pauses before each retry of a delivery that got no 2xx answer; after "
+        "the last one it is given up (default: Standard Webhooks' schedule with a last pause "
+        "of 6 h, about 24 h in all)",
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker looks for deliveries due (a job it ends wakes it too)",
+    )
     content_policy_rules: list[ContentRule] = Field(
         default_factory=list, description="Prompt rules answered with 422 before any charge"
     )

@@ -21,6 +21,7 @@ from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.logs import configure_logging, resolve_log_format
 from videoqueue.orphans import stop_when_orphaned
+from videoqueue.outbound import webhook_terms
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
@@ -57,6 +58,7 @@ def build_worker(
         setup_retry_seconds=settings.engine_setup_retry_seconds,
         cancel_grace_seconds=settings.cancel_grace_seconds,
         retention=settings.retention,
+        webhooks=webhook_terms(settings),
     )
 
 

@@ -52,6 +52,7 @@ FIELDS = st.sampled_from(
         "seconds",
         "size",
         "input_reference",
+        "webhook_url",
     ]
 )
 MODELS = st.sampled_from(
@@ -77,6 +78,7 @@ POST_ROUTES = [
     "/api/v1/video/complete",
     "/api/v1/api_keys",
     "/api/v1/x402/top-up",
+    "/api/v1/webhooks/secret",
     "/v1/videos",
 ]
 GET_ROUTES = [
@@ -93,6 +95,7 @@ GET_ROUTES = [
     "/v1/videos/{}",
     "/api/v1/videos?limit={}&order={}&after={}",
     "/v1/videos/{}/content?variant={}",
+    "/api/v1/webhooks/deliveries?queue_id={}&after={}&limit={}",
 ]
 HEADER_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
 

@@ -305,7 +305,7 @@ def test_a_failed_video_carries_its_stored_failure(openai_env: Env) -> None:
     with openai_env.db.transaction() as session:
         job = store.get_job_for_update(session, video["id"])
         assert job is not None
-        store.fail_job(job, failure=failure, clock=SystemClock())
+        store.fail_job(session, job, failure=failure, clock=SystemClock())
     failed = openai_env.client.get(f"/v1/videos/{video['id']}", headers=_auth(key)).json()
     assert failed["status"] == "failed" and isinstance(failed["completed_at"], int)
     assert failed["error"] == {

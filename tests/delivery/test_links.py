@@ -10,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import make_tiny_job
-from videoqueue.billing.ledger import create_account
-from videoqueue.billing.models import AccountKind
 from videoqueue.clock import ManualClock
 from videoqueue.db.session import Database
 from videoqueue.delivery import store as link_store
@@ -49,8 +47,7 @@ def db(database_url: str) -> Iterator[Database]:
 def _job(db: Database, *, state: JobState = JobState.COMPLETED) -> str:
     clock = ManualClock(START)
     with db.transaction() as session:
-        account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
-        job = make_tiny_job(session, account_id=account.id, clock=clock, model="m")
+        job = make_tiny_job(session, clock=clock, model="m")
         job.state = state
         job.output_key = f"jobs/{job.id}/output.mp4" if state == JobState.COMPLETED else None
         return job.id

@@ -193,7 +193,7 @@ def _ended_jobs(env: Env, clock: ManualClock, count: int) -> list[str]:
         account = create_account(session, kind=AccountKind.STANDARD, clock=clock)
         for _ in range(count):
             job = make_tiny_job(session, account_id=account.id, clock=clock, model=T2V)
-            store.cancel_job(job, clock=clock)
+            store.cancel_job(session, job, clock=clock, refunded=False)
             storage.put_bytes(input_key(job.id, "0" * 64), b"png")
             ids.append(job.id)
             clock.advance(1)

@@ -243,7 +243,7 @@ def test_average_execution_time_is_the_p80_of_recent_runs(db: Database) -> None:
         with db.transaction() as session:
             job = store.owned_running_job(session, job_id=job_id, worker_id="w")
             assert job is not None
-            store.complete_job(job, output_key="k", output_bytes=1, clock=clock)
+            store.complete_job(session, job, output_key="k", output_bytes=1, clock=clock)
     assert _average(db) == 8_000
 
 
@@ -306,7 +306,7 @@ class LeaseMachine(RuleBasedStateMachine):
         with self.db.transaction() as session:
             job = store.owned_running_job(session, job_id=job_id, worker_id=worker)
             if job is not None:
-                store.complete_job(job, output_key="k", output_bytes=1, clock=self.clock)
+                store.complete_job(session, job, output_key="k", output_bytes=1, clock=self.clock)
                 assert job_id not in self.completed
                 self.completed.add(job_id)
 

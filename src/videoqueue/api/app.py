@@ -15,7 +15,6 @@ from videoqueue.api.limits import RateLimitHeaders
 from videoqueue.api.model_access import ModelHeaders
 from videoqueue.api.openai_shape import PREFIXES as OPENAI_PREFIXES
 from videoqueue.api.policies import (
-    fetch_policy,
     job_terms,
     link_policy,
     rate_policies,
@@ -34,6 +33,7 @@ from videoqueue.api.routes import (
     share,
     video,
     video_jobs,
+    webhooks,
     x402,
 )
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
@@ -48,6 +48,7 @@ from videoqueue.delivery.tokens import LinkSigner
 from videoqueue.engines.registry import engine_factories
 from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
+from videoqueue.outbound import fetch_policy
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
 
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(x402.router, prefix=API_PREFIX)
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(billing.router, prefix=API_PREFIX)
+    app.include_router(webhooks.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once

@@ -12,23 +12,10 @@ from videoqueue.billing.models import usd_to_micros
 from videoqueue.billing.x402 import SOLANA_MAINNET, SOLANA_USDC, Rail, TopUpTerms
 from videoqueue.delivery.links import LinkPolicy
 from videoqueue.jobs.service import JobTerms
-from videoqueue.media.fetch import FetchPolicy
 from videoqueue.settings import Settings
 
 BASE_ALIASES = {"base": "eip155:8453"}
 """Short network names a payment may give instead of CAIP-2 (Venice accepts `base`)."""
-
-
-def fetch_policy(settings: Settings) -> FetchPolicy:
-    """Where and how media URLs may be fetched."""
-    return FetchPolicy(
-        allow_private_networks=settings.media_allow_private_networks,
-        allowed_networks=tuple(settings.media_allowed_networks),
-        connect_timeout_s=settings.media_fetch_connect_timeout_seconds,
-        read_timeout_s=settings.media_fetch_read_timeout_seconds,
-        total_timeout_s=settings.media_fetch_total_timeout_seconds,
-        max_redirects=settings.media_fetch_max_redirects,
-    )
 
 
 def link_policy(settings: Settings) -> LinkPolicy:

@@ -168,6 +168,10 @@ def invalid_union(path: Path, branches: Sequence[Sequence[Issue]]) -> Issue:
     )
 
 
+def invalid_url(path: Path) -> Issue:
+    return Issue("invalid_string", path, "Invalid url", {"validation": "url"})
+
+
 def custom(path: Path, message: str) -> Issue:
     return Issue("custom", path, message)
 

@@ -34,6 +34,8 @@ class VideoRequest:
     options: dict[str, Any] = field(default_factory=dict)
     reference_video_total_duration: float | None = None
     input_height: int | None = None
+    webhook_url: str | None = None
+    """Where the job's end is announced (ours: Venice has no webhooks)."""
 
     @property
     def duration_seconds(self) -> float | None:

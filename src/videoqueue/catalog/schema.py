@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.entry import Family, ModelEntry
@@ -71,6 +72,7 @@ ARRAY_MAX = {
 ELEMENT_REFERENCE_IMAGES_MAX = 3
 REFERENCE_VIDEO_TOTAL_MAX = 150
 """The most seconds `reference_video_total_duration` may give on a quote, for every model."""
+WEBHOOK_URL_MAX_LENGTH = 2048
 URL_FIELDS = ("image_url", "end_image_url", "audio_url", "video_url")
 # An upscale duration is read from the file; a quote may give it as seconds ("10", "10s").
 UPSCALE_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s?$")
@@ -270,6 +272,28 @@ def _media(body: Mapping[str, Any], entry: ModelEntry, family: Family, out: list
         )
 
 
+def _is_http_url(text: str) -> bool:
+    if not text.isascii() or not text.isprintable() or " " in text:
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _webhook_url(value: object, out: list[Issue]) -> None:
+    """`webhook_url`, ours beside Venice's fields: an http(s) URL with a host."""
+    path: Path = ("webhook_url",)
+    if not isinstance(value, str):
+        out.append(iss.wrong_type(path, "string", value))
+    elif len(value) > WEBHOOK_URL_MAX_LENGTH:
+        out.append(iss.too_long(path, WEBHOOK_URL_MAX_LENGTH))
+    elif not _is_http_url(value):
+        out.append(iss.invalid_url(path))
+
+
 def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> list[Issue]:
     """Every schema issue of a `/video/queue` body against `entry`, in Zod's order."""
     out: list[Issue] = []
@@ -297,6 +321,8 @@ def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> 
     _media(body, entry, family, out)
     if "bitrate_mode" in body:
         _enum(body, "bitrate_mode", BITRATE_MODES, out)
+    if "webhook_url" in body:
+        _webhook_url(body["webhook_url"], out)
     return out
 
 

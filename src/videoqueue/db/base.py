@@ -51,3 +51,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def could_be_key(text: str, max_length: int) -> bool:
+    """False for what no key column holds: text no database takes (a NUL, a lone
+    surrogate), or longer than the column."""
+    return 0 < len(text) <= max_length and text.isascii() and text.isprintable()

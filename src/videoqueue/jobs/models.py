@@ -70,6 +70,8 @@ class Job(Base):
     """The job another server runs for this one (an engine that forwards), kept across
     attempts so that a retry resumes it."""
     upstream_download_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Where the job's end is announced (a delivery is written when it ends), if anywhere."""
 
     @property
     def job_spec(self) -> JobSpec:

@@ -24,7 +24,7 @@ def reap(session: Session, *, clock: Clock, limit: int = 20) -> int:
     """Fail and refund up to `limit` exhausted jobs in the caller's transaction; how many."""
     jobs = store.exhausted_jobs(session, clock=clock, limit=limit)
     for job in jobs:
-        store.fail_job(job, failure=WORKER_LOST, clock=clock)
+        store.fail_job(session, job, failure=WORKER_LOST, clock=clock)
         metrics.job_ended(job.engine, job.started_at, clock.now(), WORKER_LOST.kind.value)
         if refund(session, job_id=job.id, clock=clock, note="worker lost on the last attempt"):
             metrics.refunded("worker_lost")

@@ -47,6 +47,8 @@ from videoqueue.jobs.states import GONE, JobState
 from videoqueue.jobs.submit import StoredMedia, job_spec, store_media
 from videoqueue.storage.base import ObjectNotFound, Storage
 from videoqueue.storage.layout import job_prefix
+from videoqueue.webhooks import store as webhook_store
+from videoqueue.webhooks.guard import webhook_addresses
 
 PRICED_BY_MEDIA = ("video_url", "reference_video_urls")
 """Media fields whose probed length or size enters the price; no other media does."""
@@ -61,6 +63,13 @@ class MediaNotFound(ObjectNotFound):
     """Media could not be found. Request may be invalid, expired, or deleted."""
 
     code = "MEDIA_NOT_FOUND"
+
+
+class WebhookSecretRequired(VideoqueueError):
+    """webhook_url needs the account's signing secret first: create it with POST /api/v1/webhooks/secret"""  # noqa: E501 - the docstring is the message, on one line
+
+    status = 400
+    code = "WEBHOOK_SECRET_REQUIRED"
 
 
 class JobAlreadyEnded(VideoqueueError):
@@ -197,7 +206,7 @@ class JobService:
     ) -> Accepted:
         """Validate, price, charge and queue a generation; a replayed key answers as before.
 
-        Raises the validation, prompt, media, consent, balance and idempotency errors, each
+        Raises the validation, prompt, webhook, media, consent, balance and idempotency errors, each
         before anything is charged. `admit` runs first in the transaction that charges, or,
         for a request with media, in one of its own before any media work; a replay, or a
         request refused before either, never runs it.
@@ -210,10 +219,13 @@ class JobService:
             if answer is not None:
                 return Accepted.from_json(answer)
 
-        # 2. Check the request against its model and the operator's prompt rules.
+        # 2. Check the request against its model and the operator's prompt rules, and that
+        # its webhook, if any, can be signed and sent.
         request = validate_queue(self.catalog, body, now=self.clock.now())
         entry = self.catalog.get(request.model)
         check_prompt(request.prompt, self.terms.content_rules)
+        if request.webhook_url is not None:
+            self._check_webhook(payer.account_id, request.webhook_url)
 
         # 3. A request without media needs nothing else before its one transaction.
         if not request.media:
@@ -243,6 +255,14 @@ class JobService:
         if accepted.queue_id != stored.job_id:  # a replay: the stored copy is not needed
             self.storage.delete_prefix(job_prefix(stored.job_id))
         return accepted
+
+    def _check_webhook(self, account_id: str, url: str) -> None:
+        """Refuse a webhook the account cannot be sent: no secret to sign it with, or an
+        address the media URLs' guard refuses."""
+        with self.db.read() as session:
+            if not webhook_store.has_secret(session, account_id):
+                raise WebhookSecretRequired()
+        webhook_addresses(url, self.intake.fetch)
 
     def _refuse_unaffordable(self, session: Session, payer: Payer, micros: int) -> None:
         account = session.get(Account, payer.account_id)
@@ -323,6 +343,7 @@ class JobService:
             price_micros=micros,
             max_attempts=self.terms.max_attempts,
             clock=self.clock,
+            webhook_url=request.webhook_url,
         )
         download_url = None
         if entry.delivery == "download_url":
@@ -389,7 +410,7 @@ class JobService:
             if not store.is_pending(job):
                 raise JobAlreadyEnded(f"The job has already ended: it is {job.state.lower()}")
             was_queued = job.state == JobState.QUEUED
-            store.cancel_job(job, clock=self.clock)
+            store.cancel_job(session, job, clock=self.clock, refunded=True)
             # The catalogue has no refund rule for a job cancelled while it runs: its whole
             # charge goes back, as for one cancelled before it started.
             note = "cancelled before it started" if was_queued else "cancelled while it ran"
@@ -409,7 +430,7 @@ class JobService:
             job = store.get_job_for_update(session, job_id)
             if job is not None and store.is_pending(job):
                 was_queued = job.state == JobState.QUEUED
-                store.cancel_job(job, clock=self.clock)
+                store.cancel_job(session, job, clock=self.clock, refunded=was_queued)
                 if was_queued and refund(
                     session, job_id=job_id, clock=self.clock, note="cancelled before it started"
                 ):

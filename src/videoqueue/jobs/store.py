@@ -21,9 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from videoqueue.clock import Clock
-from videoqueue.db.base import new_id, table
+from videoqueue.db.base import could_be_key, new_id, table
 from videoqueue.db.dialect import locked, notify_job_queued
 from videoqueue.engines.base import UpstreamJob
+from videoqueue.jobs.end_events import record_end_event
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import IdempotencyRecord, Job
 from videoqueue.jobs.spec import JobSpec
@@ -72,6 +73,7 @@ def insert_job(
     price_micros: int,
     max_attempts: int,
     clock: Clock,
+    webhook_url: str | None = None,
 ) -> None:
     """Insert a QUEUED job (one plain INSERT: no ORM object is built) and wake the workers."""
     session.execute(
@@ -88,6 +90,7 @@ def insert_job(
             "max_attempts": max_attempts,
             "progress": 0.0,
             "created_at": clock.now(),
+            "webhook_url": webhook_url,
         },
     )
     notify_job_queued(session)
@@ -103,6 +106,7 @@ def create_job(
     price_micros: int,
     max_attempts: int,
     clock: Clock,
+    webhook_url: str | None = None,
 ) -> Job:
     """Insert a QUEUED job under a new id, and load it for a caller that goes on to change it."""
     job_id = new_id()
@@ -116,6 +120,7 @@ def create_job(
         price_micros=price_micros,
         max_attempts=max_attempts,
         clock=clock,
+        webhook_url=webhook_url,
     )
     job = session.get(Job, job_id)
     assert job is not None
@@ -123,9 +128,8 @@ def create_job(
 
 
 def could_be_job_id(text: str) -> bool:
-    """False for what no job id can be: text no database takes as a key (a NUL, a lone
-    surrogate), or longer than an id's column."""
-    return 0 < len(text) <= JOB_ID_LENGTH and text.isascii() and text.isprintable()
+    """False for what no job id can be (see `could_be_key`)."""
+    return could_be_key(text, JOB_ID_LENGTH)
 
 
 def get_job(session: Session, job_id: str, *, account_id: str) -> Job | None:
@@ -266,29 +270,40 @@ def record_upstream_job(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def complete_job(job: Job, *, output_key: str, output_bytes: int, clock: Clock) -> None:
-    """Record the finished output."""
-    check_transition(job.state, JobState.COMPLETED)
-    job.state = JobState.COMPLETED
-    job.output_key = output_key
-    job.output_bytes = output_bytes
-    job.progress = 1.0
+def _end(session: Session, job: Job, state: JobState, *, clock: Clock, refunded: bool) -> None:
+    """The one place a job ends (completed, failed or cancelled): its lease goes, and its
+    webhook's delivery, if it has a webhook, is written in the transaction that ends it."""
+    check_transition(job.state, state)
+    job.state = state
     job.finished_at = clock.now()
     job.lease_owner = None
     job.lease_expires_at = None
+    record_end_event(session, job, refunded=refunded)
 
 
-def fail_job(job: Job, *, failure: Failure, clock: Clock) -> None:
+def complete_job(
+    session: Session, job: Job, *, output_key: str, output_bytes: int, clock: Clock
+) -> None:
+    """Record the finished output."""
+    job.output_key = output_key
+    job.output_bytes = output_bytes
+    job.progress = 1.0
+    _end(session, job, JobState.COMPLETED, clock=clock, refunded=False)
+
+
+def fail_job(session: Session, job: Job, *, failure: Failure, clock: Clock) -> None:
     """Record why the job failed; each API renders it from these columns from now on."""
-    check_transition(job.state, JobState.FAILED)
-    job.state = JobState.FAILED
     job.failure_kind = failure.kind
     job.failure_message = failure.message
     job.failure_refunded = failure.refunded
     job.failure_recommended_model = failure.recommended_model
-    job.finished_at = clock.now()
-    job.lease_owner = None
-    job.lease_expires_at = None
+    _end(session, job, JobState.FAILED, clock=clock, refunded=failure.refunded)
+
+
+def cancel_job(session: Session, job: Job, *, clock: Clock, refunded: bool) -> None:
+    """Stop a pending job (its charge given back when `refunded`); a worker still running it
+    will find its lease gone."""
+    _end(session, job, JobState.CANCELLED, clock=clock, refunded=refunded)
 
 
 def exhausted_jobs(session: Session, *, clock: Clock, limit: int = 20) -> list[Job]:
@@ -376,15 +391,6 @@ def queued_by_engine(session: Session) -> list[tuple[str, int, datetime]]:
 
 def is_pending(job: Job) -> bool:
     return job.state in PENDING
-
-
-def cancel_job(job: Job, *, clock: Clock) -> None:
-    """Stop a pending job; a worker still running it will find its lease gone."""
-    check_transition(job.state, JobState.CANCELLED)
-    job.state = JobState.CANCELLED
-    job.finished_at = clock.now()
-    job.lease_owner = None
-    job.lease_expires_at = None
 
 
 def release_for_shutdown(session: Session, *, worker_id: str) -> list[str]:

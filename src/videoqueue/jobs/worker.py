@@ -5,7 +5,8 @@ that cannot load here leaves its jobs queued for another worker (and is set up a
 interval). A heartbeat thread renews the lease while the engine works; when the lease is no
 longer ours (the owner cancelled the job) the engine is told to stop. If this process dies,
 the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
-last attempt lapses is failed and refunded by whichever worker notices first.
+last attempt lapses is failed and refunded by whichever worker notices first. Beside the
+loop, a thread sends the webhook outbox (`videoqueue.webhooks.sender`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from videoqueue.jobs.workdir import job_folder
 from videoqueue.logs import log_fields
 from videoqueue.storage.base import Storage
 from videoqueue.storage.layout import output_key
+from videoqueue.webhooks.sender import WebhookSender
+from videoqueue.webhooks.terms import WebhookTerms
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,7 @@ class Worker:
         setup_retry_seconds: float = 60.0,
         cancel_grace_seconds: float = 10.0,
         retention: timedelta | None = None,
+        webhooks: WebhookTerms | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
@@ -144,6 +148,12 @@ class Worker:
         self.cancel_grace_seconds = cancel_grace_seconds
         self.retention = retention
         self._retry_setup_at: dict[str, float] = {}
+        self.webhooks: WebhookSender | None = None
+        """Sends the webhook outbox beside the job loop (none without `webhooks` terms)."""
+        if webhooks is not None:
+            self.webhooks = WebhookSender(
+                db=db, clock=clock, terms=webhooks, worker_id=self.worker_id
+            )
 
     def set_up_engines(self) -> list[str]:
         """Set up each engine that is not ready (at start, after its child was replaced, or,
@@ -171,6 +181,9 @@ class Worker:
         return {name: _setup_state(engine) for name, engine in self.engines.items()}
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        """Run jobs until `stop` is set, and send the webhook outbox in a thread beside."""
+        if self.webhooks is not None:
+            self.webhooks.start(stop)
         waiter = JobWaiter(self.db.engine)
         # Lapsed leases are looked for twice a lease: a lost job fails within 1.5 leases.
         next_reap = time.monotonic()
@@ -296,16 +309,19 @@ class Worker:
             refunded = False
             if failure is None:
                 assert output_bytes is not None
+                key = output_key(job_id)
                 store.complete_job(
-                    job, output_key=output_key(job_id), output_bytes=output_bytes, clock=self.clock
+                    session, job, output_key=key, output_bytes=output_bytes, clock=self.clock
                 )
             else:
-                store.fail_job(job, failure=failure, clock=self.clock)
+                store.fail_job(session, job, failure=failure, clock=self.clock)
                 if failure.refunded:
                     note = failure.message[:500]
                     refunded = (
                         refund(session, job_id=job_id, clock=self.clock, note=note) is not None
                     )
+        if self.webhooks is not None:
+            self.webhooks.wake()  # the job's delivery, if it has one, goes now
         metrics.job_ended(
             engine, started, self.clock.now(), None if failure is None else failure.kind.value
         )

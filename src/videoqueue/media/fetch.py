@@ -123,20 +123,19 @@ def checked_addresses(
         why = refusal(ip, policy)
         if why is not None:
             raise MediaUrlRefused(
-                f"{field}: {url.host} resolves to {ip}, a {why} address; this server fetches "
-                f"media only from public addresses"
+                f"{field}: {url.host} resolves to {ip}, a {why} address; this server connects "
+                f"to public addresses only"
             )
     return found
 
 
-def _pinned(url: httpx.URL, ip: IPAddress) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
-    """The request that goes to `ip` but names `url`'s host (Host header and TLS SNI)."""
-    host = url.netloc.decode("ascii")
+def pinned(url: httpx.URL, ip: IPAddress) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The URL, Host header and extensions (TLS SNI) of a request that goes to the checked
+    address `ip` but names `url`'s host."""
     extensions: dict[str, str] = {}
     if url.scheme == "https":
         extensions["sni_hostname"] = url.host
-    headers = {"Host": host, "Accept-Encoding": "identity", "User-Agent": "videoqueue-media"}
-    return url.copy_with(host=str(ip)), headers, extensions
+    return url.copy_with(host=str(ip)), {"Host": url.netloc.decode("ascii")}, extensions
 
 
 def _read_capped(
@@ -209,7 +208,8 @@ def _get(
     """Send the GET to the first checked address that accepts a connection."""
     problem = "could not be reached"
     for ip in addresses:
-        target, headers, extensions = _pinned(url, ip)
+        target, host, extensions = pinned(url, ip)
+        headers = {**host, "Accept-Encoding": "identity", "User-Agent": "videoqueue-media"}
         request = client.build_request("GET", target, headers=headers, extensions=extensions)
         try:
             return client.send(request, stream=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -58,6 +59,22 @@ def _states(text: str | None, found: list[iss.Issue]) -> list[JobState]:
     return chosen
 
 
+def page_size(query: QueryParams, allowed: tuple[str, ...], found: list[iss.Issue]) -> int:
+    """The `limit` a list route's query asks for; an issue in `found` for a bad one, and for
+    keys not in `allowed`."""
+    unknown = [key for key in query if key not in allowed]
+    if unknown:
+        found.append(iss.unrecognized_keys((), unknown))
+    return _limit(query.get("limit"), found)
+
+
+def page_body(items: list[dict[str, Any]], has_more: bool, last_id: str | None) -> JSONResponse:
+    """A page as every list route answers it: `{data, has_more, next_after}`."""
+    return JSONResponse(
+        {"data": items, "has_more": has_more, "next_after": last_id if has_more else None}
+    )
+
+
 def _limit(text: str | None, found: list[iss.Issue]) -> int:
     if text is None:
         return DEFAULT_LIMIT
@@ -67,7 +84,7 @@ def _limit(text: str | None, found: list[iss.Issue]) -> int:
     return int(text)
 
 
-def _time(moment: datetime | None) -> str | None:
+def iso_time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
@@ -85,9 +102,9 @@ def job_item(view: JobView) -> dict[str, Any]:
         "status": str(view.state),
         "progress": round(view.progress, 3),
         "queue_position": view.queue_position,
-        "created_at": _time(view.created_at),
-        "started_at": _time(view.started_at),
-        "finished_at": _time(view.finished_at),
+        "created_at": iso_time(view.created_at),
+        "started_at": iso_time(view.started_at),
+        "finished_at": iso_time(view.finished_at),
         "failure": failure,
     }
 
@@ -103,11 +120,8 @@ async def list_jobs(request: Request, caller: ListCaller) -> JSONResponse:
     """
     query = request.query_params
     found: list[iss.Issue] = []
-    unknown = [key for key in query if key not in LIST_KEYS]
-    if unknown:
-        found.append(iss.unrecognized_keys((), unknown))
+    limit = page_size(query, LIST_KEYS, found)
     states = _states(query.get("state"), found)
-    limit = _limit(query.get("limit"), found)
     if found:
         raise InvalidParameters(found)
     ctx = context(request)
@@ -122,13 +136,8 @@ async def list_jobs(request: Request, caller: ListCaller) -> JSONResponse:
         model=query.get("model"),
         positions_at=ctx.clock.now(),
     )
-    return JSONResponse(
-        {
-            "data": [job_item(view) for view in page.views],
-            "has_more": page.has_more,
-            "next_after": page.views[-1].id if page.has_more else None,
-        }
-    )
+    last = page.views[-1].id if page.views else None
+    return page_body([job_item(view) for view in page.views], page.has_more, last)
 
 
 @router.post("/video/cancel")
