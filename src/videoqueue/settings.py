@@ -74,6 +74,30 @@ class Settings(BaseSettings):
         description="On SIGTERM or Ctrl-C, how long a worker lets its running job finish "
         "before handing it back to the queue (the attempt not counted)",
     )
+    api_shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM or Ctrl-C, how long the API lets requests in flight finish "
+        "before it closes their connections (uvicorn's graceful shutdown timeout)",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each worker writes its row in the `workers` table (its "
+        "engines' setup states, its current job), idle or not",
+    )
+    worker_lost_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker whose last heartbeat is older than this is `lost` (`videoqueue "
+        "workers`, `GET /workers`), and its engines keep no model online in `/models`",
+    )
+    worker_forget_after_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a lost worker stays listed before the next worker that starts "
+        "deletes its row",
+    )
     engine_setup_timeout_seconds: float = Field(
         default=600.0,
         gt=0,

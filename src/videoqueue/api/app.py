@@ -16,6 +16,7 @@ from videoqueue.api.model_access import ModelHeaders
 from videoqueue.api.openai_shape import PREFIXES as OPENAI_PREFIXES
 from videoqueue.api.policies import (
     fetch_policy,
+    fleet_terms,
     job_terms,
     link_policy,
     rate_policies,
@@ -34,6 +35,7 @@ from videoqueue.api.routes import (
     share,
     video,
     video_jobs,
+    workers,
     x402,
 )
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
@@ -46,6 +48,7 @@ from videoqueue.delivery.links import LinkTerms
 from videoqueue.delivery.secret import load_link_secret
 from videoqueue.delivery.tokens import LinkSigner
 from videoqueue.engines.registry import engine_factories
+from videoqueue.fleet.readiness import ReadyEngines
 from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
@@ -86,6 +89,7 @@ def create_app(
         links=links,
         terms=job_terms(settings),
     )
+    fleet = fleet_terms(settings)
     ctx = AppContext(
         settings=settings,
         db=db,
@@ -98,6 +102,8 @@ def create_app(
         rate_policies=rate_policies(settings),
         sandbox=sandbox,
         jobs=jobs,
+        fleet=fleet,
+        ready_engines=ReadyEngines(db, clock, fleet.lost_after_seconds),
     )
 
     @asynccontextmanager
@@ -123,6 +129,7 @@ def create_app(
     app.include_router(x402.router, prefix=API_PREFIX)
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(billing.router, prefix=API_PREFIX)
+    app.include_router(workers.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once

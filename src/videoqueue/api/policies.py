@@ -11,6 +11,7 @@ from videoqueue.auth.siwx import ContractWalletVerifier, SignInPolicy, domain_ho
 from videoqueue.billing.models import usd_to_micros
 from videoqueue.billing.x402 import SOLANA_MAINNET, SOLANA_USDC, Rail, TopUpTerms
 from videoqueue.delivery.links import LinkPolicy
+from videoqueue.fleet.terms import FleetTerms
 from videoqueue.jobs.service import JobTerms
 from videoqueue.media.fetch import FetchPolicy
 from videoqueue.settings import Settings
@@ -28,6 +29,15 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
         read_timeout_s=settings.media_fetch_read_timeout_seconds,
         total_timeout_s=settings.media_fetch_total_timeout_seconds,
         max_redirects=settings.media_fetch_max_redirects,
+    )
+
+
+def fleet_terms(settings: Settings) -> FleetTerms:
+    """How often workers beat, and when one is lost or forgotten (workers and the API)."""
+    return FleetTerms(
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        lost_after_seconds=settings.worker_lost_after_seconds,
+        forget_after_seconds=settings.worker_forget_after_seconds,
     )
 
 
