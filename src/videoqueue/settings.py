@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videoqueue.catalog.content_policy import ContentRule
@@ -287,6 +287,15 @@ class Settings(BaseSettings):
             if not module or not attribute:
                 raise ValueError(f"engine {name!r}: {factory!r} is not `module:Factory`")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_before_lost(self) -> Settings:
+        if self.worker_lost_after_seconds <= self.worker_heartbeat_seconds:
+            raise ValueError(
+                "worker_lost_after_seconds must be longer than worker_heartbeat_seconds, "
+                "or live workers are counted lost between two heartbeats"
+            )
+        return self
 
     @property
     def resolved_api_processes(self) -> int:
