@@ -2,10 +2,11 @@
 
 Engines are set up first; a worker claims only jobs of engines that are ready, so an engine
 that cannot load here leaves its jobs queued for another worker (and is set up again on an
-interval). A heartbeat thread renews the lease while the engine works; when the lease is no
-longer ours (the owner cancelled the job) the engine is told to stop. If this process dies,
-the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
-last attempt lapses is failed and refunded by whichever worker notices first.
+interval, in a background thread, while the other engines' jobs go on). A heartbeat thread
+renews the lease while the engine works; when the lease is no longer ours (the owner
+cancelled the job) the engine is told to stop. If this process dies, the lease lapses and
+another worker claims the job again (up to `max_attempts`); a job whose last attempt lapses
+is failed and refunded by whichever worker notices first.
 """
 
 from __future__ import annotations
