@@ -58,6 +58,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A handle on the migrated database of `database_url`."""
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     """A clock the test moves by hand (give it to `build_env` for the app to use)."""
     return ManualClock()

@@ -7,11 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import wait_until
 from tests.fleet_rows import registered
@@ -27,13 +24,6 @@ from videoqueue.jobs.worker import Worker
 from videoqueue.storage.local import LocalStorage
 
 UNLOADABLE = "tests.engines.fixture_engines:Unloadable"
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.dispose()
 
 
 def test_a_worker_process_registers_beats_while_idle_and_leaves_on_a_clean_stop(

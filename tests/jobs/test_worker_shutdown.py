@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,6 @@ from tests.fleet_rows import registered
 from tests.jobs.fixture_workers import GATED, queue_scripted, start_scripted_worker
 from videoqueue.db.session import Database
 from videoqueue.jobs.states import JobState
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.dispose()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
