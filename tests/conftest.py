@@ -69,6 +69,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A handle on the migrated database of `database_url`."""
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     """A clock the test moves by hand (give it to `build_env` for the app to use)."""
     return ManualClock()

@@ -1,5 +1,6 @@
 """`videoqueue serve` as an operator runs it: a real process on a free port, stopped by a signal,
-leaves no worker, engine or API process behind."""
+leaves no worker, engine or API process behind; and the drain of requests in flight it asks of
+uvicorn."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import load_job, wait_until
+from videoqueue.api.serving import SETTINGS_ENV, serve_api
 from videoqueue.auth.keys import create_key
 from videoqueue.auth.models import KeyKind
 from videoqueue.billing.ledger import create_account, top_up
@@ -25,6 +28,7 @@ from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.jobs.states import JobState
+from videoqueue.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "wan-2.5-preview-text-to-video"
@@ -161,3 +165,13 @@ def test_a_signal_stops_serve_and_every_process_it_started(
     assert serve.process.wait(timeout=60) == 0, serve.log.read_text()
     wait_until(lambda: not any(alive(pid) for pid in started), timeout=30)
     assert "videoqueue: stopped" in serve.log.read_text()
+
+
+def test_the_api_drains_requests_in_flight_for_its_grace_on_sigterm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *_args, **options: ran.append(options))
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)  # serve_api sets it; restored after
+    serve_api(Settings(data_dir=tmp_path, api_shutdown_grace_seconds=7), 1)
+    assert ran[0]["timeout_graceful_shutdown"] == 7

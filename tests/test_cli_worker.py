@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import load_job
+from tests.fleet_rows import register
 from tests.jobs.fixture_workers import queue_scripted
 from videoqueue.cli import main
+from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
+from videoqueue.db.session import Database
 from videoqueue.engines.registry import UnknownEngine
 from videoqueue.jobs.states import JobState
 from videoqueue.jobs.worker import Worker
@@ -134,3 +139,51 @@ def test_serve_can_run_the_api_alone_for_workers_started_per_gpu(settings: Setti
     supervisor.stop()
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         Settings(workers=-1)
+
+
+def test_workers_command_shows_the_fleet_as_a_table_and_as_json(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = Database(settings.resolved_database_url)
+    now = SystemClock().now()
+    register(db, "gpu-1:10:a", {"instant": "ready", "device": "setting up"}, heard_at=now)
+    register(db, "gpu-2:11:b", {"instant": "ready"}, heard_at=now - timedelta(hours=1))
+    db.dispose()
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["workers", "--data-dir", str(settings.data_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "2 worker(s)" in table
+    rows = {line.split("│")[1].strip(): line for line in table.splitlines() if "gpu-" in line}
+    assert "running" in rows["gpu-1:10:a"] and "instant: ready" in rows["gpu-1:10:a"]
+    assert "lost" in rows["gpu-2:11:b"] and "cuda:0" in rows["gpu-2:11:b"]
+    assert "device: setting up" in table
+    assert main(["workers", "--json", "--data-dir", str(settings.data_dir)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(w["id"], w["state"]) for w in listed] == [
+        ("gpu-2:11:b", "lost"),
+        ("gpu-1:10:a", "running"),
+    ]
+
+
+def test_serve_no_worker_runs_the_api_without_starting_a_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[Settings] = []
+    supervised: list[int] = []
+    monkeypatch.setattr(
+        "videoqueue.api.serving.serve_api", lambda given, _processes: served.append(given)
+    )
+    monkeypatch.setattr(
+        "videoqueue.workers.Supervisor.start",
+        lambda supervisor: supervised.append(supervisor.count),
+    )
+    monkeypatch.setattr("videoqueue.workers.Supervisor.stop", lambda _supervisor: None)
+    # It would point this test process's metrics at the data dir.
+    monkeypatch.setattr("videoqueue.cli.use_metrics_dir", lambda *_args, **_kwargs: None)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert main(["serve", "--no-worker", "--data-dir", str(settings.data_dir)]) == 0
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert ([s.workers for s in served], supervised) == ([0], [0])

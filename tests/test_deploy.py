@@ -23,19 +23,7 @@ ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
 SYSTEMD = DEPLOY / "systemd"
 
-ARRIVING_SETTINGS = {
-    "VIDEOQUEUE_S3_ENDPOINT_URL",
-    "VIDEOQUEUE_S3_REGION",
-    "VIDEOQUEUE_S3_ACCESS_KEY_ID",
-    "VIDEOQUEUE_S3_SECRET_ACCESS_KEY",
-}
-"""The S3 backend's settings, added beside this work; drop the set once they are merged."""
-ARRIVING_FLAGS = {"--no-worker"}
-"""`serve --no-worker`, added with the worker registry; drop it once merged."""
-ARRIVING_EXTRAS = {"s3"}
-"""The S3 backend's extra (boto3); drop it once merged."""
-
-SETTINGS = {f"VIDEOQUEUE_{name.upper()}" for name in Settings.model_fields} | ARRIVING_SETTINGS
+SETTINGS = {f"VIDEOQUEUE_{name.upper()}" for name in Settings.model_fields}
 VARIABLE = re.compile(r"\bVIDEOQUEUE_[A-Z0-9_]+")
 
 
@@ -56,7 +44,7 @@ def _ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _parses(argv: list[str]) -> None:
     """`videoqueue <argv>` is a command line our parser takes."""
-    build_parser().parse_args([arg for arg in argv if arg not in ARRIVING_FLAGS])
+    build_parser().parse_args(argv)
 
 
 def test_compose_runs_two_api_nodes_workers_a_migration_and_its_stores(
@@ -146,7 +134,7 @@ def test_the_image_installs_the_package_without_torch_and_serves() -> None:
     subprocess.run(["sh", "-n", str(install)], check=True)
     [extras] = re.findall(r'^pip install .*\[([a-z0-9,]+)\]"$', install.read_text(), re.M)
     with (ROOT / "pyproject.toml").open("rb") as f:
-        known = set(tomllib.load(f)["project"]["optional-dependencies"]) | ARRIVING_EXTRAS
+        known = set(tomllib.load(f)["project"]["optional-dependencies"])
     assert set(extras.split(",")) <= known
     assert "gpu" not in extras.split(",")
 

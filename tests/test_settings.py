@@ -22,3 +22,9 @@ def test_api_processes_set_are_what_serve_runs(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(2)), raising=False)
 
     assert Settings(workers=4, api_processes=3).resolved_api_processes == 3
+
+
+def test_a_worker_cannot_count_lost_before_its_next_heartbeat() -> None:
+    assert Settings(worker_heartbeat_seconds=5, worker_lost_after_seconds=15)
+    with pytest.raises(ValueError, match="longer than worker_heartbeat_seconds"):
+        Settings(worker_heartbeat_seconds=10, worker_lost_after_seconds=10)

@@ -4,6 +4,7 @@ and, as a client of a server, generate and upscale videos."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -26,6 +27,8 @@ console = Console(stderr=True)
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: getattr(args, k, None) for k in ("data_dir", "host", "port")}
+    if getattr(args, "no_worker", False):
+        overrides["workers"] = 0
     settings = Settings.load(getattr(args, "config", None), **overrides)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
@@ -247,7 +250,7 @@ def cmd_storage_check(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     db = _prepare(settings)
-    storage = storage_from_url(settings.resolved_storage_url)
+    storage = storage_from_url(settings.resolved_storage_url, settings.s3_config())
     found = unowned_objects(db, storage)
     if not found:
         console.print("storage is clean: every object belongs to a job")
@@ -267,6 +270,40 @@ def cmd_storage_check(args: argparse.Namespace) -> int:
         return 1
     deleted = delete_unowned(db, storage, found)
     console.print(f"deleted the objects of {deleted} job(s)")
+    return 0
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from videoqueue.fleet.views import fleet_views
+    from videoqueue.workers import fleet_terms
+
+    settings = _settings(args)
+    db = _prepare(settings)
+    with db.read() as session:
+        views = fleet_views(
+            session,
+            now=SystemClock().now(),
+            lost_after_seconds=fleet_terms(settings).lost_after_seconds,
+        )
+    if args.json:
+        print(json.dumps([view.to_json() for view in views], indent=2))
+        return 0
+    table = Table(title=f"{len(views)} worker(s)")
+    for column in ("id", "state", "engines", "device", "job", "started", "heartbeat"):
+        table.add_column(column)
+    for view in views:
+        table.add_row(
+            view.id,
+            view.state.value,
+            "\n".join(f"{name}: {state}" for name, state in view.engines.items()),
+            view.device or "",
+            view.current_job_id or "",
+            _when(view.started_at),
+            f"{view.heartbeat_age_seconds:g} s ago",
+        )
+    Console().print(table)
     return 0
 
 
@@ -340,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="listen port (default 8000)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run the API only (workers = 0): jobs wait for `videoqueue worker` processes",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = commands.add_parser("worker", help="run a worker only (scale-out)")
@@ -359,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
         "it replaces the device in their factory strings",
     )
     worker.set_defaults(func=cmd_worker)
+
+    fleet = commands.add_parser(
+        "workers", help="list the registered workers: engines, current job, last heartbeat"
+    )
+    _common(fleet)
+    fleet.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fleet.set_defaults(func=cmd_workers)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)

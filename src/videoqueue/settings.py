@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videoqueue.catalog.content_policy import ContentRule
@@ -121,6 +121,30 @@ class Settings(BaseSettings):
         ge=0,
         description="On SIGTERM or Ctrl-C, how long a worker lets its running job finish "
         "before handing it back to the queue (the attempt not counted)",
+    )
+    api_shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM or Ctrl-C, how long the API lets requests in flight finish "
+        "before it closes their connections (uvicorn's graceful shutdown timeout)",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each worker writes its row in the `workers` table (its "
+        "engines' setup states, its current job), idle or not",
+    )
+    worker_lost_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker whose last heartbeat is older than this is `lost` (`videoqueue "
+        "workers`, `GET /workers`), and its engines keep no model online in `/models`",
+    )
+    worker_forget_after_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a lost worker stays listed before the next worker that starts "
+        "deletes its row",
     )
     engine_setup_timeout_seconds: float = Field(
         default=600.0,
@@ -343,6 +367,15 @@ class Settings(BaseSettings):
             if not module or not attribute:
                 raise ValueError(f"engine {name!r}: {factory!r} is not `module:Factory`")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_before_lost(self) -> Settings:
+        if self.worker_lost_after_seconds <= self.worker_heartbeat_seconds:
+            raise ValueError(
+                "worker_lost_after_seconds must be longer than worker_heartbeat_seconds, "
+                "or live workers are counted lost between two heartbeats"
+            )
+        return self
 
     @property
     def resolved_api_processes(self) -> int:

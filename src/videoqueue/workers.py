@@ -17,6 +17,8 @@ from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.registry import UnknownEngine, build_engines, engine_factories
+from videoqueue.fleet.terms import FleetTerms
+from videoqueue.jobs.presence import Presence
 from videoqueue.jobs.workdir import process_work_folder
 from videoqueue.jobs.worker import Worker
 from videoqueue.logs import configure_logging, resolve_log_format
@@ -29,6 +31,15 @@ log = logging.getLogger(__name__)
 
 QUICK_EXIT_S = 10.0
 MAX_RESTART_PAUSE_S = 60
+
+
+def fleet_terms(settings: Settings) -> FleetTerms:
+    """How often workers beat, and when one is lost or forgotten (workers and the API)."""
+    return FleetTerms(
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        lost_after_seconds=settings.worker_lost_after_seconds,
+        forget_after_seconds=settings.worker_forget_after_seconds,
+    )
 
 
 def build_worker(
@@ -79,16 +90,25 @@ def worker_main(
         build_worker(settings, engines, device),
         poll_seconds=settings.poll_seconds,
         grace_seconds=settings.shutdown_grace_seconds,
+        fleet=fleet_terms(settings),
         parent_pid=parent_pid,
+        device=device,
     )
 
 
 def run_until_stopped(
-    worker: Worker, *, poll_seconds: float, grace_seconds: float, parent_pid: int | None = None
+    worker: Worker,
+    *,
+    poll_seconds: float,
+    grace_seconds: float,
+    fleet: FleetTerms,
+    parent_pid: int | None = None,
+    device: str | None = None,
 ) -> None:
-    """Run `worker` in this process's main thread until SIGTERM or SIGINT (or `parent_pid`'s
-    death). Then it claims nothing more and has `grace_seconds` to finish its job; past them
-    it hands the job back to the queue, its attempt not counted, and ends its engines."""
+    """Run `worker` in this process's main thread, registered in the fleet, until SIGTERM or
+    SIGINT (or `parent_pid`'s death). Then it claims nothing more and has `grace_seconds` to
+    finish its job; past them it hands the job back to the queue, its attempt not counted,
+    and ends its engines. A clean stop removes it from the fleet."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -96,29 +116,42 @@ def run_until_stopped(
         threading.Thread(
             target=stop_when_orphaned, args=(parent_pid, stop), daemon=True, name="orphan-watch"
         ).start()
+    presence = Presence(worker, terms=fleet, stopping=stop, device=device)
+    presence.register()
+    presence.start()
     finished = threading.Event()
     threading.Thread(
         target=_hand_back_after_grace,
-        args=(worker, stop, finished, grace_seconds),
+        args=(worker, presence, stop, finished, grace_seconds),
         daemon=True,
         name="shutdown-grace",
     ).start()
-    process_work_folder()  # now, so what dead workers left is removed at start
-    worker.set_up_engines()
-    states = ", ".join(f"{name} {state}" for name, state in worker.engine_states().items())
-    log.info("worker %s started (engines: %s)", worker.worker_id, states)
-    metrics.WORKERS_ALIVE.set(1)
     try:
+        process_work_folder()  # now, so what dead workers left is removed at start
+        worker.set_up_engines()
+        states = ", ".join(f"{name} {state}" for name, state in worker.engine_states().items())
+        log.info("worker %s started (engines: %s)", worker.worker_id, states)
+        presence.beat()  # its engines are listed ready now, not at the next heartbeat
+        metrics.WORKERS_ALIVE.set(1)
         worker.run_forever(stop, poll_seconds)
     finally:
         metrics.WORKERS_ALIVE.set(0)
         finished.set()
+        presence.close()
 
 
 def _hand_back_after_grace(
-    worker: Worker, stop: threading.Event, finished: threading.Event, grace_seconds: float
+    worker: Worker,
+    presence: Presence,
+    stop: threading.Event,
+    finished: threading.Event,
+    grace_seconds: float,
 ) -> None:
     stop.wait()
+    try:
+        presence.beat()  # the fleet sees it `stopping` at once
+    except Exception:
+        log.exception("could not mark this worker stopping in the workers table")
     log.info("stopping: claiming no more; a running job has %g s to finish", grace_seconds)
     if finished.wait(grace_seconds):
         return

@@ -14,6 +14,7 @@ import pytest
 
 from tests.catalog.cases import SPEC_DAY, catalog, spec_day_clock, table_settings
 from tests.conftest import Env, build_env
+from tests.fleet_rows import register
 from videoqueue.catalog.listing import PREVIEW_NOTE
 
 OPENAPI = Path(__file__).parents[1] / "data" / "venice-openapi-video.json"
@@ -46,7 +47,10 @@ def list_validator() -> jsonschema_rs.Validator:
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     data_dir: Path = tmp_path_factory.mktemp("models") / "data"
-    yield from build_env(table_settings(data_dir), spec_day_clock())
+    for env in build_env(table_settings(data_dir), spec_day_clock()):
+        # A live worker with every engine ready: no model is offline.
+        register(env.db, "worker", {"preview": "ready", "upscale": "ready"}, heard_at=SPEC_DAY)
+        yield env
 
 
 def get_models(env: Env, **params: str) -> Any:

@@ -68,6 +68,22 @@ class Unloadable:
         raise OSError("libvulkan.so.1: cannot open shared object file")
 
 
+class StallsOnRetry:
+    """An engine whose first setup fails at once (it leaves `marker`), and whose later ones
+    hang until the file `gate` exists, then fail too: a retry that takes its time."""
+
+    name = "stalls-on-retry"
+
+    def __init__(self, *, marker: str, gate: str) -> None:
+        if not Path(marker).exists():
+            Path(marker).touch()
+            raise OSError("the weights are not there yet")
+        deadline = time.monotonic() + 60
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise OSError("the weights are still not there")
+
+
 class SlowToLoad:
     """An engine whose setup takes a minute."""
 

@@ -64,8 +64,8 @@ def settings(tmp_path: Path, folder: Path) -> Settings:
             "wan-broken": factory.format(broken, 2),
         },
     )
-    # A worker sets up a failed engine again in its own loop, between jobs: retried every
-    # second, the broken folder's loads would hold up the other engines' jobs.
+    # A worker sets up a failed engine again in the background: retried every second, the
+    # broken folder's loads would take the CPU the other engines' jobs need.
     return settings.model_copy(
         update={"heartbeat_seconds": 0.2, "engine_setup_retry_seconds": SETUP_RETRY_S}
     )

@@ -14,6 +14,7 @@ from videoqueue.billing.models import AccountKind
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
 from videoqueue.engines.isolation import IsolatedEngine
+from videoqueue.fleet.terms import FleetTerms
 from videoqueue.jobs import store
 from videoqueue.jobs.worker import Worker
 from videoqueue.storage.local import LocalStorage
@@ -21,6 +22,7 @@ from videoqueue.workers import run_until_stopped
 
 CLOCK = SystemClock()
 SCRIPTED = "tests.engines.fixture_engines:Scripted"
+GATED = "tests.engines.fixture_engines:Gated"
 
 
 def queue_scripted(
@@ -47,23 +49,35 @@ def queue_scripted(
         return account.id, job.id
 
 
-def scripted_worker(database_url: str, media_dir: str, grace_seconds: float) -> None:
-    """A worker process's main, as `videoqueue worker` runs it, over the scripted engine."""
+FLEET = FleetTerms(heartbeat_seconds=0.2)
+
+
+def scripted_worker(
+    database_url: str, media_dir: str, grace_seconds: float, engines: dict[str, str]
+) -> None:
+    """A worker process's main, as `videoqueue worker` runs it, over the fixture `engines`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     worker = Worker(
         db=Database(database_url),
         storage=LocalStorage(Path(media_dir)),
-        engines={"scripted": IsolatedEngine("scripted", SCRIPTED)},
+        engines={name: IsolatedEngine(name, factory) for name, factory in engines.items()},
         clock=CLOCK,
         lease_seconds=30,
         heartbeat_seconds=0.2,
     )
-    run_until_stopped(worker, poll_seconds=0.05, grace_seconds=grace_seconds)
+    run_until_stopped(worker, poll_seconds=0.05, grace_seconds=grace_seconds, fleet=FLEET)
 
 
-def start_scripted_worker(database_url: str, media_dir: Path, grace_seconds: float) -> BaseProcess:
+def start_scripted_worker(
+    database_url: str,
+    media_dir: Path,
+    grace_seconds: float,
+    engines: dict[str, str] | None = None,
+) -> BaseProcess:
+    """A worker process for `engines` (default: the scripted engine alone)."""
     process = multiprocessing.get_context("spawn").Process(
-        target=scripted_worker, args=(database_url, str(media_dir), grace_seconds)
+        target=scripted_worker,
+        args=(database_url, str(media_dir), grace_seconds, engines or {"scripted": SCRIPTED}),
     )
     process.start()
     return process

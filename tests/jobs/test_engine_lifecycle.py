@@ -108,6 +108,30 @@ def test_a_worker_whose_engines_all_fail_keeps_running_and_retrying_setup(
     worker.db.dispose()
 
 
+def test_a_failed_setup_is_retried_in_the_background_while_healthy_engines_work(
+    database_url: str, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    stalling = (
+        f"tests.engines.fixture_engines:StallsOnRetry?marker={tmp_path / 'tried'}&gate={gate}"
+    )
+    worker = _worker(database_url, tmp_path / "media", {"scripted": SCRIPTED, "stalls": stalling})
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run_forever, args=(stop, 0.05))
+    loop.start()
+    try:
+        wait_until(lambda: worker.engine_states()["stalls"] == "setting up", timeout=30)
+        _, job_id = queue_scripted(worker.db, "ok", max_attempts=1)
+        wait_until(lambda: load_job(worker.db, job_id).state == JobState.COMPLETED, timeout=30)
+        assert worker.engine_states()["stalls"] == "setting up", "its retry is still loading"
+    finally:
+        gate.touch()
+        stop.set()
+        loop.join(30)
+        worker.db.dispose()
+    assert worker.engine_states()["stalls"].startswith("failed: OSError: the weights are still")
+
+
 def test_a_job_past_its_time_limit_fails_refunded_and_the_next_runs_on_a_fresh_child(
     worker: Worker, tmp_path: Path
 ) -> None:

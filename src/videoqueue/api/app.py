@@ -34,6 +34,7 @@ from videoqueue.api.routes import (
     video,
     video_jobs,
     webhooks,
+    workers,
     x402,
 )
 from videoqueue.api.wallet_auth import WalletRequests, WalletServices
@@ -46,11 +47,13 @@ from videoqueue.delivery.links import LinkTerms
 from videoqueue.delivery.secret import load_link_secret
 from videoqueue.delivery.tokens import LinkSigner
 from videoqueue.engines.registry import engine_factories
+from videoqueue.fleet.readiness import ReadyEngines
 from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.outbound import fetch_policy
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
+from videoqueue.workers import fleet_terms
 
 API_PREFIX = "/api/v1"
 
@@ -87,6 +90,7 @@ def create_app(
         links=links,
         terms=job_terms(settings),
     )
+    fleet = fleet_terms(settings)
     ctx = AppContext(
         settings=settings,
         db=db,
@@ -99,6 +103,8 @@ def create_app(
         rate_policies=rate_policies(settings),
         sandbox=sandbox,
         jobs=jobs,
+        fleet=fleet,
+        ready_engines=ReadyEngines(db, clock, fleet.lost_after_seconds),
     )
 
     @asynccontextmanager
@@ -125,6 +131,7 @@ def create_app(
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(billing.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
+    app.include_router(workers.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once

@@ -13,6 +13,8 @@ from videoqueue.catalog.catalog import Catalog
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
 from videoqueue.delivery.links import LinkTerms
+from videoqueue.fleet.readiness import ReadyEngines
+from videoqueue.fleet.terms import FleetTerms
 from videoqueue.jobs.service import JobService
 from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.settings import Settings
@@ -36,6 +38,10 @@ class AppContext:
     """Where clients' media files are decoded (never in the API process itself)."""
     jobs: JobService
     """The order flow: submit, quote, retrieve, complete."""
+    fleet: FleetTerms
+    """When a worker counts as lost."""
+    ready_engines: ReadyEngines
+    """The engines live workers have ready (`/models`' `offline`)."""
 
 
 def context(request: Request) -> AppContext:

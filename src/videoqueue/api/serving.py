@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def serve_api(settings: Settings, processes: int) -> None:
-    """Serve the API on the settings' host and port until SIGTERM or SIGINT.
+    """Serve the API on the settings' host and port until SIGTERM or SIGINT, then drain the
+    requests in flight for up to `api_shutdown_grace_seconds`.
 
     One process serves in this one; more are uvicorn's workers, stopped before this returns.
     """
@@ -50,6 +51,8 @@ def serve_api(settings: Settings, processes: int) -> None:
         # uvicorn replaces an API process that does not answer its ping in time; on a busy
         # machine a process still importing the app at start-up can take longer than 5 s.
         timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
+        # On SIGTERM uvicorn stops accepting, then lets requests in flight finish this long.
+        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,
     )
 
 

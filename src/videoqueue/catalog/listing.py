@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -20,14 +21,16 @@ PREVIEW_NOTE = (
 )
 
 
-def model_entry(entry: ModelEntry) -> dict[str, Any]:
+def model_entry(entry: ModelEntry, ready_engines: Collection[str]) -> dict[str, Any]:
     """One model as Venice lists it, plus a `videoqueue` block: the engine that serves it, how
-    it delivers, and for a silent model how `audio: true` is answered (`audio_request`)."""
+    it delivers, and for a silent model how `audio: true` is answered (`audio_request`).
+    `offline` when the catalogue says so or when its engine is not in `ready_engines` (no
+    live worker could run its job now)."""
     constraints = entry.constraints.model_dump(exclude_none=True)
     spec: dict[str, Any] = {
         "name": entry.name,
         "privacy": entry.privacy,
-        "offline": entry.offline,
+        "offline": entry.offline or entry.engine not in ready_engines,
         "traits": list(entry.traits),
         "constraints": constraints,
         "model_sets": list(entry.model_sets),
@@ -56,9 +59,12 @@ def model_entry(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-def model_list(catalog: Catalog, model_type: str, now: datetime) -> dict[str, Any]:
-    """The `GET /models?type=…` body at `now`; every model here is a video model, and one
-    past its deprecation's `removesAt` is no longer listed.
+def model_list(
+    catalog: Catalog, model_type: str, now: datetime, ready_engines: Collection[str]
+) -> dict[str, Any]:
+    """The `GET /models?type=…` body at `now`, with `ready_engines` those the fleet can run
+    (`model_entry`); every model here is a video model, and one past its deprecation's
+    `removesAt` is no longer listed.
 
     A `type` outside Venice's union of enums is a DetailedError with Zod's `invalid_union`.
     """
@@ -75,5 +81,5 @@ def model_list(catalog: Catalog, model_type: str, now: datetime) -> dict[str, An
             ]
         )
     listed = model_type in ("video", "all")
-    data = [model_entry(m) for m in catalog.listed(now)] if listed else []
+    data = [model_entry(m, ready_engines) for m in catalog.listed(now)] if listed else []
     return {"object": "list", "type": model_type, "data": data}

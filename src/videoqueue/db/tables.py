@@ -7,6 +7,7 @@ from videoqueue.billing import wallet_models as _wallet_models  # noqa: F401
 from videoqueue.consent import models as _consent_models  # noqa: F401
 from videoqueue.db.base import Base
 from videoqueue.delivery import models as _delivery_models  # noqa: F401
+from videoqueue.fleet import models as _fleet_models  # noqa: F401
 from videoqueue.jobs import models as _job_models  # noqa: F401
 from videoqueue.webhooks import models as _webhook_models  # noqa: F401
 

@@ -2,11 +2,12 @@
 
 Engines are set up first; a worker claims only jobs of engines that are ready, so an engine
 that cannot load here leaves its jobs queued for another worker (and is set up again on an
-interval). A heartbeat thread renews the lease while the engine works; when the lease is no
-longer ours (the owner cancelled the job) the engine is told to stop. If this process dies,
-the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
-last attempt lapses is failed and refunded by whichever worker notices first. Beside the
-loop, a thread sends the webhook outbox (`videoqueue.webhooks.sender`).
+interval, in a background thread, while the other engines' jobs go on). A heartbeat thread
+renews the lease while the engine works; when the lease is no longer ours (the owner
+cancelled the job) the engine is told to stop. If this process dies, the lease lapses and
+another worker claims the job again (up to `max_attempts`); a job whose last attempt lapses
+is failed and refunded by whichever worker notices first. Beside the loop, a thread sends
+the webhook outbox (`videoqueue.webhooks.sender`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from videoqueue.db.session import Database
 from videoqueue.engines.base import Engine, EngineError, JobCancelled, JobInput, UpstreamJob
 from videoqueue.engines.isolation import EngineCrashed
 from videoqueue.engines.lifecycle import RunLimits, WarmEngine, as_warm
+from videoqueue.fleet.models import ENGINE_READY
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
@@ -111,9 +113,13 @@ class _JobProgress:
         log.info("job %s runs upstream as %s", job_id, upstream.queue_id)
 
 
+SETUP_JOIN_S = 5.0
+"""How long closing a worker waits for an engine's setup in the background to end."""
+
+
 def _setup_state(engine: WarmEngine) -> str:
     if engine.ready:
-        return "ready"
+        return ENGINE_READY
     return f"failed: {engine.setup_error}" if engine.setup_error else "not set up"
 
 
@@ -147,38 +153,65 @@ class Worker:
         self.setup_retry_seconds = setup_retry_seconds
         self.cancel_grace_seconds = cancel_grace_seconds
         self.retention = retention
-        self._retry_setup_at: dict[str, float] = {}
         self.webhooks: WebhookSender | None = None
         """Sends the webhook outbox beside the job loop (none without `webhooks` terms)."""
         if webhooks is not None:
             self.webhooks = WebhookSender(
                 db=db, clock=clock, terms=webhooks, worker_id=self.worker_id
             )
+        self.current_job_id: str | None = None
+        """The job this worker runs now (read by its presence heartbeat)."""
+        self._retry_setup_at: dict[str, float] = {}
+        self._setups: dict[str, threading.Thread] = {}
+        """Setups retried in the background, by engine: none of them holds up the loop."""
 
     def set_up_engines(self) -> list[str]:
-        """Set up each engine that is not ready (at start, after its child was replaced, or,
-        once its retry is due, after a failed setup); the names of those ready."""
+        """Set up each engine that is not ready: at once the first time and after its child
+        was replaced; in the background, once its retry is due, after a failed setup (so the
+        other engines' jobs go on meanwhile). The names of those ready."""
         for name, engine in self.engines.items():
+            retry = self._setups.get(name)
+            if retry is not None:
+                if retry.is_alive():
+                    continue
+                del self._setups[name]
+                self._after_setup(name, engine)
             if engine.ready or time.monotonic() < self._retry_setup_at.get(name, 0.0):
                 continue
-            engine.setup(self.setup_timeout_seconds)
-            if engine.ready:
-                self._retry_setup_at.pop(name, None)
-                log.info("engine %s ready", name)
+            if name in self._retry_setup_at:
+                self._setups[name] = threading.Thread(
+                    target=engine.setup,
+                    args=(self.setup_timeout_seconds,),
+                    daemon=True,
+                    name=f"setup-{name}",
+                )
+                self._setups[name].start()
                 continue
-            self._retry_setup_at[name] = time.monotonic() + self.setup_retry_seconds
-            log.error(
-                "engine %s FAILED to set up, its jobs are left to other workers "
-                "(trying again in %g s): %s",
-                name,
-                self.setup_retry_seconds,
-                engine.setup_error,
-            )
-        return [name for name, engine in self.engines.items() if engine.ready]
+            engine.setup(self.setup_timeout_seconds)
+            self._after_setup(name, engine)
+        return [n for n, engine in self.engines.items() if engine.ready and n not in self._setups]
+
+    def _after_setup(self, name: str, engine: WarmEngine) -> None:
+        if engine.ready:
+            self._retry_setup_at.pop(name, None)
+            log.info("engine %s ready", name)
+            return
+        self._retry_setup_at[name] = time.monotonic() + self.setup_retry_seconds
+        log.error(
+            "engine %s FAILED to set up, its jobs are left to other workers "
+            "(trying again in %g s): %s",
+            name,
+            self.setup_retry_seconds,
+            engine.setup_error,
+        )
 
     def engine_states(self) -> dict[str, str]:
-        """Each engine's setup state: `ready`, `failed: <why>`, or `not set up`."""
-        return {name: _setup_state(engine) for name, engine in self.engines.items()}
+        """Each engine's setup state: `ready`, `setting up` (again, in the background),
+        `failed: <why>`, or `not set up`."""
+        return {
+            name: "setting up" if name in self._setups else _setup_state(engine)
+            for name, engine in self.engines.items()
+        }
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
         """Run jobs until `stop` is set, and send the webhook outbox in a thread beside."""
@@ -236,9 +269,13 @@ class Worker:
             if job is None:
                 return False
             session.expunge(job)
-        with log_fields(job_id=job.id):
-            log.info("job %s (%s) claimed, attempt %d", job.id, job.model, job.attempts)
-            self._run(job)
+        self.current_job_id = job.id
+        try:
+            with log_fields(job_id=job.id):
+                log.info("job %s (%s) claimed, attempt %d", job.id, job.model, job.attempts)
+                self._run(job)
+        finally:
+            self.current_job_id = None
         return True
 
     def _run(self, job: Job) -> None:
@@ -292,8 +329,14 @@ class Worker:
             self._settle(job_id, error=crash)
 
     def close(self) -> None:
-        """Stop the engines' child processes."""
-        for engine in self.engines.values():
+        """Stop the engines' child processes (one still being set up in the background after
+        `SETUP_JOIN_S` is left to end with this process: its child is a daemon)."""
+        for name, engine in self.engines.items():
+            setup = self._setups.pop(name, None)
+            if setup is not None:
+                setup.join(SETUP_JOIN_S)
+                if setup.is_alive():
+                    continue
             engine.close()
 
     def _settle(

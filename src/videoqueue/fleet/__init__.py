@@ -1,0 +1,1 @@
+"""The worker fleet: each worker's registration and heartbeat, read by the API and the CLI."""
