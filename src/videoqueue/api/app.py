@@ -16,6 +16,7 @@ from videoqueue.api.model_access import ModelHeaders
 from videoqueue.api.openai_shape import PREFIXES as OPENAI_PREFIXES
 from videoqueue.api.policies import (
     fetch_policy,
+    file_offload,
     job_terms,
     link_policy,
     rate_policies,
@@ -98,6 +99,7 @@ def create_app(
         rate_policies=rate_policies(settings),
         sandbox=sandbox,
         jobs=jobs,
+        offload=file_offload(settings),
     )
 
     @asynccontextmanager

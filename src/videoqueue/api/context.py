@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from videoqueue.api.mp4 import FileOffload
 from videoqueue.auth.rate_limits import RatePolicies
 from videoqueue.auth.siwx import SignInPolicy
 from videoqueue.billing.x402 import TopUpTerms
@@ -36,6 +37,8 @@ class AppContext:
     """Where clients' media files are decoded (never in the API process itself)."""
     jobs: JobService
     """The order flow: submit, quote, retrieve, complete."""
+    offload: FileOffload
+    """Whether the reverse proxy sends stored MP4s (`file_offload`)."""
 
 
 def context(request: Request) -> AppContext:

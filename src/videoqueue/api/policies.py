@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from videoqueue.api.mp4 import FileOffload
 from videoqueue.auth.rate_limits import RatePolicies, RatePolicy
 from videoqueue.auth.siwx import ContractWalletVerifier, SignInPolicy, domain_host
 from videoqueue.billing.models import usd_to_micros
@@ -29,6 +30,11 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
         total_timeout_s=settings.media_fetch_total_timeout_seconds,
         max_redirects=settings.media_fetch_max_redirects,
     )
+
+
+def file_offload(settings: Settings) -> FileOffload:
+    """Whether the reverse proxy sends stored MP4s, and how it is told."""
+    return FileOffload(mode=settings.file_offload, prefix=settings.file_offload_prefix)
 
 
 def link_policy(settings: Settings) -> LinkPolicy:

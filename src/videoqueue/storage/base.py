@@ -62,6 +62,10 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file on this machine, if the backend keeps one (None for S3)."""
+        ...
+
     def delivery_url(self, key: str, link: ShareLink) -> str:
         """The pre-signed `download_url` a client GETs `key` from, without credentials.
 
