@@ -222,3 +222,45 @@ def test_a_big_file_is_sent_in_chunks_without_growing_memory(tmp_path: Path) -> 
         expected = zlib.crc32(zeros, expected)
     assert crc == expected
     assert max(rss) - rss[0] < 16 * CHUNK_BYTES
+
+
+def test_a_dropped_download_stops_sending_and_is_not_taken_as_sent(tmp_path: Path) -> None:
+    video = tmp_path / "video.mp4"
+    video.write_bytes(bytes(8 * CHUNK_BYTES))
+
+    async def download() -> tuple[int, list[str]]:
+        dropped = asyncio.Event()
+        chunks, ends = 0, []
+
+        async def receive() -> Message:
+            await dropped.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            nonlocal chunks
+            if message["type"] == "http.response.body" and message["body"]:
+                chunks += 1
+                if chunks == 2:
+                    dropped.set()  # the client goes after two chunks
+                await asyncio.sleep(0)
+            elif message["type"] == "http.response.body":
+                ends.append("last message")
+
+        async def on_sent() -> None:
+            ends.append("on_sent")
+
+        response = LocalFileResponse(
+            video.open("rb"),
+            0,
+            8 * CHUNK_BYTES - 1,
+            status_code=200,
+            headers={},
+            media_type="video/mp4",
+            on_sent=on_sent,
+        )
+        await response({"type": "http", "method": "GET"}, receive, send)
+        return chunks, ends
+
+    chunks, ends = asyncio.run(download())
+    assert 2 <= chunks < 8
+    assert ends == []
