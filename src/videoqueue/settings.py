@@ -307,6 +307,20 @@ class Settings(BaseSettings):
     download_link_delete_media: bool = Field(
         default=True, description="DELETE on a download link also deletes the stored video"
     )
+    # Who sends a finished MP4's bytes from the local media dir (docs/downloads.md).
+    file_offload: Literal["none", "x-accel-redirect", "x-sendfile"] = Field(
+        default="none",
+        description="Who sends a finished MP4 kept in a local media dir: `none`, videoqueue; "
+        "`x-accel-redirect` (nginx) or `x-sendfile` (Apache, lighttpd), the reverse proxy, "
+        "told by that header on an empty answer once every check has passed (it then "
+        "honours Range itself)",
+    )
+    file_offload_prefix: str = Field(
+        default="/_videoqueue/media/",
+        pattern=r"^/(.*/)?$",
+        description="With x-accel-redirect: the nginx `internal` location serving the media "
+        "dir; the header is this prefix followed by the object's key",
+    )
     # Wallets: Sign-In-With-X and x402 top-ups (docs/wallets.md).
     siwx_domains: list[str] = Field(
         default_factory=list,

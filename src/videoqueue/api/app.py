@@ -15,6 +15,7 @@ from videoqueue.api.limits import RateLimitHeaders
 from videoqueue.api.model_access import ModelHeaders
 from videoqueue.api.openai_shape import PREFIXES as OPENAI_PREFIXES
 from videoqueue.api.policies import (
+    file_offload,
     job_terms,
     link_policy,
     rate_policies,
@@ -105,6 +106,7 @@ def create_app(
         jobs=jobs,
         fleet=fleet,
         ready_engines=ReadyEngines(db, clock, fleet.lost_after_seconds),
+        offload=file_offload(settings),
     )
 
     @asynccontextmanager

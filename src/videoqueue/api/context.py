@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from videoqueue.api.mp4 import FileOffload
 from videoqueue.auth.rate_limits import RatePolicies
 from videoqueue.auth.siwx import SignInPolicy
 from videoqueue.billing.x402 import TopUpTerms
@@ -42,6 +43,8 @@ class AppContext:
     """When a worker counts as lost."""
     ready_engines: ReadyEngines
     """The engines live workers have ready (`/models`' `offline`)."""
+    offload: FileOffload
+    """Whether the reverse proxy sends stored MP4s (`file_offload`)."""
 
 
 def context(request: Request) -> AppContext:

@@ -1,17 +1,45 @@
-"""Answering with a stored MP4: whole, or the byte range asked for."""
+"""Answering with a stored MP4: whole, or the byte range asked for; sent by us, or by the
+reverse proxy in front (`file_offload`)."""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+from urllib.parse import quote
 
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import Response, StreamingResponse
 
+from videoqueue.api.file_response import LocalFileResponse
 from videoqueue.errors import VideoqueueError
-from videoqueue.storage.base import Storage
+from videoqueue.storage.base import ObjectNotFound, Storage
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)
+
+OffloadMode = Literal["none", "x-accel-redirect", "x-sendfile"]
+Sent = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class FileOffload:
+    """Whether a reverse proxy sends local files: `x-accel-redirect` names the file as
+    `prefix` + its key (an nginx `internal` location), `x-sendfile` by its absolute path."""
+
+    mode: OffloadMode = "none"
+    prefix: str = "/_videoqueue/media/"
+
+    def header(self, key: str, path: Path) -> tuple[str, str] | None:
+        """The header that hands the file at `key` to the proxy; None to send it ourselves."""
+        if self.mode == "x-accel-redirect":
+            return "X-Accel-Redirect", self.prefix + quote(key)
+        if self.mode == "x-sendfile":
+            return "X-Sendfile", str(path)
+        return None
 
 
 class RangeNotSatisfiable(VideoqueueError):
@@ -50,23 +78,87 @@ def mp4_response(
     range_header: str | None,
     background: BackgroundTask | None = None,
     headers: Mapping[str, str] | None = None,
-) -> StreamingResponse:
+    *,
+    offload: FileOffload | None = None,
+    on_sent: Sent | None = None,
+) -> Response:
     """`video/mp4` bytes of `key`, honouring `Range`, with `headers` added (also to a 416).
+
+    A local file is sent from a memory map, or by the reverse proxy as `offload` says (an
+    empty body with its header; the proxy honours `Range`), except when `background` or
+    `on_sent` must follow the download: only we see our own last byte go. Other backends
+    stream through `read_range`. `on_sent` runs once the last byte is handed to the server,
+    never after a dropped download.
 
     Raises `ObjectNotFound` if missing, `RangeNotSatisfiable` for a range beyond the end.
     """
     extra = dict(headers or {})
-    size = storage.size(key)
+    path = storage.local_path(key)
+    if path is None:
+        return _streamed(storage, key, range_header, extra, background, on_sent)
+    handover = (offload or FileOffload()).header(key, path)
+    if handover is not None and background is None and on_sent is None:
+        if not path.is_file():
+            raise ObjectNotFound()
+        return Response(media_type="video/mp4", headers={**extra, handover[0]: handover[1]})
+    try:
+        file: BinaryIO = path.open("rb")
+    except FileNotFoundError:
+        raise ObjectNotFound() from None
+    try:
+        status, start, end = _status_and_span(range_header, os.fstat(file.fileno()).st_size, extra)
+    except RangeNotSatisfiable:
+        file.close()
+        raise
+    return LocalFileResponse(
+        file,
+        start,
+        end,
+        status_code=status,
+        headers=extra,
+        media_type="video/mp4",
+        background=background,
+        on_sent=on_sent,
+    )
+
+
+def _status_and_span(
+    range_header: str | None, size: int, headers: dict[str, str]
+) -> tuple[int, int, int]:
+    """(status, first byte, last byte) to answer, adding the range headers to `headers`."""
     wanted = _range(range_header, size)
     if wanted == "unsatisfiable":
-        raise RangeNotSatisfiable(size, extra)
-    start, end = (0, size - 1) if wanted is None or isinstance(wanted, str) else wanted
+        raise RangeNotSatisfiable(size, headers)
+    headers["Accept-Ranges"] = "bytes"
+    if wanted is None or isinstance(wanted, str):
+        return 200, 0, size - 1
+    headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+    return 206, wanted[0], wanted[1]
+
+
+def _streamed(
+    storage: Storage,
+    key: str,
+    range_header: str | None,
+    headers: dict[str, str],
+    background: BackgroundTask | None,
+    on_sent: Sent | None,
+) -> StreamingResponse:
+    status, start, end = _status_and_span(range_header, storage.size(key), headers)
+    headers["Content-Length"] = str(end - start + 1)
     chunks = storage.read_range(key, start, end)
-    extra.update({"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)})
-    status = 200
-    if wanted is not None:
-        status = 206
-        extra["Content-Range"] = f"bytes {start}-{end}/{size}"
     return StreamingResponse(
-        chunks, status_code=status, media_type="video/mp4", headers=extra, background=background
+        _then(chunks, on_sent),
+        status_code=status,
+        media_type="video/mp4",
+        headers=headers,
+        background=background,
     )
+
+
+async def _then(chunks: Iterator[bytes], on_sent: Sent | None) -> AsyncIterator[bytes]:
+    """`chunks` through the thread pool, then `on_sent` once the last is handed over."""
+    async for chunk in iterate_in_threadpool(chunks):
+        yield chunk
+    if on_sent is not None:
+        await on_sent()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from videoqueue.api.mp4 import FileOffload
 from videoqueue.auth.rate_limits import RatePolicies, RatePolicy
 from videoqueue.auth.siwx import ContractWalletVerifier, SignInPolicy, domain_host
 from videoqueue.billing.models import usd_to_micros
@@ -16,6 +17,11 @@ from videoqueue.settings import Settings
 
 BASE_ALIASES = {"base": "eip155:8453"}
 """Short network names a payment may give instead of CAIP-2 (Venice accepts `base`)."""
+
+
+def file_offload(settings: Settings) -> FileOffload:
+    """Whether the reverse proxy sends stored MP4s, and how it is told."""
+    return FileOffload(mode=settings.file_offload, prefix=settings.file_offload_prefix)
 
 
 def link_policy(settings: Settings) -> LinkPolicy:

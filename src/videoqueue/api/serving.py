@@ -43,6 +43,8 @@ def serve_api(settings: Settings, processes: int) -> None:
         f"{__name__}:app_from_environment",
         factory=True,
         workers=processes,
+        # httptools writes a response body to the socket as given; h11 copies each chunk.
+        http="httptools",
         host=settings.host,
         port=settings.port,
         log_level="info",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +28,10 @@ class LocalStorage:
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
+        tmp = path.parent / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
+        # 0644 less the umask, as for any file written here (mkstemp's would be 0600): a proxy
+        # sending the media (`file_offload`) reads them as its own user.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
@@ -36,7 +39,7 @@ class LocalStorage:
                 os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path.stat().st_size
 

@@ -185,7 +185,8 @@ async def video_content(request: Request, video_id: str, caller: ReadCaller) -> 
         raise VideoNotReady("This model's videos are served only at their download_url")
     try:
         if variant == "video":
-            return mp4_response(ctx.storage, result.output_key, request.headers.get("range"))
+            range_header = request.headers.get("range")
+            return mp4_response(ctx.storage, result.output_key, range_header, offload=ctx.offload)
         make, media_type = STILLS[variant]
         image = await run_in_threadpool(_still, ctx.storage, ctx.sandbox, result.output_key, make)
     except ObjectNotFound:

@@ -5,20 +5,10 @@ The signed token is the only credential: no `Authorization` header is needed or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import (
-    AsyncContentStream,
-    Content,
-    JSONResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.mp4 import mp4_response
@@ -32,7 +22,6 @@ from videoqueue.delivery.links import (
     revoke_link,
     verify_token,
 )
-from videoqueue.jobs.service import JobService
 from videoqueue.storage.base import ObjectNotFound
 
 router = APIRouter(tags=["Private downloads"])
@@ -51,31 +40,10 @@ def _admit(ctx: AppContext, token: str, serves_bytes: bool = True) -> Fetch:
 
 
 def _serves_last_byte(response: Response) -> bool:
-    if response.status_code == 200:
-        return True
     if response.status_code != 206:
-        return False
+        return True
     span, _, size = response.headers["content-range"].partition("/")  # "bytes 0-99/1000"
     return span.rpartition("-")[2] == str(int(size) - 1)
-
-
-def _delete_once_sent(jobs: JobService, response: StreamingResponse, job_id: str) -> None:
-    """Delete the job's media after the response's last byte is handed to the server."""
-    sent: list[bool] = []
-    chunks = response.body_iterator
-
-    async def watched() -> AsyncIterator[Content]:
-        async for chunk in chunks:
-            yield chunk
-        sent.append(True)
-
-    async def cleanup() -> None:
-        if sent:  # not after a dropped download: the client may still resume it
-            await run_in_threadpool(jobs.delete_media, job_id)
-
-    body: AsyncContentStream = watched()
-    response.body_iterator = body
-    response.background = BackgroundTask(cleanup)
 
 
 @router.get(SHARE_READ_PATH + "/{token}", response_model=None)
@@ -90,24 +58,36 @@ async def read_share(token: str, request: Request) -> Response:
     ctx = context(request)
     fetch = await run_in_threadpool(_admit, ctx, token)
     assert fetch.output_key is not None
-    filename = f"{fetch.job_id}.mp4"
+    job_id = fetch.job_id
     # Deleting once downloaded needs the last byte to pass through here: such links stream.
     if ctx.settings.storage_redirect and not fetch.delete_after_download:
         ttl = ctx.settings.storage_redirect_seconds
         location = await run_in_threadpool(
-            ctx.storage.presigned_url, fetch.output_key, ttl, filename
+            ctx.storage.presigned_url, fetch.output_key, ttl, f"{job_id}.mp4"
         )
         if location is not None:
             return RedirectResponse(location, status_code=307, headers=PRIVATE_HEADERS)
+    response: Response | None = None
+
+    async def delete_once_sent() -> None:  # not after a dropped download: it may resume
+        if response is not None and _serves_last_byte(response):
+            await run_in_threadpool(ctx.jobs.delete_media, job_id)
+
+    headers = {
+        **PRIVATE_HEADERS,
+        "Content-Disposition": f'attachment; filename="{job_id}.mp4"',
+    }
     try:
         response = mp4_response(
-            ctx.storage, fetch.output_key, request.headers.get("range"), headers=PRIVATE_HEADERS
+            ctx.storage,
+            fetch.output_key,
+            request.headers.get("range"),
+            headers=headers,
+            offload=ctx.offload,
+            on_sent=delete_once_sent if fetch.delete_after_download else None,
         )
     except ObjectNotFound:
         raise MediaUnavailable() from None
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    if fetch.delete_after_download and _serves_last_byte(response):
-        _delete_once_sent(ctx.jobs, response, fetch.job_id)
     return response
 
 

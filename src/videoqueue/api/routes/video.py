@@ -101,7 +101,8 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
     body = await json_object(request)
     model, queue_id = job_reference(body, RETRIEVE_KEYS)
     note_log_fields(job_id=queue_id)
-    jobs = context(request).jobs
+    ctx = context(request)
+    jobs = ctx.jobs
     delete_media = body.get("delete_media_on_completion") is True
     result = await run_in_threadpool(
         jobs.retrieve, caller.account_id, model, queue_id, delete_media=delete_media
@@ -131,7 +132,13 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
     if result.delete_media:
         cleanup = BackgroundTask(run_in_threadpool, jobs.delete_media, result.job_id)
     try:
-        return mp4_response(jobs.storage, result.output_key, request.headers.get("range"), cleanup)
+        return mp4_response(
+            jobs.storage,
+            result.output_key,
+            request.headers.get("range"),
+            cleanup,
+            offload=ctx.offload,
+        )
     except ObjectNotFound:
         raise MediaNotFound() from None
 
