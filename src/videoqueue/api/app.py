@@ -126,8 +126,7 @@ def create_app(
     app.include_router(billing.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
-    app.include_router(playground.router)  # `/`: the playground page
-    app.mount(playground.ASSETS_PATH, playground.playground_assets(), name="playground")
+    app.include_router(playground.router)  # `/` and `/playground/*`: the playground page
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once
         app.include_router(
             openai_videos.router, prefix=prefix, include_in_schema=prefix == OPENAI_PREFIXES[0]
