@@ -233,7 +233,8 @@ def test_the_playground_queues_a_transition_shows_its_progress_and_plays_it(
     quote = wait_for_quote(page, env, {**priced, "duration": "3s", "audio": False})
 
     page.find_element(By.ID, "queue-button").click()
-    wait_for(page, lambda p: "Queued" in text_of(p, "job-status"), "the job was not shown queued")
+    queued = "Queued: 0 jobs ahead"  # retrieve's queue_position, with no worker yet
+    wait_for(page, lambda p: queued in text_of(p, "job-status"), "the job was not shown queued")
     assert page.find_element(By.ID, "cancel-button").is_displayed()
     assert 10_000_000 - balance(env, account) == round(quote * 1_000_000)
     supervisor = Supervisor(env.settings, 1)  # only now, so the queued state is seen
