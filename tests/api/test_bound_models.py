@@ -91,6 +91,7 @@ def test_models_lists_what_the_family_renders(bound_env: Env) -> None:
     assert spec["videoqueue"] == {
         "engine": "my-wan21",
         "delivery": "bytes",
+        "media": {"fields": [], "required": []},
         "audio_request": "silent_track",
     }
 

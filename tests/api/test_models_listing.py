@@ -131,7 +131,11 @@ def test_the_wire_capture_entry(video_list: dict[str, Any]) -> None:
             "traits": [],
             "uncensored": True,
             "description": PREVIEW_NOTE,
-            "videoqueue": {"engine": "preview", "delivery": "bytes"},
+            "videoqueue": {
+                "engine": "preview",
+                "delivery": "bytes",
+                "media": {"fields": ["image_url"], "required": [["image_url"]]},
+            },
         },
     }
 
@@ -147,6 +151,52 @@ def test_each_entry_names_the_engine_that_serves_it(video_list: dict[str, Any]) 
     }
     assert all(model_id.startswith("grok-imagine-") for model_id in delivery)
     assert len(delivery) == 7
+
+
+@pytest.mark.parametrize(
+    ("model_id", "media"),
+    [
+        ("wan-2.5-preview-text-to-video", {"fields": ["audio_url"], "required": []}),
+        (
+            "pixverse-c1-transition",
+            {
+                "fields": ["image_url", "end_image_url"],
+                "required": [["image_url"], ["end_image_url"]],
+            },
+        ),
+        (
+            "kling-o3-pro-reference-to-video",
+            {
+                "fields": ["image_url", "end_image_url", "elements", "scene_image_urls"],
+                "required": [["image_url", "elements", "scene_image_urls"]],
+            },
+        ),
+        (
+            "happyhorse-1-0-reference-to-video",
+            # "at least one reference", of the kinds it takes: images only
+            {"fields": ["reference_image_urls"], "required": [["reference_image_urls"]]},
+        ),
+    ],
+)
+def test_each_entry_names_the_media_it_takes(
+    video_list: dict[str, Any], model_id: str, media: dict[str, Any]
+) -> None:
+    """`fields` in the request schema's order; each list in `required` needs one of its fields."""
+    entry = next(e for e in video_list["data"] if e["id"] == model_id)
+    assert entry["model_spec"]["videoqueue"]["media"] == media
+    assert "upscale" not in entry["model_spec"]["videoqueue"]
+
+
+def test_the_upscaler_lists_its_factors(video_list: dict[str, Any]) -> None:
+    entry = next(e for e in video_list["data"] if e["id"] == "topaz-video-upscale")
+    assert entry["model_spec"]["videoqueue"]["upscale"] == {
+        "factors": [1, 2, 4],
+        "default_factor": 2,
+    }
+    assert entry["model_spec"]["videoqueue"]["media"] == {
+        "fields": ["video_url"],
+        "required": [["video_url"]],
+    }
 
 
 def test_deprecated_models_carry_venices_deprecation_block(video_list: dict[str, Any]) -> None:

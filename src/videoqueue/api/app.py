@@ -31,6 +31,7 @@ from videoqueue.api.routes import (
     metrics,
     models,
     openai_videos,
+    playground,
     share,
     video,
     video_jobs,
@@ -136,6 +137,7 @@ def create_app(
     app.include_router(workers.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
+    app.include_router(playground.router)  # `/` and `/playground/*`: the playground page
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once
         app.include_router(
             openai_videos.router, prefix=prefix, include_in_schema=prefix == OPENAI_PREFIXES[0]

@@ -50,7 +50,9 @@ The first step that fails answers the request; nothing is charged.
    `"Use upscale_factor instead of resolution"` (upscale models),
    `"This model does not support aspect_ratio"` (empty aspect-ratio list), likewise
    `resolution`, `upscale_factor`, `omni_reference_task_type`, `bitrate_mode`, and any media
-   field outside the model's *required* and *optional* media.
+   field outside the model's *required* and *optional* media (`/models` lists them in
+   `model_spec.videoqueue.media`: `fields`, and `required`, where each list needs one of
+   its fields; an upscaler's factors are in `model_spec.videoqueue.upscale`).
 3. The model's schema — one DetailedError listing every issue in Zod's shape:
    `{"error": "Invalid request parameters", "details": {...}, "issues": [...]}`. Enum issues
    carry `expected` as `'16:9' | '9:16'` (the model's own list); required fields answer

@@ -8,7 +8,7 @@ from typing import Any
 
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.catalog import Catalog
-from videoqueue.catalog.entry import ModelEntry
+from videoqueue.catalog.entry import MEDIA_FIELDS, REQUIREMENTS, ModelEntry
 from videoqueue.catalog.issues import InvalidParameters
 
 # The `type` query parameter of Venice's `GET /models`: a union of two enums.
@@ -21,11 +21,23 @@ PREVIEW_NOTE = (
 )
 
 
+def media_inputs(entry: ModelEntry) -> dict[str, list[Any]]:
+    """The media fields a request for the model may carry (in the request schema's order), and
+    what it must carry: each list in `required` needs at least one of its fields."""
+    fields = [f for f in MEDIA_FIELDS if f in entry.requires or f in entry.accepts]
+    required = [
+        [f for f in REQUIREMENTS[need][0] if f in fields] if need in REQUIREMENTS else [need]
+        for need in entry.requires
+    ]
+    return {"fields": fields, "required": required}
+
+
 def model_entry(entry: ModelEntry, ready_engines: Collection[str]) -> dict[str, Any]:
     """One model as Venice lists it, plus a `videoqueue` block: the engine that serves it, how
-    it delivers, and for a silent model how `audio: true` is answered (`audio_request`).
-    `offline` when the catalogue says so or when its engine is not in `ready_engines` (no
-    live worker could run its job now)."""
+    it delivers, the media it takes (`media`), an upscaler's factors (`upscale`), and for a
+    silent model how `audio: true` is answered (`audio_request`). `offline` when the catalogue
+    says so or when its engine is not in `ready_engines` (no live worker could run its job
+    now)."""
     constraints = entry.constraints.model_dump(exclude_none=True)
     spec: dict[str, Any] = {
         "name": entry.name,
@@ -46,7 +58,16 @@ def model_entry(entry: ModelEntry, ready_engines: Collection[str]) -> dict[str, 
     description = entry.description or (PREVIEW_NOTE if entry.engine == "preview" else None)
     if description:
         spec["description"] = description
-    spec["videoqueue"] = {"engine": entry.engine, "delivery": entry.delivery}
+    spec["videoqueue"] = {
+        "engine": entry.engine,
+        "delivery": entry.delivery,
+        "media": media_inputs(entry),
+    }
+    if entry.upscale is not None:
+        spec["videoqueue"]["upscale"] = {
+            "factors": list(entry.upscale.factors),
+            "default_factor": entry.upscale.default_factor,
+        }
     if not entry.constraints.audio:
         spec["videoqueue"]["audio_request"] = entry.audio_request
     return {

@@ -1,0 +1,67 @@
+"""The playground's files as the server serves them: the page at `/` under a strict
+Content-Security-Policy, its assets under `/playground/`, nothing from another origin, and
+every file shipped as package data."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from fnmatch import fnmatch
+from html.parser import HTMLParser
+from pathlib import Path
+
+from tests.conftest import Env
+
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "src" / "videoqueue" / "web"
+
+
+class Links(HTMLParser):
+    """Every `src` and `href` of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def test_the_page_is_served_at_the_root_under_a_strict_policy(env: Env) -> None:
+    response = env.client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self' blob:" in policy
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert '<label for="api-key">' in response.text
+    assert "/" not in env.client.get("/openapi.json").json()["paths"]
+
+
+def test_the_page_loads_only_its_own_assets(env: Env) -> None:
+    links = Links()
+    links.feed(env.client.get("/").text)
+    assets = [link for link in links.found if not link.startswith("data:")]
+    assert sorted(assets) == ["playground/playground.css", "playground/playground.js"]
+    types = {"js": "text/javascript", "css": "text/css"}
+    for asset in assets:
+        response = env.client.get(f"/{asset}")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith(types[asset.rsplit(".", 1)[1]])
+    for path in WEB.iterdir():
+        assert not re.search(r"https?://", path.read_text()), f"{path.name} names another origin"
+
+
+def test_an_unknown_asset_is_venices_404(env: Env) -> None:
+    response = env.client.get("/playground/missing.js")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+def test_every_playground_file_ships_as_package_data() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["videoqueue"]
+    for path in WEB.iterdir():
+        name = f"web/{path.name}"
+        assert any(fnmatch(name, pattern) for pattern in patterns), f"{name} is not shipped"
