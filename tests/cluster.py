@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 
 from tests.s3_server import S3Server
 from tests.test_cli_serve import REPO, free_port
-from videoqueue.storage.layout import job_prefix
 
 LOG_TAIL_LINES = 120
 
@@ -28,16 +27,6 @@ class SharedStorage:
 
     environment: dict[str, str]
     list_keys: Callable[[], set[str]]
-
-    def job_ids(self) -> set[str]:
-        """The job of each stored key (`jobs/<id>/…`, see `job_prefix`); a key outside every
-        job's prefix stands for itself, so it shows up as an orphan."""
-        found = set()
-        for key in self.list_keys():
-            parts = key.split("/")
-            job_id = parts[1] if len(parts) > 2 else ""
-            found.add(job_id if job_id and key.startswith(job_prefix(job_id)) else key)
-        return found
 
 
 def bucket_storage(server: S3Server) -> SharedStorage:
@@ -172,12 +161,8 @@ def build_cluster(
     api_members = [
         member(
             f"api-{i}",
-            [*cli, "serve"],
-            {
-                "VIDEOQUEUE_PORT": str(port),
-                "VIDEOQUEUE_WORKERS": "0",
-                "VIDEOQUEUE_API_PROCESSES": "1",
-            },
+            [*cli, "serve", "--no-worker"],
+            {"VIDEOQUEUE_PORT": str(port), "VIDEOQUEUE_API_PROCESSES": "1"},
         )
         for i, port in enumerate(ports)
     ]

@@ -29,11 +29,6 @@ from videoqueue.client.base import DEFAULT_BASE_URL
 
 console = Console(stderr=True)
 
-SEED_REFUSED = (
-    "--seed cannot be honoured: Venice's /video/queue has no seed field, and videoqueue "
-    "derives each job's seed from its request, so the same request renders the same video"
-)
-
 
 def media_url(value: str) -> str:
     """A URL as given; a local file as a `data:` URL."""
@@ -149,10 +144,9 @@ def _model(client: Client, model_id: str) -> dict[str, Any] | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    if args.seed is not None:
-        console.print(f"[red]{SEED_REFUSED}[/]", soft_wrap=True, highlight=False)
-        return 2
     request: dict[str, Any] = {"model": args.model, "prompt": args.prompt}
+    if args.seed is not None:
+        request["seed"] = args.seed
     duration = args.duration
     if duration is None:
         # Venice's schema needs a duration: take the model's first.
@@ -239,8 +233,8 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     generate.add_argument(
         "--seed",
         type=int,
-        help="refused: no server takes one (videoqueue derives each job's seed from its "
-        "request, so the same request renders the same video)",
+        help="the engine's seed (a videoqueue field: other servers ignore or refuse it; "
+        "without it videoqueue derives one from the request)",
     )
     _render_options(generate)
     generate.set_defaults(func=cmd_generate)

@@ -16,7 +16,6 @@ from tests.accounts import balance
 from tests.conftest import Env, load_job
 from videoqueue.cli import main
 from videoqueue.client import Client, QueuedJob
-from videoqueue.client_cli import SEED_REFUSED
 from videoqueue.jobs.states import JobState
 
 T2V = "wan-2.5-preview-text-to-video"
@@ -163,12 +162,12 @@ def test_ctrl_c_on_a_server_that_cannot_cancel_says_the_job_keeps_running(
     assert "this server does not support listing jobs" in capsys.readouterr().err
 
 
-def test_generate_refuses_a_seed_no_server_honours(
+def test_generate_sends_its_seed_to_the_job(
     env: Env, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = env.make_key()
-    _point_at(monkeypatch, api_url, key)
-    assert main(["generate", "a kite", "-m", T2V, "--duration", "5s", "--seed", "7"]) == 2
-    assert SEED_REFUSED in capsys.readouterr().err.replace("\n", " ")
-    with Client(api_url, api_key=key) as client:
-        assert client.jobs().items == ()
+    _point_at(monkeypatch, api_url, env.make_key())
+    monkeypatch.setattr(Client, "wait", _interrupted_wait)  # no worker here: stop waiting
+    _answer(monkeypatch, "n\n")
+    assert main(["generate", "a kite", "-m", T2V, "--duration", "5s", "--seed", "7"]) == 130
+    queue_id = capsys.readouterr().err.split("queued ")[1].split()[2]
+    assert load_job(env.db, queue_id).job_spec.seed == 7

@@ -128,7 +128,7 @@ def number_too_small(path: Path, minimum: float) -> Issue:
     return Issue(
         "too_small",
         path,
-        f"Number must be greater than or equal to {minimum:g}",
+        f"Number must be greater than or equal to {_js_number(minimum)}",
         {"minimum": _js_number(minimum), "type": "number", "inclusive": True, "exact": False},
     )
 
@@ -137,7 +137,7 @@ def number_too_big(path: Path, maximum: float) -> Issue:
     return Issue(
         "too_big",
         path,
-        f"Number must be less than or equal to {maximum:g}",
+        f"Number must be less than or equal to {_js_number(maximum)}",
         {"maximum": _js_number(maximum), "type": "number", "inclusive": True, "exact": False},
     )
 

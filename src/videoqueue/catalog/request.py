@@ -36,6 +36,8 @@ class VideoRequest:
     input_height: int | None = None
     webhook_url: str | None = None
     """Where the job's end is announced (ours: Venice has no webhooks)."""
+    seed: int | None = None
+    """The engine's seed, when the client chose one (ours: Venice takes none)."""
 
     @property
     def duration_seconds(self) -> float | None:

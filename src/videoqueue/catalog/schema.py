@@ -73,6 +73,8 @@ ELEMENT_REFERENCE_IMAGES_MAX = 3
 REFERENCE_VIDEO_TOTAL_MAX = 150
 """The most seconds `reference_video_total_duration` may give on a quote, for every model."""
 WEBHOOK_URL_MAX_LENGTH = 2048
+SEED_MAX = 2**32 - 1
+"""A seed is 32 bits: what every engine's generator takes."""
 URL_FIELDS = ("image_url", "end_image_url", "audio_url", "video_url")
 # An upscale duration is read from the file; a quote may give it as seconds ("10", "10s").
 UPSCALE_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s?$")
@@ -294,6 +296,19 @@ def _webhook_url(value: object, out: list[Issue]) -> None:
         out.append(iss.invalid_url(path))
 
 
+def _seed(value: object, out: list[Issue]) -> None:
+    """`seed`, ours beside Venice's fields: an integer of 0 … 2^32-1."""
+    path: Path = ("seed",)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        out.append(iss.wrong_type(path, "number", value))
+    elif value != int(value):
+        out.append(iss.not_integer(path))
+    elif value < 0:
+        out.append(iss.number_too_small(path, 0))
+    elif value > SEED_MAX:
+        out.append(iss.number_too_big(path, SEED_MAX))
+
+
 def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> list[Issue]:
     """Every schema issue of a `/video/queue` body against `entry`, in Zod's order."""
     out: list[Issue] = []
@@ -323,6 +338,8 @@ def queue_issues(body: Mapping[str, Any], entry: ModelEntry, family: Family) -> 
         _enum(body, "bitrate_mode", BITRATE_MODES, out)
     if "webhook_url" in body:
         _webhook_url(body["webhook_url"], out)
+    if "seed" in body:
+        _seed(body["seed"], out)
     return out
 
 

@@ -176,6 +176,7 @@ def _build(body: Mapping[str, Any], entry: ModelEntry, *, for_quote: bool) -> Vi
             int(body["input_height"]) if for_quote and upscale and "input_height" in body else None
         ),
         webhook_url=None if for_quote else body.get("webhook_url"),
+        seed=None if for_quote or body.get("seed") is None else int(body["seed"]),
     )
 
 

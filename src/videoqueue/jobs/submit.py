@@ -142,8 +142,12 @@ def store_media(
 
 
 def _seed(request: VideoRequest) -> int:
+    """The client's seed, else one derived from the request: the same request renders the
+    same video."""
+    if request.seed is not None:
+        return request.seed
     # Where the job's end is announced changes nothing it makes (nor the seeds of before).
-    made = {k: v for k, v in request.as_json().items() if k != "webhook_url"}
+    made = {k: v for k, v in request.as_json().items() if k not in ("webhook_url", "seed")}
     text = json.dumps(made, sort_keys=True)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
