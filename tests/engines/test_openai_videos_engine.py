@@ -205,11 +205,16 @@ def test_a_job_cancelled_while_it_runs_upstream_is_deleted_there(relay: Relay) -
     assert upstream_job.id == running.upstream_queue_id
     assert upstream_job.state in (JobState.CANCELLED, JobState.DELETED)
     assert upstream_job.output_key is None
-    (deletion,) = [
-        line
-        for line in relay.upstream.log.read_text().splitlines()
-        if "videoqueue.api.requests DELETE /v1/videos/{video_id} 200 " in line
-    ]
+
+    def deletions() -> list[str]:
+        # The upstream logs a request after answering it, so after its job has ended.
+        return [
+            line
+            for line in relay.upstream.log.read_text().splitlines()
+            if "videoqueue.api.requests DELETE /v1/videos/{video_id} 200 " in line
+        ]
+
+    (deletion,) = wait_until(deletions, timeout=30)
     assert f"job_id={running.upstream_queue_id}" in deletion
     assert relay.ours.ledger_consistent() and relay.upstream.ledger_consistent()
 

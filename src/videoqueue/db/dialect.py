@@ -95,7 +95,7 @@ def migration_lock(connection: Connection) -> Iterator[None]:
     database migrate it one after another: the first upgrades, the others find it current.
 
     On PostgreSQL a session advisory lock (without it each creates the same tables and all but
-    one fail); SQLite's `BEGIN IMMEDIATE` already lets one migrating process in at a time.
+    one fail); on SQLite the migrations run in one `BEGIN IMMEDIATE` transaction instead.
     """
     if connection.dialect.name != "postgresql":
         yield

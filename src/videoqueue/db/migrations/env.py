@@ -16,7 +16,12 @@ with engine.connect() as connection, migration_lock(connection):
         connection=connection,
         target_metadata=metadata,
         render_as_batch=True,
-        transaction_per_migration=True,
+        # On SQLite the whole upgrade is one `BEGIN IMMEDIATE` transaction, version read
+        # included (SQLite's DDL is transactional, though Alembic assumes it is not), so a
+        # process starting at the same moment waits, then finds it current; per migration,
+        # two could both read 0001 and both run 0002.
+        transactional_ddl=True,
+        transaction_per_migration=connection.dialect.name == "postgresql",
     )
     with context.begin_transaction():
         context.run_migrations()
