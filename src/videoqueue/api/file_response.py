@@ -1,4 +1,5 @@
-"""Sending a byte range of a local file from the event loop, without a thread hop per chunk."""
+"""Sending a byte range of a local file from the event loop, without a thread hop per chunk
+and, where the server offers it, without Python touching the bytes."""
 
 from __future__ import annotations
 
@@ -11,19 +12,24 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+ZERO_COPY = "http.response.zerocopysend"
+"""ASGI's zero-copy send extension: a server that offers it sends a file by `sendfile`
+(`serve` does, `api/zero_copy.py`)."""
+
 CHUNK_BYTES = 1 << 20
 """Bytes per body message: 256 KiB, 1 MiB and 4 MiB cost alike per GB on uvicorn and httptools
 (bench/README.md), and a larger message only holds more of the file in the transport."""
 
 
 class LocalFileResponse(Response):
-    """Bytes `start` … `end` (inclusive) of an open file, written straight from a read-only
-    memory map of it.
+    """Bytes `start` … `end` (inclusive) of an open file, handed to the server by ASGI's
+    zero-copy send where the server offers it (the kernel copies page cache to socket), else
+    written straight from a read-only memory map of it.
 
-    No `read()` copies the bytes and no worker thread fetches each chunk: the socket is fed
-    from the page cache. Each chunk's pages are dropped from the map once handed to the
-    server, so the process's memory stays flat for any file size. The file must not shrink
-    while it is sent (stored objects are replaced whole, never truncated).
+    No `read()` copies the bytes and no worker thread fetches each chunk. Each mapped chunk's
+    pages are dropped from the map once handed to the server, so the process's memory stays
+    flat for any file size. The file must not shrink while it is sent (stored objects are
+    replaced whole, never truncated).
 
     `on_sent` runs after the last byte was handed to the server, not after a dropped download;
     `background` runs in either case, as on any Starlette response.
@@ -52,13 +58,21 @@ class LocalFileResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with self._file:
-            mapped = self._map() if scope.get("method") != "HEAD" else None
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        sent = True
-        if mapped is not None:
-            sent = await _until_disconnect(self._send_from(mapped, send), receive)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            sent = True
+            if scope.get("method") != "HEAD" and self._end >= self._start:
+                sending = (
+                    self._send_by_kernel(send)
+                    if ZERO_COPY in scope.get("extensions", {})
+                    else self._send_from(self._map(), send)
+                )
+                sent = await _until_disconnect(sending, receive)
         if sent:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             if self._on_sent is not None:
@@ -66,9 +80,17 @@ class LocalFileResponse(Response):
         if self.background is not None:
             await self.background()
 
-    def _map(self) -> mmap.mmap | None:
-        if self._end < self._start:  # an empty file: nothing to map
-            return None
+    async def _send_by_kernel(self, send: Send) -> None:
+        message = {
+            "type": ZERO_COPY,
+            "file": self._file,
+            "offset": self._start,
+            "count": self._end - self._start + 1,
+            "more_body": True,
+        }
+        await send(message)
+
+    def _map(self) -> mmap.mmap:
         mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
         mapped.madvise(mmap.MADV_SEQUENTIAL)
         return mapped
@@ -95,8 +117,12 @@ async def _until_disconnect(sending: Awaitable[None], receive: Receive) -> bool:
 
         async def send_all() -> None:
             nonlocal finished
-            await sending
-            finished = True
+            try:
+                await sending
+            except OSError:  # ASGI's answer to a send on a closed connection
+                pass
+            else:
+                finished = True
             group.cancel_scope.cancel()
 
         async def watch() -> None:

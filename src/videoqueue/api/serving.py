@@ -36,6 +36,8 @@ def serve_api(settings: Settings, processes: int) -> None:
     """
     import uvicorn
 
+    from videoqueue.api.zero_copy import ZeroCopyHttpToolsProtocol
+
     os.environ[SETTINGS_ENV] = json.dumps(
         {"settings": settings.model_dump(mode="json"), "parent_pid": os.getpid()}
     )
@@ -43,8 +45,10 @@ def serve_api(settings: Settings, processes: int) -> None:
         f"{__name__}:app_from_environment",
         factory=True,
         workers=processes,
-        # httptools writes a response body to the socket as given; h11 copies each chunk.
-        http="httptools",
+        # httptools writes a response body to the socket as given (h11 copies each chunk),
+        # and ours adds zero-copy file sends, by asyncio's `loop.sendfile` (uvloop has none).
+        http=ZeroCopyHttpToolsProtocol,
+        loop="asyncio",
         host=settings.host,
         port=settings.port,
         log_level="info",
