@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from starlette.responses import StreamingResponse
 from starlette.types import Message
 
 from tests.conftest import Env, build_env
 from videoqueue.api.file_response import CHUNK_BYTES, LocalFileResponse
+from videoqueue.api.mp4 import mp4_response
 from videoqueue.clock import ManualClock
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
@@ -264,3 +267,38 @@ def test_a_dropped_download_stops_sending_and_is_not_taken_as_sent(tmp_path: Pat
     chunks, ends = asyncio.run(download())
     assert 2 <= chunks < 8
     assert ends == []
+
+
+def test_a_store_without_local_files_is_asked_off_the_event_loop(tmp_path: Path) -> None:
+    # As S3 is: each size and read is a network round trip, which must not stall the loop.
+    asked_on: list[int] = []
+
+    class Remote(LocalStorage):
+        def local_path(self, key: str) -> Path | None:
+            return None
+
+        def size(self, key: str) -> int:
+            asked_on.append(threading.get_ident())
+            return super().size(key)
+
+        def read_range(
+            self, key: str, start: int, end: int, chunk_size: int = 1 << 20
+        ) -> Iterator[bytes]:
+            asked_on.append(threading.get_ident())
+            return super().read_range(key, start, end, chunk_size)
+
+    storage = Remote(tmp_path)
+    storage.put_bytes("video.mp4", DATA)
+
+    async def answer() -> tuple[int, dict[str, str], bytes, int]:
+        response = await mp4_response(storage, "video.mp4", "bytes=10-19")
+        assert isinstance(response, StreamingResponse)
+        body = b"".join(
+            [chunk async for chunk in response.body_iterator if isinstance(chunk, bytes)]
+        )
+        return response.status_code, dict(response.headers), body, threading.get_ident()
+
+    status, headers, body, loop_thread = asyncio.run(answer())
+    assert status == 206 and headers["content-range"] == f"bytes 10-19/{SIZE}"
+    assert body == DATA[10:20]
+    assert len(asked_on) == 2 and loop_thread not in asked_on

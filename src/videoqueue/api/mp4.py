@@ -12,7 +12,7 @@ from typing import BinaryIO, Literal
 from urllib.parse import quote
 
 from starlette.background import BackgroundTask
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from videoqueue.api.file_response import LocalFileResponse
@@ -72,7 +72,7 @@ def _range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def mp4_response(
+async def mp4_response(
     storage: Storage,
     key: str,
     range_header: str | None,
@@ -95,7 +95,7 @@ def mp4_response(
     extra = dict(headers or {})
     path = storage.local_path(key)
     if path is None:
-        return _streamed(storage, key, range_header, extra, background, on_sent)
+        return await _streamed(storage, key, range_header, extra, background, on_sent)
     handover = (offload or FileOffload()).header(key, path)
     if handover is not None and background is None and on_sent is None:
         if not path.is_file():
@@ -136,7 +136,7 @@ def _status_and_span(
     return 206, wanted[0], wanted[1]
 
 
-def _streamed(
+async def _streamed(
     storage: Storage,
     key: str,
     range_header: str | None,
@@ -144,9 +144,13 @@ def _streamed(
     background: BackgroundTask | None,
     on_sent: Sent | None,
 ) -> StreamingResponse:
-    status, start, end = _status_and_span(range_header, storage.size(key), headers)
+    def opened() -> tuple[int, int, int, Iterator[bytes]]:
+        status, start, end = _status_and_span(range_header, storage.size(key), headers)
+        return status, start, end, storage.read_range(key, start, end)
+
+    # A remote store (S3) answers over the network: never on the event loop.
+    status, start, end, chunks = await run_in_threadpool(opened)
     headers["Content-Length"] = str(end - start + 1)
-    chunks = storage.read_range(key, start, end)
     return StreamingResponse(
         _then(chunks, on_sent),
         status_code=status,

@@ -186,7 +186,9 @@ async def video_content(request: Request, video_id: str, caller: ReadCaller) -> 
     try:
         if variant == "video":
             range_header = request.headers.get("range")
-            return mp4_response(ctx.storage, result.output_key, range_header, offload=ctx.offload)
+            return await mp4_response(
+                ctx.storage, result.output_key, range_header, offload=ctx.offload
+            )
         make, media_type = STILLS[variant]
         image = await run_in_threadpool(_still, ctx.storage, ctx.sandbox, result.output_key, make)
     except ObjectNotFound:

@@ -78,7 +78,7 @@ async def read_share(token: str, request: Request) -> Response:
         "Content-Disposition": f'attachment; filename="{job_id}.mp4"',
     }
     try:
-        response = mp4_response(
+        response = await mp4_response(
             ctx.storage,
             fetch.output_key,
             request.headers.get("range"),

@@ -132,7 +132,7 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
     if result.delete_media:
         cleanup = BackgroundTask(run_in_threadpool, jobs.delete_media, result.job_id)
     try:
-        return mp4_response(
+        return await mp4_response(
             jobs.storage,
             result.output_key,
             request.headers.get("range"),
