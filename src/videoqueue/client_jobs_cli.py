@@ -1,5 +1,6 @@
 """`videoqueue jobs list|show|cancel`: the account's jobs on a videoqueue server, through the
-SDK's `/video/jobs` and `/video/cancel` (a Venice server has neither, and says so)."""
+SDK's `/video/jobs` (a page), `/video/jobs/{queue_id}` (one job: `show`, and `cancel` to learn
+its model) and `/video/cancel` (a Venice server has none of them, and says so)."""
 
 from __future__ import annotations
 

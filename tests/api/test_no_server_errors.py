@@ -96,6 +96,7 @@ GET_ROUTES = [
     "/api/v1/videos?limit={}&order={}&after={}",
     "/v1/videos/{}/content?variant={}",
     "/api/v1/webhooks/deliveries?queue_id={}&after={}&limit={}",
+    "/api/v1/video/jobs/{}",
 ]
 HEADER_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
 

@@ -1,11 +1,13 @@
-"""`GET /video/jobs` (an account's jobs, filtered and paged) and `POST /video/cancel` (a
-queued or running job cancelled and refunded once; an ended one refused, unchanged)."""
+"""`GET /video/jobs` (an account's jobs, filtered and paged), `GET /video/jobs/{queue_id}` (one
+of them, as listed) and `POST /video/cancel` (a queued or running job cancelled and refunded
+once; an ended one refused, unchanged)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -39,6 +41,11 @@ def _queue(env: Env, key: str, prompt: str = "a kite", model: str = MODEL) -> st
 def _list(env: Env, key: str | None, **params: Any) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return env.client.get("/api/v1/video/jobs", params=params, headers=headers)
+
+
+def _show(env: Env, key: str | None, queue_id: str) -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return env.client.get(f"/api/v1/video/jobs/{quote(queue_id, safe='')}", headers=headers)
 
 
 def _cancel(env: Env, key: str, queue_id: str, model: str = MODEL) -> Any:
@@ -114,11 +121,68 @@ def test_bad_parameters_answer_venices_400(gated_env: Env, params: dict[str, str
         assert issue["path"] == [next(iter(params))]
 
 
-def test_both_routes_need_a_key(gated_env: Env) -> None:
+def test_shows_one_job_as_the_list_does(gated_env: Env) -> None:
+    key = gated_env.make_key()
+    first, second = _queue(gated_env, key, "first"), _queue(gated_env, key, "second")
+    listed = {item["queue_id"]: item for item in _list(gated_env, key).json()["data"]}
+
+    for queue_id in (first, second):
+        response = _show(gated_env, key, queue_id)
+        assert response.status_code == 200, response.text
+        assert response.json() == listed[queue_id]
+    shown = _show(gated_env, key, second).json()
+    assert (shown["queue_id"], shown["model"], shown["status"]) == (second, MODEL, "QUEUED")
+    assert shown["queue_position"] == 1 and shown["progress"] == 0.0
+    assert shown["created_at"] and shown["started_at"] is None and shown["failure"] is None
+
+    assert _cancel(gated_env, key, first).status_code == 200
+    cancelled = _show(gated_env, key, first).json()
+    assert cancelled["status"] == "CANCELLED" and cancelled["finished_at"] is not None
+    assert cancelled["queue_position"] is None
+    assert _show(gated_env, key, second).json()["queue_position"] == 0
+
+
+def test_another_accounts_job_or_none_is_retrieves_404(gated_env: Env) -> None:
+    owner, stranger = gated_env.make_key(), gated_env.make_key()
+    queue_id = _queue(gated_env, owner)
+    expected = _retrieve(gated_env, stranger, queue_id)
+    assert expected.status_code == 404 and expected.json()["code"] == "MEDIA_NOT_FOUND"
+    for key, job in (
+        (stranger, queue_id),
+        (owner, "00000000-0000-4000-8000-000000000000"),
+        (owner, "nope"),
+        (owner, f"{queue_id}/extra"),
+    ):
+        response = _show(gated_env, key, job)
+        assert (response.status_code, response.json()) == (404, expected.json())
+    assert _show(gated_env, owner, queue_id).status_code == 200
+
+
+@pytest.mark.parametrize("queue_id", ["\ud800", "abc\u0000def", "x" * 5000, "%ff", "caf\u00e9"])
+def test_an_id_no_database_can_hold_is_simply_not_found_on_each_database(
+    settings: Settings, database_url: str, queue_id: str
+) -> None:
+    for env in build_env(settings.model_copy(update={"database_url": database_url})):
+        key = env.make_key()
+        _queue(env, key)
+        # A lone surrogate goes out as the bytes of its UTF-8 form, as a lax client sends it.
+        path = quote(queue_id, safe="", errors="surrogatepass")
+        response = env.client.get(
+            f"/api/v1/video/jobs/{path}", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "MEDIA_NOT_FOUND"
+
+
+def test_the_routes_need_a_key(gated_env: Env) -> None:
     """As every Venice route: no credentials is x402's 402, a bad key 401."""
     assert _list(gated_env, None).status_code == 402
     listed = _list(gated_env, "vq_not_a_key")
     assert listed.status_code == 401 and "error" in listed.json()
+    queue_id = _queue(gated_env, gated_env.make_key())
+    assert _show(gated_env, None, queue_id).status_code == 402
+    shown = _show(gated_env, "vq_not_a_key", queue_id)
+    assert shown.status_code == 401 and "error" in shown.json()
     body = {"model": MODEL, "queue_id": "x"}
     assert gated_env.post("/video/cancel", body).status_code == 402
     cancelled = gated_env.post("/video/cancel", body, "vq_not_a_key")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.accounts import balance
+from tests.client.conftest import RequestLog
 from tests.conftest import Env, load_job
 from videoqueue.cli import main
 from videoqueue.client import Client, QueuedJob
@@ -73,13 +74,20 @@ def test_jobs_list_prints_a_table_and_json_page_by_page(
 
 
 def test_jobs_show_prints_state_position_model_and_times(
-    env: Env, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Env,
+    api_url: str,
+    api_requests: RequestLog,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     key = env.make_key()
     _point_at(monkeypatch, api_url, key)
     (queue_id,) = _queue(api_url, key, 1)
+    (theirs,) = _queue(api_url, env.make_key(), 1)
 
+    api_requests.lines.clear()
     assert main(["jobs", "show", queue_id]) == 0
+    assert api_requests.lines == [f"GET /api/v1/video/jobs/{queue_id}"]  # one job, no paging
     pairs = [
         re.split(r"\s{2,}", line.strip(), maxsplit=1)
         for line in capsys.readouterr().out.splitlines()
@@ -94,8 +102,10 @@ def test_jobs_show_prints_state_position_model_and_times(
     job = json.loads(capsys.readouterr().out)
     assert (job["queue_id"], job["status"], job["failure"]) == (queue_id, "QUEUED", None)
 
-    assert main(["jobs", "show", "00000000-0000-4000-8000-000000000000"]) == 1
-    assert "404" in capsys.readouterr().err
+    for missing in ("00000000-0000-4000-8000-000000000000", theirs):
+        assert main(["jobs", "show", missing]) == 1
+        err = capsys.readouterr().err
+        assert "404 MEDIA_NOT_FOUND" in err and "does not support" not in err
 
 
 def test_jobs_cancel_asks_then_cancels_and_refuses_an_ended_job(
@@ -160,6 +170,8 @@ def test_ctrl_c_on_a_server_that_cannot_cancel_says_the_job_keeps_running(
 
     assert main(["jobs", "list"]) == 1
     assert "this server does not support listing jobs" in capsys.readouterr().err
+    assert main(["jobs", "show", queue_id]) == 1
+    assert "this server does not support reading a job" in capsys.readouterr().err
 
 
 def test_generate_sends_its_seed_to_the_job(

@@ -11,13 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from videoqueue.client.base import (
-    FIND_PAGE_SIZE,
-    Call,
-    ClientBase,
-    job_not_listed,
-    video_of,
-)
+from videoqueue.client.base import Call, ClientBase, video_of
 from videoqueue.client.errors import WaitTimedOut
 from videoqueue.client.jobs import Cancelled, JobPage, JobStatus, JobSummary, Progress, QueuedJob
 
@@ -108,11 +102,8 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
             cursor = page.next_cursor
 
     async def job(self, queue_id: str) -> JobSummary:
-        """The account's job `queue_id`, found in `/video/jobs`; `NotFound` if not there."""
-        async for item in self.iter_jobs(limit=FIND_PAGE_SIZE):
-            if item.queue_id == queue_id:
-                return item
-        raise job_not_listed(queue_id)
+        """The account's job `queue_id`, as `Client.job`."""
+        return await self._call(self._job(queue_id))
 
     async def cancel(self, queue_id: str, model: str) -> Cancelled:
         """Cancel a queued or running job, as `Client.cancel`."""

@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from videoqueue.client.errors import (
     JobEnded,
     JobNotReady,
-    NotFound,
     NotSupported,
     error_for,
     retry_after_seconds,
@@ -28,10 +28,8 @@ H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/api/v1"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 JOB_NOT_FOUND = "MEDIA_NOT_FOUND"
-"""The code of retrieve's (and cancel's) 404 for a job: any other 404 is a route the server
-lacks."""
-FIND_PAGE_SIZE = 100
-"""The largest page `/video/jobs` answers, to find one job in as few requests as possible."""
+"""The code of retrieve's (and cancel's, and `/video/jobs/{queue_id}`'s) 404 for a job: any
+other 404 is a route the server lacks."""
 
 
 class KeyAuth(httpx.Auth):
@@ -133,6 +131,10 @@ def _read_page(response: httpx.Response) -> JobPage:
         items=tuple(JobSummary.from_json(item) for item in body["data"]),
         next_cursor=body.get("next_after") if body.get("has_more") else None,
     )
+
+
+def _read_summary(response: httpx.Response) -> JobSummary:
+    return JobSummary.from_json(_json(response))
 
 
 def _videoqueue_only(
@@ -237,6 +239,13 @@ class ClientBase(Generic[H]):
         parse = _videoqueue_only("listing jobs", _read_page)
         return Call("GET", "video/jobs", parse, params=params)
 
+    def _job(self, queue_id: str) -> Call[JobSummary]:
+        # Quoted whole (dots too, or `..` would be a dot-segment), so that no id names another
+        # path; a lone surrogate goes as its UTF-8-style bytes, for the server to find no job.
+        path = quote(queue_id, safe="", errors="surrogatepass").replace(".", "%2E")
+        parse = _videoqueue_only("reading a job", _read_summary)
+        return Call("GET", f"video/jobs/{path}", parse)
+
     def _cancel(self, queue_id: str, model: str) -> Call[Cancelled]:
         parse = _videoqueue_only("cancelling jobs", _read_cancel(model, queue_id))
         return Call("POST", "video/cancel", parse, {"model": model, "queue_id": queue_id})
@@ -260,10 +269,3 @@ def video_of(job: QueuedJob, status: JobStatus) -> bytes | None:
     if job.download_url is None:
         raise JobNotReady(f"job {job.queue_id} is done but sent no video and has no link")
     return None
-
-
-def job_not_listed(queue_id: str) -> NotFound:
-    return NotFound(
-        f"no job {queue_id} among the account's jobs (unknown, expired or deleted)",
-        code=JOB_NOT_FOUND,
-    )

@@ -85,8 +85,8 @@ class JobEnded(Conflict):
 
 
 class NotSupported(VideoqueueError):
-    """The server has no such route (404 or 405): Venice has no `/video/jobs` nor
-    `/video/cancel`, which only videoqueue offers."""
+    """The server has no such route (404 or 405): Venice has no `/video/jobs`,
+    `/video/jobs/{queue_id}` nor `/video/cancel`, which only videoqueue offers."""
 
 
 class Unprocessable(VideoqueueError):

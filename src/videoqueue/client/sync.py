@@ -10,13 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from videoqueue.client.base import (
-    FIND_PAGE_SIZE,
-    Call,
-    ClientBase,
-    job_not_listed,
-    video_of,
-)
+from videoqueue.client.base import Call, ClientBase, video_of
 from videoqueue.client.errors import WaitTimedOut
 from videoqueue.client.jobs import Cancelled, JobPage, JobStatus, JobSummary, Progress, QueuedJob
 
@@ -106,11 +100,10 @@ class Client(ClientBase[httpx.Client]):
             cursor = page.next_cursor
 
     def job(self, queue_id: str) -> JobSummary:
-        """The account's job `queue_id`, found in `/video/jobs`; `NotFound` if not there."""
-        for item in self.iter_jobs(limit=FIND_PAGE_SIZE):
-            if item.queue_id == queue_id:
-                return item
-        raise job_not_listed(queue_id)
+        """The account's job `queue_id` (videoqueue's `/video/jobs/{queue_id}`); `NotFound` if
+        it has no such job (or its media is gone), `NotSupported` on a server without the
+        route."""
+        return self._call(self._job(queue_id))
 
     def cancel(self, queue_id: str, model: str) -> Cancelled:
         """Cancel a queued or running job (videoqueue's `/video/cancel`); `JobEnded` if it

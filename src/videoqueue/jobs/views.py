@@ -6,6 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from videoqueue.db.session import Database
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs import store
@@ -67,13 +69,16 @@ class JobPage:
     has_more: bool
 
 
-def view_job(db: Database, account_id: str, job_id: str) -> JobView:
-    """The account's job. Raises `MediaNotFound` for no such job, or one whose media is gone."""
+def view_job(
+    db: Database, account_id: str, job_id: str, *, positions_at: datetime | None = None
+) -> JobView:
+    """The account's job (with `positions_at`, its queue position at that time if it waits).
+    Raises `MediaNotFound` for no such job, or one whose media is gone."""
     with db.read() as session:
         job = store.get_job(session, job_id, account_id=account_id)
         if job is None or job.state in GONE:
             raise MediaNotFound()
-        return JobView.of(job)
+        return _view(session, job, positions_at)
 
 
 def list_job_views(
@@ -105,10 +110,12 @@ def list_job_views(
             states=states,
             model=model,
         )
-        views = []
-        for job in jobs[:limit]:
-            position = None
-            if positions_at is not None and store.is_pending(job):
-                position = queue_position(session, job, positions_at)
-            views.append(JobView.of(job, position))
+        views = [_view(session, job, positions_at) for job in jobs[:limit]]
         return JobPage(views, has_more=len(jobs) > limit)
+
+
+def _view(session: Session, job: Job, positions_at: datetime | None) -> JobView:
+    position = None
+    if positions_at is not None and store.is_pending(job):
+        position = queue_position(session, job, positions_at)
+    return JobView.of(job, position)

@@ -1,5 +1,5 @@
-"""`GET /video/jobs` and `POST /video/cancel`: an account's jobs, beside Venice's routes (Venice
-has neither), in Venice's error shapes."""
+"""`GET /video/jobs`, `GET /video/jobs/{queue_id}` and `POST /video/cancel`: an account's jobs,
+beside Venice's routes (Venice has none of them), in Venice's error shapes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from videoqueue.api.routes.video import COMPLETE_KEYS, job_reference
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.jobs.states import JobState
-from videoqueue.jobs.views import JobView, list_job_views
+from videoqueue.jobs.views import JobView, list_job_views, view_job
 from videoqueue.logs import note_log_fields
 
 router = APIRouter(tags=["Video"])
@@ -138,6 +138,19 @@ async def list_jobs(request: Request, caller: ListCaller) -> JSONResponse:
     )
     last = page.views[-1].id if page.views else None
     return page_body([job_item(view) for view in page.views], page.has_more, last)
+
+
+# `:path`, so that an id holding a `/` is this route's 404 too, never "no such route".
+@router.get("/video/jobs/{queue_id:path}")
+async def show_job(request: Request, queue_id: str, caller: ListCaller) -> JSONResponse:
+    """One of the account's jobs, as `/video/jobs` lists it. Another account's job, an
+    unknown id, or a job whose media is gone answers retrieve's 404 `MEDIA_NOT_FOUND`."""
+    note_log_fields(job_id=queue_id)
+    ctx = context(request)
+    view = await run_in_threadpool(
+        view_job, ctx.db, caller.account_id, queue_id, positions_at=ctx.clock.now()
+    )
+    return JSONResponse(job_item(view))
 
 
 @router.post("/video/cancel")
