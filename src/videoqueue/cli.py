@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
@@ -251,7 +251,7 @@ def cmd_storage_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db = _prepare(settings)
     storage = storage_from_url(settings.resolved_storage_url, settings.s3_config())
-    found = unowned_objects(db, storage)
+    found = unowned_objects(db, storage, now=SystemClock().now(), grace=args.grace_minutes)
     if not found:
         console.print("storage is clean: every object belongs to a job")
         return 0
@@ -344,6 +344,16 @@ def _micros(text: str) -> int:
     if not amount.is_finite() or amount == 0:
         raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}")
     return int((amount * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP))
+
+
+def _minutes(text: str) -> timedelta:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+    if not 0 <= minutes < 10**9:  # NaN fails both
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}")
+    return timedelta(minutes=minutes)
 
 
 def _moment(text: str) -> datetime:
@@ -486,6 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(check)
     check.add_argument("--delete", action="store_true", help="delete the objects listed")
+    check.add_argument(
+        "--grace-minutes",
+        type=_minutes,
+        default=timedelta(minutes=60),
+        help="objects of a job id with no job count only once older than this (default 60): "
+        "a queue request stores its inputs a moment before it creates its job",
+    )
     check.set_defaults(func=cmd_storage_check)
 
     from videoqueue.client_cli import add_client_commands

@@ -70,7 +70,7 @@ def _worker(env: Env, clock: ManualClock) -> Worker:
 
 def _stored(env: Env, job_id: str) -> list[str]:
     storage = storage_from_url(env.settings.resolved_storage_url)
-    return sorted(storage.keys(job_prefix(job_id)))
+    return sorted(o.key for o in storage.objects(job_prefix(job_id)))
 
 
 def _retrieve(env: Env, key: str, queue_id: str, model: str = T2V) -> Any:

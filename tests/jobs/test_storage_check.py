@@ -4,8 +4,11 @@ objects of pending jobs and of ended jobs whose media is kept are left alone."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -51,6 +54,16 @@ def _job(env: Env, state: JobState) -> str:
         return job.id
 
 
+def _put_stray(env: Env, key: str, data: bytes, age: timedelta = timedelta(hours=2)) -> None:
+    """`data` stored under `key` (of a job id with no job) as if written `age` ago."""
+    storage = _storage(env)
+    storage.put_bytes(key, data)
+    path = storage.local_path(key)
+    assert path is not None
+    then = time.time() - age.total_seconds()
+    os.utime(path, (then, then))
+
+
 def _check(env: Env, *flags: str) -> int:
     return main(["storage", "check", "--data-dir", str(env.settings.data_dir), *flags])
 
@@ -69,7 +82,7 @@ def test_unowned_objects_are_listed_with_sizes_and_a_total_and_exit_1(
     deleted = _job(env, JobState.DELETED)
     expired = _job(env, JobState.EXPIRED)
     stray = str(uuid.uuid4())
-    _storage(env).put_bytes(output_key(stray), b"0123456789")
+    _put_stray(env, output_key(stray), b"0123456789")
     _storage(env).put_bytes("elsewhere/file", b"not ours")
 
     assert _check(env) == 1
@@ -100,12 +113,12 @@ def test_delete_removes_only_the_unowned_objects_then_the_check_is_clean(
     deleted = _job(env, JobState.DELETED)
     stray = str(uuid.uuid4())
     storage = _storage(env)
-    storage.put_bytes(input_key(stray, PNG_SHA), b"png")
+    _put_stray(env, input_key(stray, PNG_SHA), b"png")
     storage.put_bytes("elsewhere/file", b"not ours")
 
     assert _check(env, "--delete") == 0
     assert "deleted the objects of 2 job(s)" in capsys.readouterr().err
-    assert sorted(storage.keys("")) == sorted(
+    assert sorted(o.key for o in storage.objects("")) == sorted(
         [
             input_key(running, PNG_SHA),
             input_key(completed, PNG_SHA),
@@ -113,5 +126,34 @@ def test_delete_removes_only_the_unowned_objects_then_the_check_is_clean(
             "elsewhere/file",
         ]
     )
-    assert not list(storage.keys(f"jobs/{deleted}/"))
+    assert not list(o.key for o in storage.objects(f"jobs/{deleted}/"))
     assert _check(env) == 0
+
+
+def test_a_job_id_with_no_job_is_left_alone_while_its_objects_are_young(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As the inputs of a queue request are, stored a moment before its job's row.
+    arriving, old = str(uuid.uuid4()), str(uuid.uuid4())
+    _put_stray(env, input_key(arriving, PNG_SHA), b"png", age=timedelta(minutes=59))
+    _put_stray(env, input_key(arriving, "1" * 64), b"png", age=timedelta(hours=3))
+    _put_stray(env, input_key(old, PNG_SHA), b"png", age=timedelta(minutes=61))
+
+    assert _check(env, "--delete") == 0
+    assert "deleted the objects of 1 job(s)" in capsys.readouterr().err
+    assert _storage(env).exists(input_key(arriving, PNG_SHA))
+    assert _storage(env).exists(input_key(arriving, "1" * 64))
+    assert not _storage(env).exists(input_key(old, PNG_SHA))
+
+    assert _check(env, "--grace-minutes", "0") == 1
+    assert input_key(arriving, PNG_SHA) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("minutes", ["-1", "nan", "soon", "1e99"])
+def test_a_grace_that_is_not_a_number_of_minutes_is_refused(
+    env: Env, minutes: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _check(env, "--grace-minutes", minutes)
+    assert exited.value.code == 2
+    assert "not a number of minutes" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""`LocalStorage.keys(prefix)`: every stored key that starts with the prefix (a string
-prefix, not only a folder), never a write still in progress."""
+"""`LocalStorage.objects(prefix)`: every stored object whose key starts with the prefix (a
+string prefix, not only a folder), never a write still in progress."""
 
 from __future__ import annotations
 
@@ -19,31 +19,34 @@ def storage(tmp_path: Path) -> LocalStorage:
 
 
 def test_keys_lists_every_key_under_a_prefix(storage: LocalStorage) -> None:
-    assert sorted(storage.keys("")) == [
+    assert sorted(o.key for o in storage.objects("")) == [
         "jobs/a1/inputs/x",
         "jobs/a1/output.mp4",
         "jobs/a2/output.mp4",
         "other/b",
     ]
-    assert sorted(storage.keys("jobs/a1/")) == ["jobs/a1/inputs/x", "jobs/a1/output.mp4"]
+    assert sorted(o.key for o in storage.objects("jobs/a1/")) == [
+        "jobs/a1/inputs/x",
+        "jobs/a1/output.mp4",
+    ]
 
 
 def test_a_prefix_need_not_end_at_a_folder(storage: LocalStorage) -> None:
-    assert sorted(storage.keys("jobs/a")) == [
+    assert sorted(o.key for o in storage.objects("jobs/a")) == [
         "jobs/a1/inputs/x",
         "jobs/a1/output.mp4",
         "jobs/a2/output.mp4",
     ]
-    assert list(storage.keys("jobs/a1/out")) == ["jobs/a1/output.mp4"]
-    assert list(storage.keys("jobs/b")) == []
-    assert list(storage.keys("missing/")) == []
+    assert list(o.key for o in storage.objects("jobs/a1/out")) == ["jobs/a1/output.mp4"]
+    assert list(o.key for o in storage.objects("jobs/b")) == []
+    assert list(o.key for o in storage.objects("missing/")) == []
 
 
 def test_a_write_in_progress_is_no_key(storage: LocalStorage) -> None:
     (storage.root / "jobs" / "a2" / f"{TEMPORARY_PREFIX}half").write_bytes(b"da")
-    assert list(storage.keys("jobs/a2/")) == ["jobs/a2/output.mp4"]
+    assert list(o.key for o in storage.objects("jobs/a2/")) == ["jobs/a2/output.mp4"]
 
 
 def test_a_prefix_may_not_escape_the_root(storage: LocalStorage) -> None:
     with pytest.raises(ValueError):
-        list(storage.keys("../"))
+        list(o.key for o in storage.objects("../"))

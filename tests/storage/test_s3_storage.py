@@ -109,7 +109,7 @@ def _every_method(storage: S3Storage, tmp_path: Path) -> list[Callable[[], Any]]
         lambda: storage.size("jobs/a/output.mp4"),
         lambda: storage.read_range("jobs/a/output.mp4", 0, 10),
         lambda: storage.exists("jobs/a/output.mp4"),
-        lambda: list(storage.keys("jobs/")),
+        lambda: list(o.key for o in storage.objects("jobs/")),
         lambda: storage.delete_prefix("jobs/a/"),
     ]
 

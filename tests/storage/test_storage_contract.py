@@ -5,6 +5,7 @@ Each test takes `storage` and so runs once per backend.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -63,7 +64,9 @@ def test_a_failed_put_leaves_the_previous_object_and_no_other(
     with pytest.raises(FileNotFoundError):
         storage.put_file("jobs/a/other.mp4", tmp_path / "missing.mp4")
     assert _read(storage, "jobs/a/output.mp4", 0, len(DATA) - 1) == DATA
-    assert set(storage.keys("jobs/")) == {"jobs/a/output.mp4"}, "no temporary or partial object"
+    assert set(o.key for o in storage.objects("jobs/")) == {"jobs/a/output.mp4"}, (
+        "no temporary or partial object"
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,18 +136,34 @@ def test_a_presigned_url_when_given_serves_the_object_and_its_ranges(storage: St
     assert part.status_code == 206 and part.content == DATA[100:200]
 
 
-def test_keys_lists_every_key_that_starts_with_the_prefix(storage: Storage) -> None:
+def test_a_listing_gives_each_object_its_size_and_when_it_was_written(storage: Storage) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)  # S3 keeps whole seconds
+    storage.put_bytes("jobs/a/output.mp4", DATA)
+    storage.put_bytes("jobs/a/inputs/x", b"x")
+    after = datetime.now(UTC) + timedelta(seconds=5)
+    listed = {o.key: o for o in storage.objects("jobs/")}
+    assert {key: o.size for key, o in listed.items()} == {
+        "jobs/a/output.mp4": len(DATA),
+        "jobs/a/inputs/x": 1,
+    }
+    assert all(before <= o.modified_at <= after for o in listed.values())
+
+
+def test_objects_lists_every_key_that_starts_with_the_prefix(storage: Storage) -> None:
     for key in ("jobs/a/output.mp4", "jobs/a/inputs/x", "jobs/ab/output.mp4", "jobs/b/output.mp4"):
         storage.put_bytes(key, key.encode())
-    assert set(storage.keys("jobs/a/")) == {"jobs/a/output.mp4", "jobs/a/inputs/x"}
-    assert set(storage.keys("jobs/a")) == {
+    assert set(o.key for o in storage.objects("jobs/a/")) == {
+        "jobs/a/output.mp4",
+        "jobs/a/inputs/x",
+    }
+    assert set(o.key for o in storage.objects("jobs/a")) == {
         "jobs/a/output.mp4",
         "jobs/a/inputs/x",
         "jobs/ab/output.mp4",
     }
-    assert len(set(storage.keys(""))) == 4
-    assert list(storage.keys("jobs/c/")) == []
-    assert list(storage.keys("nothing/here/")) == []
+    assert len(set(o.key for o in storage.objects(""))) == 4
+    assert list(o.key for o in storage.objects("jobs/c/")) == []
+    assert list(o.key for o in storage.objects("nothing/here/")) == []
 
 
 def test_delete_prefix_removes_the_job_and_nothing_else(storage: Storage) -> None:
@@ -153,7 +172,13 @@ def test_delete_prefix_removes_the_job_and_nothing_else(storage: Storage) -> Non
     storage.delete_prefix("jobs/a/")
     assert not storage.exists("jobs/a/output.mp4")
     assert not storage.exists("jobs/a/inputs/x")
-    assert set(storage.keys("jobs/")) == {"jobs/ab/output.mp4", "jobs/b/output.mp4"}
+    assert set(o.key for o in storage.objects("jobs/")) == {
+        "jobs/ab/output.mp4",
+        "jobs/b/output.mp4",
+    }
     storage.delete_prefix("jobs/a/")  # again, and a prefix that never held anything
     storage.delete_prefix("jobs/never/")
-    assert set(storage.keys("jobs/")) == {"jobs/ab/output.mp4", "jobs/b/output.mp4"}
+    assert set(o.key for o in storage.objects("jobs/")) == {
+        "jobs/ab/output.mp4",
+        "jobs/b/output.mp4",
+    }

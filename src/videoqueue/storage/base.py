@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +25,16 @@ class StorageUnavailable(VideoqueueError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it."""
+
+    key: str
+    size: int
+    modified_at: datetime
+    """When it was last written (timezone-aware)."""
 
 
 class Storage(Protocol):
@@ -60,8 +72,8 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def keys(self, prefix: str) -> Iterator[str]:
-        """Every object key that starts with `prefix`, in no particular order."""
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix`, in no particular order."""
         ...
 
     def local_path(self, key: str) -> Path | None:

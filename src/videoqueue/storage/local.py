@@ -6,10 +6,11 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from videoqueue.storage.base import ObjectNotFound
+from videoqueue.storage.base import ObjectNotFound, StoredObject
 
 TEMPORARY_PREFIX = ".tmp-"
 
@@ -96,7 +97,7 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def keys(self, prefix: str) -> Iterator[str]:
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
         # Only the folder the prefix names up to its last "/" can hold matches.
         folder = self.root / prefix.rpartition("/")[0]
         if not folder.resolve().is_relative_to(self.root):
@@ -105,9 +106,16 @@ class LocalStorage:
             for name in names:
                 if name.startswith(TEMPORARY_PREFIX):  # a write in progress, not an object
                     continue
-                key = (Path(parent) / name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    yield key
+                path = Path(parent) / name
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # deleted since the folder was read
+                modified_at = datetime.fromtimestamp(stat.st_mtime, UTC)
+                yield StoredObject(key, stat.st_size, modified_at)
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

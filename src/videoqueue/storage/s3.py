@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from videoqueue.storage.base import ObjectNotFound, StorageUnavailable
+from videoqueue.storage.base import ObjectNotFound, StorageUnavailable, StoredObject
 from videoqueue.storage.s3_config import S3Config
 
 if TYPE_CHECKING:
@@ -127,8 +127,8 @@ class S3Storage:
 
     def delete_prefix(self, prefix: str) -> None:
         batch: list[str] = []
-        for key in self.keys(prefix):
-            batch.append(key)
+        for stored in self.objects(prefix):
+            batch.append(stored.key)
             if len(batch) == _DELETE_BATCH:
                 self._delete(batch)
                 batch = []
@@ -152,14 +152,15 @@ class S3Storage:
             return False
         return True
 
-    def keys(self, prefix: str) -> Iterator[str]:
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._key(prefix)
         )
         with self._boundary("listing", prefix):
             for page in pages:
                 for entry in page.get("Contents", []):
-                    yield entry["Key"].removeprefix(self.prefix)
+                    key = entry["Key"].removeprefix(self.prefix)
+                    yield StoredObject(key, entry["Size"], entry["LastModified"])
 
     def local_path(self, key: str) -> Path | None:
         return None
