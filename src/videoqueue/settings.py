@@ -71,9 +71,9 @@ class Settings(BaseSettings):
     )
     storage_redirect: bool = Field(
         default=False,
-        description="A download link answers 307 to a short-lived pre-signed storage URL "
-        "instead of streaming the video through videoqueue (S3 only; /video/retrieve always "
-        "streams)",
+        description="A download link (or an input link) answers 307 to a short-lived "
+        "pre-signed storage URL instead of streaming the file through videoqueue (S3 only; "
+        "/video/retrieve always streams)",
     )
     storage_redirect_seconds: int = Field(
         default=60, ge=1, description="How long the pre-signed URL of a redirect is valid"
@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on")
     port: int = Field(default=8000, description="Port `serve` listens on")
     public_base_url: str | None = Field(
-        default=None, description="Base URL clients reach; default: http://host:port"
+        default=None,
+        description="Base URL clients (and upstreams fetching input links) reach; default: "
+        "http://host:port",
     )
     catalog_path: Path | None = Field(
         default=None, description="Operator catalogue TOML that adds or overrides models"
@@ -289,8 +291,8 @@ class Settings(BaseSettings):
         default=None,
         repr=False,
         min_length=32,
-        description="HMAC key that signs download links; default: generated once and kept "
-        "in data_dir/link_secret (give every API process the same one)",
+        description="HMAC key that signs download links and input links; default: generated "
+        "once and kept in data_dir/link_secret (give every API and worker process the same one)",
     )
     download_link_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="How long a download link stays valid"

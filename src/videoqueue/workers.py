@@ -16,6 +16,8 @@ from videoqueue import metrics
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
+from videoqueue.delivery.inputs import InputLinks
+from videoqueue.delivery.secret import load_link_secret
 from videoqueue.engines.registry import UnknownEngine, build_engines, engine_factories
 from videoqueue.fleet.terms import FleetTerms
 from videoqueue.jobs.presence import Presence
@@ -40,6 +42,13 @@ def fleet_terms(settings: Settings) -> FleetTerms:
         lost_after_seconds=settings.worker_lost_after_seconds,
         forget_after_seconds=settings.worker_forget_after_seconds,
     )
+
+
+def input_link_terms(settings: Settings) -> InputLinks:
+    """How links to jobs' inputs are signed (by workers) and checked (by the API): with the
+    download links' secret, at the public base URL."""
+    secret = load_link_secret(settings.link_secret, settings.data_dir)
+    return InputLinks.with_secret(secret, settings.resolved_public_base_url)
 
 
 def build_worker(
@@ -70,6 +79,7 @@ def build_worker(
         cancel_grace_seconds=settings.cancel_grace_seconds,
         retention=settings.retention,
         webhooks=webhook_terms(settings),
+        input_links=input_link_terms(settings),
     )
 
 

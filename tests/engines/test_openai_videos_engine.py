@@ -22,6 +22,8 @@ from tests.engines.videoqueue_servers import (
     Relay,
     VideoqueueServer,
     assert_mp4_of_the_request,
+    held_upstream,
+    relay_through,
 )
 from videoqueue.engines.base import JobKind
 from videoqueue.engines.openai_videos import load
@@ -81,11 +83,7 @@ def gate(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def upstream(tmp_path: Path, gate: Path) -> Iterator[VideoqueueServer]:
-    server = VideoqueueServer(
-        tmp_path / "upstream",
-        catalog("gated"),
-        {"gated": f"tests.engines.fixture_engines:HeldUpstream?gate={quote(str(gate))}"},
-    )
+    server = held_upstream(tmp_path / "upstream", catalog("gated"), gate)
     try:
         server.start()
         yield server
@@ -101,17 +99,11 @@ def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Re
         "&api_key_env=UPSTREAM_VIDEOQUEUE_KEY&poll_seconds=0.2&max_poll_seconds=0.5"
         "&retry_seconds=120"
     )
-    ours = VideoqueueServer(
-        tmp_path / "ours",
-        catalog("upstream"),
-        {"upstream": factory},
-        {"UPSTREAM_VIDEOQUEUE_KEY": upstream.key},
-    )
-    try:
-        ours.start()
-        yield Relay(ours, upstream, gate, "POST /v1/videos")
-    finally:
-        ours.kill()
+    started_by = "POST /v1/videos"
+    with relay_through(
+        tmp_path / "ours", catalog("upstream"), factory, upstream, gate, started_by
+    ) as r:
+        yield r
 
 
 def test_a_job_runs_as_an_upstream_video_and_its_mp4_comes_back(relay: Relay) -> None:

@@ -22,6 +22,8 @@ from tests.engines.videoqueue_servers import (
     Relay,
     VideoqueueServer,
     assert_mp4_of_the_request,
+    held_upstream,
+    relay_through,
 )
 from videoqueue.engines.base import JobInput, UpstreamJob
 from videoqueue.engines.venice import load
@@ -69,10 +71,10 @@ def gate(tmp_path: Path) -> Path:
 @pytest.fixture
 def upstream(tmp_path: Path, gate: Path) -> Iterator[VideoqueueServer]:
     """A videoqueue whose jobs wait for `gate`, and which refuses prompts with REFUSED_WORD."""
-    server = VideoqueueServer(
+    server = held_upstream(
         tmp_path / "upstream",
         catalog("gated", private_delivery="download_url"),
-        {"gated": f"tests.engines.fixture_engines:HeldUpstream?gate={quote(str(gate))}"},
+        gate,
         {"VIDEOQUEUE_CONTENT_POLICY_RULES": json.dumps([{"pattern": REFUSED_WORD}])},
     )
     try:
@@ -89,17 +91,11 @@ def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Re
         "&api_key_env=UPSTREAM_VIDEOQUEUE_KEY&poll_seconds=0.2&max_poll_seconds=0.5"
         "&retry_seconds=120"
     )
-    ours = VideoqueueServer(
-        tmp_path / "ours",
-        catalog("upstream"),
-        {"upstream": factory},
-        {"UPSTREAM_VIDEOQUEUE_KEY": upstream.key},
-    )
-    try:
-        ours.start()
-        yield Relay(ours, upstream, gate, "POST /api/v1/video/queue")
-    finally:
-        ours.kill()
+    started_by = "POST /api/v1/video/queue"
+    with relay_through(
+        tmp_path / "ours", catalog("upstream"), factory, upstream, gate, started_by
+    ) as r:
+        yield r
 
 
 def test_an_attempt_given_its_upstream_job_polls_that_job_and_queues_none(

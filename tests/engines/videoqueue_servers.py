@@ -9,9 +9,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import av
 import httpx
@@ -179,6 +182,35 @@ class Relay:
         assert self.upstream.log.read_text().count(requests) == 1
         assert self.ours.ledger_consistent()
         assert self.upstream.ledger_consistent()
+
+
+def held_upstream(
+    folder: Path, catalog: str, gate: Path, environment: dict[str, str] | None = None
+) -> VideoqueueServer:
+    """A server, not started, whose engine `gated` holds each job until `gate` exists."""
+    engine = f"tests.engines.fixture_engines:HeldUpstream?gate={quote(str(gate))}"
+    return VideoqueueServer(folder, catalog, {"gated": engine}, environment or {})
+
+
+@contextmanager
+def relay_through(
+    folder: Path,
+    catalog: str,
+    factory: str,
+    upstream: VideoqueueServer,
+    gate: Path,
+    started_by: str,
+) -> Iterator[Relay]:
+    """Ours, started, whose engine `upstream` is built by `factory` (reading the upstream's key
+    from `UPSTREAM_VIDEOQUEUE_KEY`); killed when the block ends."""
+    ours = VideoqueueServer(
+        folder, catalog, {"upstream": factory}, {"UPSTREAM_VIDEOQUEUE_KEY": upstream.key}
+    )
+    try:
+        ours.start()
+        yield Relay(ours, upstream, gate, started_by)
+    finally:
+        ours.kill()
 
 
 def assert_mp4_of_the_request(data: bytes) -> None:

@@ -28,6 +28,7 @@ from videoqueue.api.routes import (
     billing,
     consents,
     events,
+    input_links,
     metrics,
     models,
     openai_videos,
@@ -55,7 +56,7 @@ from videoqueue.media.sandbox import DecodeSandbox
 from videoqueue.outbound import fetch_policy
 from videoqueue.settings import Settings
 from videoqueue.storage.factory import storage_from_url
-from videoqueue.workers import fleet_terms
+from videoqueue.workers import fleet_terms, input_link_terms
 
 API_PREFIX = "/api/v1"
 
@@ -100,6 +101,7 @@ def create_app(
         catalog=catalog,
         clock=clock,
         links=links,
+        inputs=input_link_terms(settings),
         top_up_terms=top_up_terms(settings),
         sign_in=sign_in_policy(settings, wallets.contract_wallets),
         rate_policies=rate_policies(settings),
@@ -136,6 +138,7 @@ def create_app(
     app.include_router(webhooks.router, prefix=API_PREFIX)
     app.include_router(workers.router, prefix=API_PREFIX)
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
+    app.include_router(input_links.router)  # `/v1/share/input/<token>`: inputs, for upstreams
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
     app.include_router(playground.router)  # `/` and `/playground/*`: the playground page
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once

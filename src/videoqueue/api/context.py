@@ -13,6 +13,7 @@ from videoqueue.billing.x402 import TopUpTerms
 from videoqueue.catalog.catalog import Catalog
 from videoqueue.clock import Clock
 from videoqueue.db.session import Database
+from videoqueue.delivery.inputs import InputLinks
 from videoqueue.delivery.links import LinkTerms
 from videoqueue.fleet.readiness import ReadyEngines
 from videoqueue.fleet.terms import FleetTerms
@@ -31,6 +32,8 @@ class AppContext:
     clock: Clock
     links: LinkTerms
     """How download links are made and how hard each may be used."""
+    inputs: InputLinks
+    """How the links workers sign to jobs' inputs are checked."""
     top_up_terms: TopUpTerms
     sign_in: SignInPolicy
     """What a `SIGN-IN-WITH-X` message must name (domains, chains)."""

@@ -81,8 +81,10 @@ async def mp4_response(
     *,
     offload: FileOffload | None = None,
     on_sent: Sent | None = None,
+    media_type: str = "video/mp4",
 ) -> Response:
-    """`video/mp4` bytes of `key`, honouring `Range`, with `headers` added (also to a 416).
+    """The bytes of `key` (as `media_type`, an MP4 unless told), honouring `Range`, with
+    `headers` added (also to a 416).
 
     A local file is sent from a memory map, or by the reverse proxy as `offload` says (an
     empty body with its header; the proxy honours `Range`), except when `background` or
@@ -95,12 +97,12 @@ async def mp4_response(
     extra = dict(headers or {})
     path = storage.local_path(key)
     if path is None:
-        return await _streamed(storage, key, range_header, extra, background, on_sent)
+        return await _streamed(storage, key, range_header, extra, background, on_sent, media_type)
     handover = (offload or FileOffload()).header(key, path)
     if handover is not None and background is None and on_sent is None:
         if not path.is_file():
             raise ObjectNotFound()
-        return Response(media_type="video/mp4", headers={**extra, handover[0]: handover[1]})
+        return Response(media_type=media_type, headers={**extra, handover[0]: handover[1]})
     try:
         file: BinaryIO = path.open("rb")
     except FileNotFoundError:
@@ -116,7 +118,7 @@ async def mp4_response(
         end,
         status_code=status,
         headers=extra,
-        media_type="video/mp4",
+        media_type=media_type,
         background=background,
         on_sent=on_sent,
     )
@@ -143,6 +145,7 @@ async def _streamed(
     headers: dict[str, str],
     background: BackgroundTask | None,
     on_sent: Sent | None,
+    media_type: str,
 ) -> StreamingResponse:
     def opened() -> tuple[int, int, int, Iterator[bytes]]:
         status, start, end = _status_and_span(range_header, storage.size(key), headers)
@@ -154,7 +157,7 @@ async def _streamed(
     return StreamingResponse(
         _then(chunks, on_sent),
         status_code=status,
-        media_type="video/mp4",
+        media_type=media_type,
         headers=headers,
         background=background,
     )

@@ -4,9 +4,10 @@ A token is the URL-safe base64 (no padding) of 73 bytes:
 
     version (1) | link id (16 random bytes) | job id (16, the UUID) | expiry (8, Unix s) | MAC (32)
 
-where MAC = HMAC-SHA256(secret, "videoqueue/delivery-link" | the 41 bytes before it). The
-signature is checked before the database is touched, so a forged or altered token costs one
-HMAC; revocation and fetch counts live in the `delivery_links` row named by the link id.
+where MAC = HMAC-SHA256(secret, purpose | the 41 bytes before it). The signature is checked
+before the database is touched, so a forged or altered token costs one HMAC; a download
+link's revocation and fetch counts live in the `delivery_links` row named by the link id.
+The purpose (`DOWNLOAD_LINK`, `INPUT_LINK`) keeps a token of one kind from passing as the other.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from datetime import UTC, datetime
 VERSION = 1
 LINK_ID_BYTES = 16
 MIN_SECRET_BYTES = 16
-_DOMAIN = b"videoqueue/delivery-link"
+DOWNLOAD_LINK = b"videoqueue/delivery-link"
+"""A private model's `download_url` (`delivery.links`)."""
+INPUT_LINK = b"videoqueue/input-link"
+"""A running job's input, fetched by the upstream it was forwarded to (`delivery.inputs`)."""
 _CLAIMS = struct.Struct(">B16s16sQ")
 _MAC_BYTES = hashlib.sha256().digest_size
 TOKEN_BYTES = _CLAIMS.size + _MAC_BYTES
@@ -62,15 +66,16 @@ def _b64decode(text: str) -> bytes:
 
 
 class LinkSigner:
-    """Issues and verifies delivery-link tokens with one server secret."""
+    """Issues and verifies link tokens of one `purpose` with one server secret."""
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, purpose: bytes = DOWNLOAD_LINK) -> None:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"a link secret needs at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        self._purpose = purpose
 
     def _mac(self, claims: bytes) -> bytes:
-        return hmac.new(self._secret, _DOMAIN + claims, hashlib.sha256).digest()
+        return hmac.new(self._secret, self._purpose + claims, hashlib.sha256).digest()
 
     def issue(self, job_id: str, expires_at: datetime) -> tuple[LinkClaims, str]:
         """A new link for `job_id`'s output, valid until `expires_at` (kept to whole seconds)."""

@@ -212,6 +212,12 @@ class Media(Generic[M]):
             scene_images=many(self.scene_images),
         )
 
+    def files(self) -> list[M]:
+        """Every file of every role (one that several roles send, as often as they do)."""
+        found: list[M] = []
+        self.map(found.append)
+        return found
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobInput:
@@ -232,6 +238,9 @@ class JobInput:
     max_output_pixels: int | None = None
     """The largest upscaled frame (width x height) the model allows; None: no cap."""
     media: Media[Path] = field(default_factory=Media)
+    media_urls: Media[str] | None = None
+    """The same inputs as signed links to this server that an upstream may GET while the job
+    runs (None where the worker signs none); for an engine that forwards the job."""
     upstream: UpstreamJob | None = None
     """The upstream job an earlier attempt started (an engine that forwards resumes it)."""
 

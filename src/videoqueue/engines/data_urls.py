@@ -1,4 +1,5 @@
-"""A job's local media files as `data:` URLs, the form every Venice-compatible server takes."""
+"""A job's local media files as `data:` URLs, the form every Venice-compatible server takes,
+and a job's media URLs as the queue request's fields."""
 
 from __future__ import annotations
 
@@ -36,9 +37,8 @@ def data_url(path: Path) -> str:
     return f"data:{media_type(data[:16])};base64,{base64.b64encode(data).decode()}"
 
 
-def media_fields(media: Media[Path]) -> dict[str, object]:
-    """The queue request's media fields (spec §4.1) for the files a job has."""
-    urls = media.map(data_url)
+def media_fields(urls: Media[str]) -> dict[str, object]:
+    """The queue request's media fields (spec §4.1) for the URLs of the files a job has."""
     fields: dict[str, object] = {
         "image_url": urls.image,
         "end_image_url": urls.end_image,

@@ -21,12 +21,13 @@ from videoqueue.engines.base import (
     EngineError,
     JobCancelled,
     JobInput,
+    Media,
     ProgressCallback,
     UpstreamJob,
     VideoInfo,
     record_upstream,
 )
-from videoqueue.engines.data_urls import media_fields
+from videoqueue.engines.data_urls import data_url, media_fields
 from videoqueue.engines.upstream_calls import (
     PROGRESS_BEFORE_DOWNLOAD,
     Binding,
@@ -44,6 +45,8 @@ from videoqueue.media.probe import probe_video
 log = logging.getLogger(__name__)
 
 STANDARD_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
+MEDIA_FORMS = ("data", "urls")
+"""How media go upstream: `data:` URLs in the body, or links to this server it GETs."""
 
 
 class VeniceEngine:
@@ -51,8 +54,11 @@ class VeniceEngine:
 
     name = "venice"
 
-    def __init__(self, binding: Binding) -> None:
+    def __init__(self, binding: Binding, media: str = "data") -> None:
+        if media not in MEDIA_FORMS:
+            raise ValueError(f"media must be one of {', '.join(MEDIA_FORMS)}, got {media!r}")
         self.binding = binding
+        self.media = media
         self.client = httpx.Client(timeout=binding.timeout_seconds)
         self._constraints: dict[str, dict[str, Any]] = {}
 
@@ -119,7 +125,14 @@ class VeniceEngine:
                 body["aspect_ratio"] = min(aspects, key=lambda a: _ratio_apart(a, ratio))
         if limits.get("audio_configurable"):
             body["audio"] = job.audio
-        return body | media_fields(job.media)
+        return body | media_fields(self._media_urls(job))
+
+    def _media_urls(self, job: JobInput) -> Media[str]:
+        if self.media == "data":
+            return job.media.map(data_url)
+        if job.media_urls is None:
+            raise EngineError("media=urls, but this worker signs no links to a job's inputs")
+        return job.media_urls
 
     def _model_constraints(self, model: str, wait: Wait) -> dict[str, Any]:
         if model not in self._constraints:
@@ -225,8 +238,8 @@ def _ratio_apart(aspect: str, ratio: float) -> float:
     return math.inf if value is None else abs(math.log(value / ratio))
 
 
-def load(**options: str) -> VeniceEngine:
+def load(*, media: str = "data", **options: str) -> VeniceEngine:
     """The engine of a factory string
-    `videoqueue.engines.venice:load?base_url=…&api_key_env=…`:
-    its options are `upstream_calls.binding`'s."""
-    return VeniceEngine(binding(**options))
+    `videoqueue.engines.venice:load?base_url=…&api_key_env=…`: its options are
+    `upstream_calls.binding`'s, and `media` (`data` or `urls`, see `MEDIA_FORMS`)."""
+    return VeniceEngine(binding(**options), media)

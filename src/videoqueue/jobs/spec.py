@@ -59,12 +59,25 @@ class JobSpec:
         )
 
     def engine_input(
-        self, *, job_id: str, model: str, media: Media[Path], upstream: UpstreamJob | None = None
+        self,
+        *,
+        job_id: str,
+        model: str,
+        media: Media[Path],
+        media_urls: Media[str] | None = None,
+        upstream: UpstreamJob | None = None,
     ) -> JobInput:
-        """The engine's view of this spec, with the inputs fetched to local files (and the
-        upstream job an earlier attempt started)."""
+        """The engine's view of this spec, with the inputs fetched to local files (and as
+        links, where the worker signs them; and the upstream job an earlier attempt started)."""
         values = self._values(WORKER_ONLY)
-        return JobInput(job_id=job_id, model=model, media=media, upstream=upstream, **values)
+        return JobInput(
+            job_id=job_id,
+            model=model,
+            media=media,
+            media_urls=media_urls,
+            upstream=upstream,
+            **values,
+        )
 
 
 def _tuples(stored: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from videoqueue import metrics
@@ -27,6 +28,7 @@ from videoqueue.billing.ledger import refund
 from videoqueue.clock import Clock
 from videoqueue.db.dialect import JobWaiter
 from videoqueue.db.session import Database
+from videoqueue.delivery.inputs import InputLinks
 from videoqueue.engines.base import Engine, EngineError, JobCancelled, JobInput, UpstreamJob
 from videoqueue.engines.isolation import EngineCrashed
 from videoqueue.engines.lifecycle import RunLimits, WarmEngine, as_warm
@@ -141,6 +143,7 @@ class Worker:
         cancel_grace_seconds: float = 10.0,
         retention: timedelta | None = None,
         webhooks: WebhookTerms | None = None,
+        input_links: InputLinks | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
@@ -153,6 +156,8 @@ class Worker:
         self.setup_retry_seconds = setup_retry_seconds
         self.cancel_grace_seconds = cancel_grace_seconds
         self.retention = retention
+        self.input_links = input_links
+        """Signs the links to each job's inputs in its `JobInput` (none without it)."""
         self.webhooks: WebhookSender | None = None
         """Sends the webhook outbox beside the job loop (none without `webhooks` terms)."""
         if webhooks is not None:
@@ -380,6 +385,16 @@ class Worker:
             return path
 
         spec = job.job_spec
+        media_urls = None
+        if self.input_links is not None:
+            # No attempt runs past its time limit, so no link of it need outlive that.
+            expires_at = self.clock.now() + timedelta(seconds=spec.max_run_seconds)
+            link = partial(self.input_links.url, job.id, expires_at=expires_at)
+            media_urls = spec.media.map(link)
         return spec.engine_input(
-            job_id=job.id, model=job.model, media=spec.media.map(fetch), upstream=job.upstream
+            job_id=job.id,
+            model=job.model,
+            media=spec.media.map(fetch),
+            media_urls=media_urls,
+            upstream=job.upstream,
         )
