@@ -22,6 +22,7 @@ from videoqueue.api.file_response import ZERO_COPY, LocalFileResponse
 from videoqueue.api.zero_copy import ZeroCopyHttpToolsProtocol
 
 SIZE = 3 * 2**20 + 17
+BIG = 512 * 2**20
 
 
 @dataclass
@@ -34,9 +35,10 @@ class Served:
     """The path of each response whose last byte was handed over (its `on_sent`)."""
 
 
-def _app(file: Path, served: Served) -> Any:
+def _app(folder: Path, served: Served) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert ZERO_COPY in scope["extensions"]
+        file = folder / ("big.mp4" if scope["path"].startswith("/big") else "video.mp4")
         query = dict(part.split("=") for part in scope["query_string"].decode().split("&") if part)
         start, end = int(query.get("start", 0)), int(query.get("end", file.stat().st_size - 1))
 
@@ -60,8 +62,9 @@ def _app(file: Path, served: Served) -> Any:
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     data = os.urandom(SIZE)
-    file = tmp_path / "video.mp4"
-    file.write_bytes(data)
+    (tmp_path / "video.mp4").write_bytes(data)
+    with (tmp_path / "big.mp4").open("wb") as big:  # sparse: more than any socket buffers hold
+        big.truncate(BIG)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -74,7 +77,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", recorded)
     config = uvicorn.Config(
-        _app(file, served),
+        _app(tmp_path, served),
         host="127.0.0.1",
         port=port,
         http=ZeroCopyHttpToolsProtocol,
@@ -125,9 +128,11 @@ def test_one_connection_serves_request_after_request(served: Served) -> None:
 
 def test_a_dropped_download_is_not_taken_as_sent_and_the_server_goes_on(served: Served) -> None:
     host, port = served.base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as client:
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.sendall(b"GET /dropped HTTP/1.1\r\nHost: x\r\n\r\n")
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+        client.settimeout(30)
+        client.connect((host, int(port)))
+        client.sendall(b"GET /big-dropped HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.recv(4096).startswith(b"HTTP/1.1 200")
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     time.sleep(1.0)  # the server finds the connection gone
