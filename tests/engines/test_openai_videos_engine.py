@@ -9,6 +9,7 @@ import io
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from tests.engines.videoqueue_servers import (
     RELAY_MODEL,
     Relay,
     VideoqueueServer,
+    assert_a_job_killed_on_each_attempt_is_refunded_and_released,
     assert_mp4_of_the_request,
     held_upstream,
     relay_through,
@@ -28,12 +30,13 @@ from tests.engines.videoqueue_servers import (
 from videoqueue.engines.base import JobKind
 from videoqueue.engines.openai_videos import load
 from videoqueue.engines.registry import capabilities
-from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 
 MODEL = RELAY_MODEL
 IMAGE_MODEL = "relay-i2v"
 PRICE_MICROS = 10_000  # 1 s at 256p, $0.01 a second
+DELETE = "DELETE /v1/videos/{video_id}"
+REQUESTS = ("POST /v1/videos", DELETE)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -91,19 +94,28 @@ def upstream(tmp_path: Path, gate: Path) -> Iterator[VideoqueueServer]:
         server.kill()
 
 
-@pytest.fixture
-def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Relay]:
+@contextmanager
+def relaying(
+    tmp_path: Path, upstream: VideoqueueServer, gate: Path, **environment: str
+) -> Iterator[Relay]:
+    """Our server, forwarding to `upstream`'s `/v1/videos`, its settings changed by
+    `environment`."""
     base = upstream.base_url.removesuffix("/api/v1") + "/v1"
     factory = (
         f"videoqueue.engines.openai_videos:load?base_url={quote(base)}"
         "&api_key_env=UPSTREAM_VIDEOQUEUE_KEY&poll_seconds=0.2&max_poll_seconds=0.5"
         "&retry_seconds=120"
     )
-    started_by = "POST /v1/videos"
     with relay_through(
-        tmp_path / "ours", catalog("upstream"), factory, upstream, gate, started_by
+        tmp_path / "ours", catalog("upstream"), factory, upstream, gate, REQUESTS, environment
     ) as r:
         yield r
+
+
+@pytest.fixture
+def relay(tmp_path: Path, upstream: VideoqueueServer, gate: Path) -> Iterator[Relay]:
+    with relaying(tmp_path, upstream, gate) as relay:
+        yield relay
 
 
 def test_a_job_runs_as_an_upstream_video_and_its_mp4_comes_back(relay: Relay) -> None:
@@ -189,11 +201,7 @@ def test_a_job_cancelled_while_it_runs_upstream_is_deleted_there(relay: Relay) -
     )
     assert completed.status_code == 200, completed.text
 
-    def upstream_job_ended() -> Job | None:
-        (job,) = relay.upstream.jobs()
-        return job if job.finished_at is not None else None
-
-    upstream_job: Job = wait_until(upstream_job_ended, timeout=120)
+    upstream_job = relay.upstream_job_ended()
     assert upstream_job.id == running.upstream_queue_id
     assert upstream_job.state in (JobState.CANCELLED, JobState.DELETED)
     assert upstream_job.output_key is None
@@ -209,6 +217,13 @@ def test_a_job_cancelled_while_it_runs_upstream_is_deleted_there(relay: Relay) -
     (deletion,) = wait_until(deletions, timeout=30)
     assert f"job_id={running.upstream_queue_id}" in deletion
     assert relay.ours.ledger_consistent() and relay.upstream.ledger_consistent()
+
+
+def test_a_job_whose_every_attempt_is_killed_is_refunded_and_deleted_upstream(
+    tmp_path: Path, upstream: VideoqueueServer, gate: Path
+) -> None:
+    with relaying(tmp_path, upstream, gate, VIDEOQUEUE_MAX_ATTEMPTS="2") as relay:
+        assert_a_job_killed_on_each_attempt_is_refunded_and_released(relay, attempts=2)
 
 
 def test_an_engine_without_its_key_in_the_environment_does_not_set_up(

@@ -1,5 +1,5 @@
 """How the `venice` engine reads an upstream's answers: which are waited out (and for how
-long), and which fail our job with which error."""
+long), which fail our job with which error, and which release an upstream job."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from videoqueue.engines.upstream_calls import (
     raise_for_answer,
     retry_after_s,
     retrying,
+    send_release,
 )
 
 CONSENT_409 = {
@@ -137,3 +138,37 @@ def test_an_upstream_consent_409_carries_its_message_and_link() -> None:
 def test_a_refused_request_fails_with_the_upstream_status_and_message() -> None:
     with pytest.raises(EngineError, match=r"refused the job \(401\): Authentication failed"):
         raise_for_answer(answer(401, {"error": "Authentication failed"}), "queue")
+
+
+def sending(*responses: httpx.Response) -> tuple[Any, list[int]]:
+    """A call answering `responses` in turn, and the statuses it has answered."""
+    left, sent = list(responses), []
+
+    def call() -> httpx.Response:
+        response = left.pop(0)
+        sent.append(response.status_code)
+        return response
+
+    return call, sent
+
+
+def test_a_release_waits_out_a_busy_upstream_and_takes_a_404_as_released() -> None:
+    call, sent = sending(answer(503, headers={"retry-after": "0"}), answer(404))
+    send_release(call, RetryPolicy(give_up_after_s=60), "complete")
+    assert sent == [503, 404]
+
+
+def test_a_release_refused_for_good_is_logged_and_not_sent_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    call, sent = sending(answer(400, {"error": "no such thing"}))
+    send_release(call, RetryPolicy(give_up_after_s=60), "complete")
+    assert sent == [400]
+    assert "upstream complete refused for good" in caplog.text
+
+
+def test_a_release_to_an_upstream_that_stays_away_fails_to_be_tried_later() -> None:
+    call, sent = sending(answer(503, headers={"retry-after": "5"}))
+    with pytest.raises(EngineError, match="did not answer delete"):
+        send_release(call, RetryPolicy(give_up_after_s=1), "delete")
+    assert sent == [503]

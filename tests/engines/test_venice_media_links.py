@@ -66,11 +66,11 @@ def relay(tmp_path: Path) -> Iterator[Relay]:
         "&api_key_env=UPSTREAM_VIDEOQUEUE_KEY&poll_seconds=0.2&max_poll_seconds=0.5"
         "&media=urls"
     )
-    started_by = "POST /api/v1/video/queue"
+    requests = ("POST /api/v1/video/queue", "POST /api/v1/video/complete")
     try:
         upstream.start()
         with relay_through(
-            tmp_path / "ours", catalog("upstream"), factory, upstream, gate, started_by
+            tmp_path / "ours", catalog("upstream"), factory, upstream, gate, requests
         ) as r:
             yield r
     finally:

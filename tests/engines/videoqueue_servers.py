@@ -28,6 +28,7 @@ from videoqueue.billing.models import Account, AccountKind
 from videoqueue.clock import SystemClock
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
+from videoqueue.jobs.failure import WORKER_LOST
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.states import JobState
 
@@ -106,6 +107,10 @@ class VideoqueueServer:
         self.process.wait()
         self.process = None
 
+    def requests(self, route: str) -> int:
+        """How many requests to `route` (method and route) it has answered."""
+        return self.log.read_text().count(f"videoqueue.api.requests {route} ")
+
     def jobs(self) -> list[Job]:
         with self.db.transaction() as session:
             jobs = list(session.query(Job).all())
@@ -137,6 +142,8 @@ class Relay:
     started_by: str
     """The method and route, in the upstream's request log, of the request that starts one of
     its jobs."""
+    released_by: str
+    """… and of the request that releases one (completes or deletes it)."""
 
     def queue(self, prompt: str, model: str = RELAY_MODEL, **extra: Any) -> str:
         response = httpx.post(
@@ -158,6 +165,49 @@ class Relay:
         )
         return job
 
+    def kill_each_attempt(self, job_id: str, attempts: int) -> None:
+        """SIGKILL the worker of each of the job's first `attempts` attempts once it polls
+        the upstream job."""
+        killed: list[str | None] = [None]
+        for attempt in range(1, attempts + 1):
+
+            def polling(attempt: int = attempt) -> Job | None:
+                job = self.our_job(job_id)
+                running = job.attempts == attempt and job.upstream_queue_id is not None
+                return job if running and job.lease_owner not in killed else None
+
+            owner = wait_until(polling, timeout=120).lease_owner
+            os.kill(int(owner.split(":")[1]), signal.SIGKILL)
+            killed.append(owner)
+
+    def upstream_job_ended(self) -> Job:
+        """The upstream's one job, once it has ended there."""
+
+        def ended() -> Job | None:
+            (job,) = self.upstream.jobs()
+            return job if job.finished_at is not None else None
+
+        job: Job = wait_until(ended, timeout=60)
+        return job
+
+    def released(self, job_id: str) -> Job:
+        """Our job, once its upstream job is recorded as released."""
+        job: Job = wait_until(
+            lambda: (job := self.our_job(job_id)).upstream_released_at and job, timeout=60
+        )
+        return job
+
+    def assert_released_upstream(self, job: Job) -> None:
+        """`job`'s upstream job ended there without a video, released once, and ours records
+        it; the upstream made one job for it, and both ledgers verify."""
+        upstream_job = self.upstream_job_ended()
+        assert upstream_job.id == job.upstream_queue_id
+        assert upstream_job.state in (JobState.CANCELLED, JobState.DELETED)
+        assert upstream_job.output_key is None
+        assert self.released(job.id).upstream_released_at is not None
+        wait_until(lambda: self.upstream.requests(self.released_by) == 1)
+        self.assert_one_upstream_job_and_books_balanced(job)
+
     def finished(self, job_id: str) -> Job:
         def ended() -> Job | None:
             job = self.our_job(job_id)
@@ -178,8 +228,7 @@ class Relay:
         (upstream_job,) = self.upstream.jobs()
         assert upstream_job.id == job.upstream_queue_id
         # Started once: a later attempt resumed the stored job, not an idempotent replay.
-        requests = f"videoqueue.api.requests {self.started_by} "
-        assert self.upstream.log.read_text().count(requests) == 1
+        assert self.upstream.requests(self.started_by) == 1
         assert self.ours.ledger_consistent()
         assert self.upstream.ledger_consistent()
 
@@ -199,18 +248,39 @@ def relay_through(
     factory: str,
     upstream: VideoqueueServer,
     gate: Path,
-    started_by: str,
+    requests: tuple[str, str],
+    environment: dict[str, str] | None = None,
 ) -> Iterator[Relay]:
     """Ours, started, whose engine `upstream` is built by `factory` (reading the upstream's key
-    from `UPSTREAM_VIDEOQUEUE_KEY`); killed when the block ends."""
+    from `UPSTREAM_VIDEOQUEUE_KEY`), its settings changed by `environment`; killed when the
+    block ends. `requests`: the upstream's request lines that start and release a job."""
     ours = VideoqueueServer(
-        folder, catalog, {"upstream": factory}, {"UPSTREAM_VIDEOQUEUE_KEY": upstream.key}
+        folder,
+        catalog,
+        {"upstream": factory},
+        {"UPSTREAM_VIDEOQUEUE_KEY": upstream.key, **(environment or {})},
     )
     try:
         ours.start()
-        yield Relay(ours, upstream, gate, started_by)
+        yield Relay(ours, upstream, gate, *requests)
     finally:
         ours.kill()
+
+
+def assert_a_job_killed_on_each_attempt_is_refunded_and_released(
+    relay: Relay, attempts: int
+) -> None:
+    """A job whose worker is SIGKILLed while it polls on each of its `attempts` (its last):
+    ours fails as a lost worker's, refunded, and its upstream job is released there."""
+    job_id = relay.queue("a lighthouse at dusk")
+    relay.kill_each_attempt(job_id, attempts)
+
+    job = relay.finished(job_id)
+
+    assert job.state == JobState.FAILED
+    assert job.failure == WORKER_LOST
+    assert relay.ours.balance_micros() == BALANCE_MICROS
+    relay.assert_released_upstream(job)
 
 
 def assert_mp4_of_the_request(data: bytes) -> None:

@@ -170,6 +170,48 @@ def test_an_upstream_job_is_stored_only_by_the_lease_owner_and_outlives_the_atte
     assert load_job(db, job_id).upstream == upstream
 
 
+def test_an_upstream_job_started_for_an_ended_job_is_stored_to_be_released(
+    db: Database,
+) -> None:
+    clock = ManualClock()
+    job_id = _enqueue(db, clock, _account(db, clock))
+    _claim(db, clock, "w1")
+    with db.transaction() as session:
+        job = store.get_job_for_update(session, job_id)
+        assert job is not None
+        store.cancel_job(session, job, clock=clock, refunded=True)
+    with db.transaction() as session:
+        assert not store.record_upstream_job(
+            session, job_id=job_id, worker_id="w1", upstream=UpstreamJob("up-1")
+        )
+    with db.read() as session:
+        (due,) = store.unreleased_upstream_jobs(session, engines=["preview"], limit=10)
+        assert (due.id, due.upstream) == (job_id, UpstreamJob("up-1"))
+    with db.transaction() as session:
+        store.mark_upstream_released(session, job_id=job_id, queue_id="up-1", clock=clock)
+    with db.read() as session:
+        assert store.unreleased_upstream_jobs(session, engines=["preview"], limit=10) == []
+
+
+def test_a_running_job_s_upstream_job_is_never_due_for_release(db: Database) -> None:
+    clock = ManualClock()
+    job_id = _enqueue(db, clock, _account(db, clock))
+    _claim(db, clock, "w1")
+    clock.advance(LEASE + 1)
+    assert _claim(db, clock, "w2") == job_id
+    with db.transaction() as session:
+        # The stale worker's engine started one: it is the other worker's to store.
+        assert not store.record_upstream_job(
+            session, job_id=job_id, worker_id="w1", upstream=UpstreamJob("up-1")
+        )
+        assert store.record_upstream_job(
+            session, job_id=job_id, worker_id="w2", upstream=UpstreamJob("up-1")
+        )
+    with db.read() as session:
+        assert store.unreleased_upstream_jobs(session, engines=["preview"], limit=10) == []
+    assert load_job(db, job_id).upstream_released_at is None
+
+
 def test_renewing_keeps_the_lease(db: Database) -> None:
     clock = ManualClock()
     job_id = _enqueue(db, clock, _account(db, clock))

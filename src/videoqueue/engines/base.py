@@ -26,6 +26,7 @@ __all__ = [
     "TimeLimitExceeded",
     "UpstreamJob",
     "UpstreamRecorder",
+    "UpstreamReleaser",
     "VideoInfo",
     "record_upstream",
 ]
@@ -53,6 +54,21 @@ class UpstreamRecorder(Protocol):
     def __call__(self, fraction: float) -> None: ...
 
     def record_upstream(self, upstream: UpstreamJob) -> None: ...
+
+
+@runtime_checkable
+class UpstreamReleaser(Protocol):
+    """An engine that forwards jobs to another server, and can let go of one there once our
+    job has ended: the upstream cancels it if it still runs and frees its stored video.
+
+    `release` returns once the upstream no longer holds the job (one it does not know counts
+    as released; one it refuses to release for good is logged and left to its expiry), and
+    raises `EngineError` when the upstream stayed away or busy past the engine's retry rules
+    (it is asked again later). `model` is our job's model, as in `JobInput.model`. `generate` never
+    releases: its worker does, once the job's end is committed (`jobs/upstream_release.py`).
+    """
+
+    def release(self, upstream: UpstreamJob, model: str) -> None: ...
 
 
 def record_upstream(progress: ProgressCallback, upstream: UpstreamJob) -> None:

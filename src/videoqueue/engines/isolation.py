@@ -34,6 +34,7 @@ from videoqueue.engines.base import (
     TimeLimitExceeded,
     UpstreamJob,
     UpstreamRecorder,
+    UpstreamReleaser,
     VideoInfo,
 )
 from videoqueue.engines.lifecycle import RunLimits
@@ -112,6 +113,24 @@ class Done:
                 self.error, recommended_model=self.recommended_model, refundable=self.refundable
             )
         raise EngineError(self.error, refundable=self.refundable)
+
+
+@dataclass(frozen=True)
+class Release:
+    """Worker → child, between jobs: let go of `upstream`, the job another server ran for
+    our job of `model` (which has ended)."""
+
+    upstream: UpstreamJob
+    model: str
+
+
+@dataclass(frozen=True)
+class Released:
+    """Child → worker: the upstream let go of the job; or `error` says why it did not; or
+    (`releasable` False) the engine has no upstream jobs to release."""
+
+    error: str | None = None
+    releasable: bool = True
 
 
 class EngineCrashed(EngineError):
@@ -209,11 +228,24 @@ class _Reporter:
             raise JobCancelled()
 
 
+def _release(engine: Engine, message: Release) -> Released:
+    if not isinstance(engine, UpstreamReleaser):
+        return Released(releasable=False)
+    try:
+        engine.release(message.upstream, message.model)
+    except Exception as error:  # reported to the worker, which tries again later
+        return Released(error=_finished(error).error)
+    return Released()
+
+
 def _serve(connection: Connection, engine: Engine) -> None:
     while True:
         message = connection.recv()
         if isinstance(message, Cancel):
             continue  # it came after the job it meant had ended
+        if isinstance(message, Release):
+            connection.send(_release(engine, message))
+            continue
         assert isinstance(message, Run)
         reporter = _Reporter(connection)
         try:
@@ -312,11 +344,27 @@ class IsolatedEngine:
                     self.close()
                     raise TimeLimitExceeded(limit)
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self._exit_code()
-            self.close()
-            raise EngineCrashed(
-                f"the {self.name} engine's process died (exit code {code})"
-            ) from None
+            raise self._crashed() from None
+
+    def release(self, upstream: UpstreamJob, model: str) -> bool:
+        """Have the engine let go of `upstream` between jobs (see `WarmEngine`); raises
+        `EngineError` when it could not, `EngineCrashed` when its process died meanwhile."""
+        assert self._connection is not None, f"the {self.name} engine is not set up"
+        try:
+            self._connection.send(Release(upstream, model))
+            answer = self._connection.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            raise self._crashed() from None
+        assert isinstance(answer, Released)
+        if answer.error is not None:
+            raise EngineError(answer.error)
+        return answer.releasable
+
+    def _crashed(self) -> EngineCrashed:
+        """The error for a child that died; the engine needs `setup` again."""
+        code = self._exit_code()
+        self.close()
+        return EngineCrashed(f"the {self.name} engine's process died (exit code {code})")
 
     def _record(self, progress: ProgressCallback, upstream: UpstreamJob) -> bool:
         """Whether the job is still ours once `upstream` is stored (a caller that stores

@@ -19,6 +19,7 @@ from videoqueue.engines.base import (
     ProgressCallback,
     TimeLimitExceeded,
     UpstreamJob,
+    UpstreamReleaser,
     VideoInfo,
     record_upstream,
 )
@@ -43,7 +44,9 @@ class WarmEngine(Protocol):
     """An engine set up once (ready, or failed with `setup_error`), then run job after job.
 
     `run` raises `JobCancelled` when `limits.cancel` stopped it, `TimeLimitExceeded` past the
-    time limit, and `EngineError` for a failed generation.
+    time limit, and `EngineError` for a failed generation. `release` lets go of an upstream
+    job as `UpstreamReleaser` says: True once it did, False for an engine that releases
+    nothing.
     """
 
     name: str
@@ -59,6 +62,8 @@ class WarmEngine(Protocol):
     def run(
         self, job: JobInput, output_path: Path, progress: ProgressCallback, limits: RunLimits
     ) -> VideoInfo: ...
+
+    def release(self, upstream: UpstreamJob, model: str) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -81,6 +86,12 @@ class InProcessEngine:
         self, job: JobInput, output_path: Path, progress: ProgressCallback, limits: RunLimits
     ) -> VideoInfo:
         return self.engine.generate(job, output_path, _Checked(progress, limits))
+
+    def release(self, upstream: UpstreamJob, model: str) -> bool:
+        if not isinstance(self.engine, UpstreamReleaser):
+            return False
+        self.engine.release(upstream, model)
+        return True
 
     def close(self) -> None:
         pass

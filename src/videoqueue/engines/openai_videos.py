@@ -5,6 +5,7 @@ brings its MP4 back.
 Exactly once upstream, as the `venice` engine: the create call carries an `Idempotency-Key`
 made from our job id, and the upstream video's id is stored with our job (`record_upstream`)
 before the first poll, so that a later attempt polls that video instead of creating another.
+Once our job has ended, a worker with this engine deletes the upstream video (`release`).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from videoqueue.engines.data_urls import media_type
 from videoqueue.engines.upstream_calls import (
     PROGRESS_BEFORE_DOWNLOAD,
     Binding,
-    Retry,
     Ticker,
     Wait,
     answered,
     binding,
     raise_for_answer,
     retrying,
+    send_release,
     write_stream,
 )
 from videoqueue.media.probe import probe_video
@@ -67,6 +68,8 @@ class OpenAIVideosEngine:
         try:
             if job.upstream is None:
                 record_upstream(progress, upstream)
+            # Our worker deletes the upstream video (`release`) once our job's end is
+            # committed.
             self._await_video(video_id, ticker)
             retrying(
                 lambda: self._download(video_id, output_path),
@@ -76,11 +79,20 @@ class OpenAIVideosEngine:
             )
         except JobCancelled:
             output_path.unlink(missing_ok=True)
-            self._delete(video_id)
             raise
-        info = probe_video(output_path)
-        self._delete(video_id)
-        return info
+        return probe_video(output_path)
+
+    def release(self, upstream: UpstreamJob, model: str) -> None:
+        """`DELETE /videos/{id}`: the upstream cancels the video if it still runs and deletes
+        its media."""
+        send_release(
+            lambda: self.client.delete(
+                f"{self.binding.base_url}/videos/{upstream.queue_id}", headers=self.binding.auth
+            ),
+            self.binding.retry,
+            "delete",
+        )
+        log.info("upstream video %s deleted (released)", upstream.queue_id)
 
     def _create(self, job: JobInput, wait: Wait) -> UpstreamJob:
         fields = {
@@ -137,17 +149,6 @@ class OpenAIVideosEngine:
         url = f"{self.binding.base_url}/videos/{video_id}/content"
         with answered(self.client, "GET", url, "content", headers=self.binding.auth) as response:
             write_stream(response, output_path)
-
-    def _delete(self, video_id: str) -> None:
-        """Delete the upstream's copy (a running video is cancelled); a failure leaves it to
-        the upstream's expiry."""
-        try:
-            response = self.client.delete(
-                f"{self.binding.base_url}/videos/{video_id}", headers=self.binding.auth
-            )
-            raise_for_answer(response, "delete")
-        except (httpx.HTTPError, EngineError, Retry) as exc:
-            log.warning("upstream video %s not deleted: %s", video_id, exc)
 
 
 def _failure(error: object) -> EngineError:

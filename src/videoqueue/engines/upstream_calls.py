@@ -91,6 +91,25 @@ def retrying(call: Callable[[], Any], policy: RetryPolicy, wait: Wait, what: str
         backoff = min(backoff * 2, policy.max_backoff_s)
 
 
+def send_release(call: Callable[[], httpx.Response], policy: RetryPolicy, what: str) -> None:
+    """Send `call`, the request that lets go of an upstream job, by the retry rules until the
+    upstream answers 2xx, or 404 (it no longer has the job: released already). Any other
+    final answer is logged at ERROR and taken as final too (asking again would get the same),
+    leaving the job to the upstream's own expiry. Raises `EngineError` when the policy gives
+    up on an upstream that is away or busy."""
+
+    def attempt() -> None:
+        response = call()
+        if response.status_code == 404:
+            return
+        try:
+            raise_for_answer(response, what)
+        except EngineError as exc:
+            log.error("upstream %s refused for good, nothing to retry: %s", what, exc.message)
+
+    retrying(attempt, policy, time.sleep, what)
+
+
 def raise_for_answer(response: httpx.Response, what: str) -> None:
     """Nothing for a 2xx; `Retry` for an answer worth waiting out; else the engine error that
     the answer means (each refunded: the job never made a video)."""

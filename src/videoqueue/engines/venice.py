@@ -4,7 +4,9 @@ another videoqueue) and brings its MP4 back.
 Exactly once upstream: the queue call carries an `Idempotency-Key` made from our job id, so
 a retry after a timeout gets the same upstream job; the upstream job is stored with ours
 (`record_upstream`, its own transaction) before the first poll, so that a later attempt (a
-worker that died, a restart) polls that job instead of queueing another.
+worker that died, a restart) polls that job instead of queueing another. Once our job has
+ended, however it ended, its worker (or any worker with this engine) calls `release`, which
+completes the upstream job there, once.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ from videoqueue.engines.data_urls import data_url, media_fields
 from videoqueue.engines.upstream_calls import (
     PROGRESS_BEFORE_DOWNLOAD,
     Binding,
-    Retry,
     Ticker,
     Wait,
     answered,
     binding,
     raise_for_answer,
     retrying,
+    send_release,
     write_stream,
 )
 from videoqueue.media.probe import probe_video
@@ -74,16 +76,26 @@ class VeniceEngine:
         try:
             if job.upstream is None:
                 record_upstream(progress, upstream)
-            # 2. Poll until the upstream has the video, then fetch it.
+            # 2. Poll until the upstream has the video, then fetch it. Our worker releases
+            # the upstream job (`release`) once our job's end is committed.
             self._await_video(model, upstream, output_path, ticker)
         except JobCancelled:
             output_path.unlink(missing_ok=True)
-            self._complete(model, upstream)
             raise
-        info = probe_video(output_path)
-        # 3. Free the upstream's copy.
-        self._complete(model, upstream)
-        return info
+        return probe_video(output_path)
+
+    def release(self, upstream: UpstreamJob, model: str) -> None:
+        """`/video/complete`: the upstream cancels the job if it still runs and deletes its
+        media."""
+        body = {"model": self.binding.model or model, "queue_id": upstream.queue_id}
+        send_release(
+            lambda: self.client.post(
+                f"{self.binding.base_url}/video/complete", json=body, headers=self.binding.auth
+            ),
+            self.binding.retry,
+            "complete",
+        )
+        log.info("upstream job %s completed (released)", upstream.queue_id)
 
     def _queue(self, job: JobInput, model: str, wait: Wait) -> UpstreamJob:
         body = self._queue_body(job, model, wait)
@@ -200,17 +212,6 @@ class VeniceEngine:
         # A pre-signed link takes no key (spec §8): ours must not leak to its host.
         with answered(self.client, "GET", url, "download") as response:
             write_stream(response, output_path)
-
-    def _complete(self, model: str, upstream: UpstreamJob) -> None:
-        """Ask the upstream to delete its copy; a failure leaves it to the upstream's expiry."""
-        body = {"model": model, "queue_id": upstream.queue_id}
-        try:
-            response = self.client.post(
-                f"{self.binding.base_url}/video/complete", json=body, headers=self.binding.auth
-            )
-            raise_for_answer(response, "complete")
-        except (httpx.HTTPError, EngineError, Retry) as exc:
-            log.warning("upstream job %s not completed: %s", upstream.queue_id, exc)
 
 
 def _fraction(status: dict[str, Any]) -> float:

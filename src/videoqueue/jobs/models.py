@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +28,8 @@ from videoqueue.jobs.spec import JobSpec
 from videoqueue.jobs.states import JobState
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+UNRELEASED = text("upstream_queue_id IS NOT NULL AND upstream_released_at IS NULL")
+"""Jobs holding an upstream job not yet released there."""
 
 
 class Job(Base):
@@ -34,6 +37,13 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_model_finished", "model", "finished_at"),
+        # Only the few rows an upstream release is due on: the sweep reads no others.
+        Index(
+            "ix_jobs_upstream_unreleased",
+            "finished_at",
+            postgresql_where=UNRELEASED,
+            sqlite_where=UNRELEASED,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -70,6 +80,9 @@ class Job(Base):
     """The job another server runs for this one (an engine that forwards), kept across
     attempts so that a retry resumes it."""
     upstream_download_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    upstream_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """When the upstream let go of that job (cancelled it or freed its video) after this one
+    ended; until then a worker with the job's engine releases it."""
     webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Where the job's end is announced (a delivery is written when it ends), if anywhere."""
 

@@ -261,13 +261,51 @@ def record_upstream_job(
     session: Session, *, job_id: str, worker_id: str, upstream: UpstreamJob
 ) -> bool:
     """Store the upstream job the worker's engine started for this one. False if the lease is
-    no longer ours."""
+    no longer ours; the upstream job is stored still if the job has ended meanwhile (so that
+    it is released), never on a job another worker now runs (its engine gets the same
+    upstream job by the idempotency key, and stores it)."""
+    values = {
+        "upstream_queue_id": upstream.queue_id,
+        "upstream_download_url": upstream.download_url,
+    }
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == worker_id, Job.state == JobState.RUNNING)
-        .values(upstream_queue_id=upstream.queue_id, upstream_download_url=upstream.download_url)
+        .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if result.rowcount:  # type: ignore[attr-defined]
+        return True
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.not_in(list(PENDING)), Job.upstream_queue_id.is_(None))
+        .values(**values)
+    )
+    return False
+
+
+def unreleased_upstream_jobs(
+    session: Session, *, engines: Collection[str], limit: int, job_id: str | None = None
+) -> list[Job]:
+    """Up to `limit` ended jobs of `engines` (only `job_id`, when given) whose upstream job is
+    not yet released, those that ended first first."""
+    stmt = select(Job).where(
+        Job.upstream_queue_id.is_not(None),
+        Job.upstream_released_at.is_(None),
+        Job.state.not_in(list(PENDING)),
+        Job.engine.in_(list(engines)),
+    )
+    if job_id is not None:
+        stmt = stmt.where(Job.id == job_id)
+    return list(session.scalars(stmt.order_by(Job.finished_at).limit(limit)))
+
+
+def mark_upstream_released(session: Session, *, job_id: str, queue_id: str, clock: Clock) -> None:
+    """Record that the job's upstream job `queue_id` was released there."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.upstream_queue_id == queue_id)
+        .values(upstream_released_at=clock.now())
+    )
 
 
 def _end(session: Session, job: Job, state: JobState, *, clock: Clock, refunded: bool) -> None:

@@ -6,8 +6,9 @@ interval, in a background thread, while the other engines' jobs go on). A heartb
 renews the lease while the engine works; when the lease is no longer ours (the owner
 cancelled the job) the engine is told to stop. If this process dies, the lease lapses and
 another worker claims the job again (up to `max_attempts`); a job whose last attempt lapses
-is failed and refunded by whichever worker notices first. Beside the loop, a thread sends
-the webhook outbox (`videoqueue.webhooks.sender`).
+is failed and refunded by whichever worker notices first. A job that ran upstream has its
+upstream job released once it ended (`videoqueue.jobs.upstream_release`). Beside the loop, a
+thread sends the webhook outbox (`videoqueue.webhooks.sender`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.reaper import expire_media, reap
+from videoqueue.jobs.upstream_release import release_upstream_jobs
 from videoqueue.jobs.workdir import job_folder
 from videoqueue.logs import log_fields
 from videoqueue.storage.base import Storage
@@ -100,6 +102,8 @@ class _JobProgress:
     def __init__(self, worker: Worker, heartbeat: _Heartbeat) -> None:
         self.worker = worker
         self.heartbeat = heartbeat
+        self.recorded = False
+        """Whether the engine started an upstream job for this attempt."""
 
     def __call__(self, fraction: float) -> None:
         self.heartbeat.progress = max(0.0, min(1.0, fraction))
@@ -110,6 +114,7 @@ class _JobProgress:
             kept = store.record_upstream_job(
                 session, job_id=job_id, worker_id=w.worker_id, upstream=upstream
             )
+        self.recorded = True
         if not kept:
             raise JobCancelled()
         log.info("job %s runs upstream as %s", job_id, upstream.queue_id)
@@ -194,7 +199,14 @@ class Worker:
                 continue
             engine.setup(self.setup_timeout_seconds)
             self._after_setup(name, engine)
-        return [n for n, engine in self.engines.items() if engine.ready and n not in self._setups]
+        return list(self._ready_engines())
+
+    def _ready_engines(self) -> dict[str, WarmEngine]:
+        return {
+            name: engine
+            for name, engine in self.engines.items()
+            if engine.ready and name not in self._setups
+        }
 
     def _after_setup(self, name: str, engine: WarmEngine) -> None:
         if engine.ready:
@@ -244,12 +256,14 @@ class Worker:
 
     def reaper_step(self) -> None:
         """The reaper step: fail the jobs whose last lease lapsed, then, under a retention,
-        expire one batch of old media (each in its own transaction)."""
+        expire one batch of old media (each in its own transaction), then release one batch
+        of upstream jobs of ended jobs, for the engines ready here."""
         with self.db.transaction() as session:
             reap(session, clock=self.clock)
         if self.retention is not None:
             with self.db.transaction() as session:
                 expire_media(session, self.storage, clock=self.clock, retention=self.retention)
+        release_upstream_jobs(self.db, self._ready_engines(), clock=self.clock)
 
     def release_on_shutdown(self) -> list[str]:
         """Hand the job this worker runs back to the queue, its attempt not counted, because the
@@ -286,6 +300,14 @@ class Worker:
     def _run(self, job: Job) -> None:
         heartbeat = _Heartbeat(self, job.id)
         heartbeat.start()
+        progress = _JobProgress(self, heartbeat)
+        self._attempt(job, heartbeat, progress)
+        if job.upstream is not None or progress.recorded:
+            # Now, if the job has ended (not if it went back to the queue, or to another
+            # worker); else the sweep does it once it ends.
+            release_upstream_jobs(self.db, self._ready_engines(), clock=self.clock, job_id=job.id)
+
+    def _attempt(self, job: Job, heartbeat: _Heartbeat, progress: _JobProgress) -> None:
         try:
             with job_folder(job.id) as tmp:
                 work = Path(tmp)
@@ -296,9 +318,7 @@ class Worker:
                     cancel=heartbeat.lost,
                     cancel_grace_seconds=self.cancel_grace_seconds,
                 )
-                self.engines[job.engine].run(
-                    job_input, output, _JobProgress(self, heartbeat), limits
-                )
+                self.engines[job.engine].run(job_input, output, progress, limits)
                 heartbeat.stop()
                 if heartbeat.lost.is_set():
                     log.warning("job %s: lease lost; discarding the result", job.id)
