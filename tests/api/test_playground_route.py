@@ -47,7 +47,11 @@ def test_the_page_loads_only_its_own_assets(env: Env) -> None:
     links = Links()
     links.feed(env.client.get("/").text)
     assets = [link for link in links.found if not link.startswith("data:")]
-    assert sorted(assets) == ["playground/playground.css", "playground/playground.js"]
+    assert sorted(assets) == [
+        "playground/failures.js",
+        "playground/playground.css",
+        "playground/playground.js",
+    ]
     types = {"js": "text/javascript", "css": "text/css"}
     for asset in assets:
         response = env.client.get(f"/{asset}")

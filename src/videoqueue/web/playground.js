@@ -70,31 +70,15 @@ async function api(method, path, body) {
   });
 }
 
-// What a failed response says, as lines of text: Venice's `{error}` (a string, or an object
-// with a `message`), a DetailedError's `issues`, or the raw text.
-async function failureLines(response) {
-  const text = await response.text().catch(() => "");
-  let body = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: shown as text below
-  }
-  const lines = [];
-  if (body && typeof body === "object") {
-    const error = body.error;
-    if (typeof error === "string") lines.push(error);
-    else if (error && typeof error.message === "string") lines.push(error.message);
-    if (typeof body.detail === "string") lines.push(body.detail);
-    for (const issue of Array.isArray(body.issues) ? body.issues : []) {
-      const path = Array.isArray(issue.path) ? issue.path.join(".") : "";
-      lines.push(path ? `${path}: ${issue.message}` : String(issue.message));
-    }
-  }
-  if (!lines.length) lines.push(text.trim() || response.statusText || "No details");
-  if (response.status === 401) lines.push("Check the API key above.");
-  if (response.status === 402 && !apiKey()) lines.push("Paste an API key above first.");
-  return lines;
+// What a failed response means (failures.js), with what the page knows: the key, the price
+// it shows, and its fields' labels.
+function describe(response) {
+  const quote = $("quote").dataset.usd;
+  return describeFailure(response, {
+    hasKey: Boolean(apiKey()),
+    quoteUsd: quote === undefined ? null : Number(quote),
+    label: (field) => control(field)?.labels?.[0]?.textContent || null,
+  });
 }
 
 function showError(box, heading, lines) {
@@ -111,7 +95,8 @@ function clearError(box) {
 }
 
 async function showFailure(box, what, response) {
-  showError(box, `${what}: the server answered ${response.status}`, await failureLines(response));
+  const { summary, lines } = await describe(response);
+  showError(box, `${what}: ${summary} (${response.status})`, lines);
 }
 
 function showUnreachable(box, what, error) {
@@ -164,7 +149,7 @@ async function checkKey() {
   if (response.ok) {
     showKeyState("Key accepted. It is kept in this browser only (localStorage).");
   } else {
-    const lines = await failureLines(response);
+    const { lines } = await describe(response);
     showKeyState(`The server refused this key (${response.status}): ${lines[0]}`, true);
   }
 }
@@ -440,27 +425,19 @@ async function updateQuote() {
     problem.hidden = false;
     return;
   }
-  const lines = response.ok ? null : await failureLines(response);
+  const failure = response.ok ? null : await describe(response);
   const quote = response.ok ? (await response.json()).quote : null;
   if (seq !== state.quoteSeq) return; // a newer quote is on its way
-  if (lines) {
+  if (failure) {
     output.textContent = "—";
-    problem.textContent = `No price (${response.status}): ${lines.join(" ")}`;
+    const { summary, lines } = failure;
+    problem.textContent = `No price: ${summary} (${response.status}). ${lines.join(" ")}`;
     problem.hidden = false;
     return;
   }
-  output.textContent = formatUsd(quote);
+  output.textContent = usd(quote);
   output.dataset.usd = String(quote);
   problem.hidden = true;
-}
-
-function formatUsd(amount) {
-  return amount.toLocaleString("en-US", {
-    style: "currency",
-    currency: "USD",
-    minimumFractionDigits: 2,
-    maximumFractionDigits: 4,
-  });
 }
 
 // ---------------------------------------------------------------- queue, progress, result
