@@ -54,6 +54,7 @@ FLAGS = (
 TRANSITION = "pixverse-c1-transition"  # takes a start and an end image, audio toggle
 PRIVATE = "grok-imagine-text-to-video-private"  # delivers through a download_url
 REFERENCES = "grok-imagine-reference-to-video-private"  # 1 to 7 reference images
+ELEMENTS = "kling-o3-standard-reference-to-video"  # Kling's elements and scene images
 BANNED = "forbidden"  # the test server's content policy refuses prompts with this word
 DEADLINE_S = 30
 
@@ -413,6 +414,26 @@ def test_a_prompt_the_content_policy_refuses_shows_the_suggested_prompt(
         "Suggested prompt: A kite over the dunes",
     ]
     assert balance(env, account_of(env, key)) == 10_000_000
+
+
+def test_kling_elements_are_sent_one_per_image_as_frontal_views(
+    env: Env, page: WebDriver, tmp_path: Path
+) -> None:
+    key = paste_new_key(env, page)
+    account = account_of(env, key)
+    # Refused unless both elements arrive: the prompt names the second.
+    body = fill_in(page, ELEMENTS, "@Element1 hands a kite to @Element2")
+    assert "@Element1" in text_of(page, "hint-elements")
+    images = [png_file(tmp_path / f"{i}.png", (200, 40 * i, 40)) for i in (1, 2)]
+    page.find_element(By.ID, "field-elements").send_keys("\n".join(images))
+    quote = wait_for_quote(page, env, unprompted(body))
+    page.find_element(By.ID, "queue-button").click()
+    wait_for(page, lambda p: "Queued" in text_of(p, "job-status"), "the job was not queued")
+    assert not page.find_element(By.ID, "request-error").is_displayed()
+    assert 10_000_000 - balance(env, account) == round(quote * 1_000_000)
+    elements = {**body, "elements": [{"frontal_image_url": png_data_url()}]}
+    one_only = env.post("/video/queue", elements, key)  # what one element would have got
+    assert one_only.status_code == 400 and "@Element2" in one_only.json()["error"]
 
 
 # The bodies of spec §2.4 and §3.1 that the end-to-end tests above cannot provoke, as this

@@ -18,6 +18,16 @@ const MEDIA = {
   reference_image_urls: { label: "Reference images", accept: "image/*", multiple: true },
   reference_video_urls: { label: "Reference videos", accept: "video/*,.mp4,.mov", multiple: true },
   reference_audio_urls: { label: "Reference audio", accept: "audio/*,.wav,.mp3", multiple: true },
+  // Kling's elements, one per image as its frontal view; extra views and clips need the API.
+  elements: {
+    label: "Elements",
+    accept: "image/*",
+    multiple: true,
+    hint:
+      "One element per image, its frontal view; the prompt names them @Element1, @Element2… " +
+      "in the order chosen. Extra views and video elements: send elements through the API.",
+    toBody: (url) => ({ frontal_image_url: url }),
+  },
   scene_image_urls: { label: "Scene images", accept: "image/*", multiple: true },
 };
 const PROMPTS = ["prompt", "negative_prompt"]; // the only fields that never change the price
@@ -289,13 +299,7 @@ function buildFields(model) {
   for (const field of media.fields) {
     const kind = MEDIA[field];
     if (!kind) {
-      rows.push(
-        element(
-          "p",
-          { class: "note wide" },
-          `${field} is not offered here; send it through the API.`,
-        ),
-      );
+      rows.push(note(`${field} is not offered here; send it through the API.`));
       continue;
     }
     const input = element("input", {
@@ -305,25 +309,36 @@ function buildFields(model) {
       required: alone.has(field),
     });
     const label = `${kind.label}${alone.has(field) ? "" : " (optional)"}`;
-    rows.push(fieldRow(field, label, input, `Sent as ${field}.`, true));
+    const hint = [kind.hint || `Sent as ${field}.`, imageRules(field, c)].filter(Boolean);
+    rows.push(fieldRow(field, label, input, hint.join(" "), true));
     if (kind.accept.startsWith("video/"))
       input.addEventListener("change", () => measureVideos(field, input));
   }
   for (const group of media.required.filter((g) => g.length > 1)) {
     const names = group.map((f) => MEDIA[f]?.label.toLowerCase() || f);
-    rows.push(element("p", { class: "note wide" }, `Needs at least one of: ${names.join(", ")}.`));
+    rows.push(note(`Needs at least one of: ${names.join(", ")}.`));
   }
   if (!c.audio_configurable) {
-    rows.push(
-      element(
-        "p",
-        { class: "note wide" },
-        c.audio ? "This model's videos have sound." : "This model's videos are silent.",
-      ),
-    );
+    const sound = c.audio ? "This model's videos have sound." : "This model's videos are silent.";
+    rows.push(note(sound));
   }
   $("fields").replaceChildren(...rows);
   updateQueueButton();
+}
+
+function note(text) {
+  return element("p", { class: "note wide" }, text);
+}
+
+// The limits `constraints` publishes for reference images, in words (the server checks them).
+function imageRules(field, c) {
+  if (field !== "reference_image_urls") return "";
+  const rules = [];
+  const side = c.reference_image_min_short_side_pixels;
+  if (side) rules.push(`at least ${side} px on the short side`);
+  const [low, high] = [c.reference_image_min_aspect_ratio, c.reference_image_max_aspect_ratio];
+  if (low && high) rules.push(`width / height between ${low} and ${high}`);
+  return rules.length ? `Each image: ${rules.join(", ")}.` : "";
 }
 
 // The seconds of each chosen video, read by the browser: reference videos change the price.
@@ -349,7 +364,8 @@ function videoSeconds(file) {
 }
 
 function control(name) {
-  return $("job-form").elements.namedItem(name);
+  // Not `form.elements.namedItem`: Kling's `elements` field would shadow `form.elements`.
+  return $(`field-${name}`);
 }
 
 function readFile(file) {
@@ -380,8 +396,10 @@ async function mediaFields() {
   for (const field of state.model.model_spec.videoqueue?.media?.fields || []) {
     const input = control(field);
     if (!input || !input.files.length) continue;
+    const kind = MEDIA[field];
     const urls = await Promise.all([...input.files].map(readFile));
-    body[field] = MEDIA[field].multiple ? urls : urls[0];
+    const values = kind.toBody ? urls.map(kind.toBody) : urls;
+    body[field] = kind.multiple ? values : values[0];
   }
   return body;
 }
@@ -455,7 +473,7 @@ async function queueJob(event) {
   clearError(errors);
   const form = $("job-form");
   if (!form.checkValidity()) {
-    const missing = [...form.elements].filter((f) => f.willValidate && !f.validity.valid);
+    const missing = [...form.querySelectorAll(":invalid")].filter((f) => f.willValidate);
     showError(
       errors,
       "Fill in the form first",
