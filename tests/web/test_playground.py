@@ -424,6 +424,11 @@ def test_kling_elements_are_sent_one_per_image_as_frontal_views(
     # Refused unless both elements arrive: the prompt names the second.
     body = fill_in(page, ELEMENTS, "@Element1 hands a kite to @Element2")
     assert "@Element1" in text_of(page, "hint-elements")
+    page.find_element(By.ID, "queue-button").click()  # no visual input yet: not even sent
+    assert refusal(page, "Fill in the form first") == [
+        "Fill in the form first",
+        "Choose at least one of: start image, elements, scene images.",
+    ]
     images = [png_file(tmp_path / f"{i}.png", (200, 40 * i, 40)) for i in (1, 2)]
     page.find_element(By.ID, "field-elements").send_keys("\n".join(images))
     quote = wait_for_quote(page, env, unprompted(body))

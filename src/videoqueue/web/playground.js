@@ -315,8 +315,7 @@ function buildFields(model) {
       input.addEventListener("change", () => measureVideos(field, input));
   }
   for (const group of media.required.filter((g) => g.length > 1)) {
-    const names = group.map((f) => MEDIA[f]?.label.toLowerCase() || f);
-    rows.push(note(`Needs at least one of: ${names.join(", ")}.`));
+    rows.push(note(`Needs at least one of: ${mediaNames(group)}.`));
   }
   if (!c.audio_configurable) {
     const sound = c.audio ? "This model's videos have sound." : "This model's videos are silent.";
@@ -324,6 +323,18 @@ function buildFields(model) {
   }
   $("fields").replaceChildren(...rows);
   updateQueueButton();
+}
+
+function mediaNames(fields) {
+  return fields.map((f) => MEDIA[f]?.label.toLowerCase() || f).join(", ");
+}
+
+// The groups of media.required of which no file is chosen; a one-field group is a required
+// input, which the browser checks itself.
+function unmetMedia() {
+  const required = state.model.model_spec.videoqueue?.media?.required || [];
+  const chosen = (field) => control(field)?.files?.length > 0;
+  return required.filter((group) => group.length > 1 && !group.some(chosen));
 }
 
 function note(text) {
@@ -480,6 +491,15 @@ async function queueJob(event) {
       missing.map((f) => `${f.labels[0]?.textContent || f.name}: ${f.validationMessage}`),
     );
     missing[0]?.focus();
+    return;
+  }
+  const unmet = unmetMedia(); // the server would surely refuse the request
+  if (unmet.length) {
+    showError(
+      errors,
+      "Fill in the form first",
+      unmet.map((group) => `Choose at least one of: ${mediaNames(group)}.`),
+    );
     return;
   }
   let body;
