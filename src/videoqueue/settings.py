@@ -260,6 +260,11 @@ class Settings(BaseSettings):
         "line: time, level, logger, pid, message, request_id, job_id); `auto`: text when "
         "stderr is a terminal, else JSON",
     )
+    playground: bool = Field(
+        default=True,
+        description="Serve the playground page at `/` (and its files under `/playground/`); "
+        "off, both answer 404 (docs/playground.md)",
+    )
     # Request limits per API key and model (spec §3.3), shared by every API process.
     queue_requests_per_minute: int = Field(
         default=40, ge=1, description="`/video/queue` requests per minute"

@@ -140,7 +140,8 @@ def create_app(
     app.include_router(share.router)  # `/v1/share/read/<token>`: the download_url, no key
     app.include_router(input_links.router)  # `/v1/share/input/<token>`: inputs, for upstreams
     app.include_router(metrics.router)  # `/metrics`, for Prometheus
-    app.include_router(playground.router)  # `/` and `/playground/*`: the playground page
+    if settings.playground:  # `/` and `/playground/*`: the playground page
+        app.include_router(playground.router)
     for prefix in OPENAI_PREFIXES:  # OpenAI's `/v1/videos`; documented once
         app.include_router(
             openai_videos.router, prefix=prefix, include_in_schema=prefix == OPENAI_PREFIXES[0]

@@ -18,6 +18,16 @@ const MEDIA = {
   reference_image_urls: { label: "Reference images", accept: "image/*", multiple: true },
   reference_video_urls: { label: "Reference videos", accept: "video/*,.mp4,.mov", multiple: true },
   reference_audio_urls: { label: "Reference audio", accept: "audio/*,.wav,.mp3", multiple: true },
+  // Kling's elements, one per image as its frontal view; extra views and clips need the API.
+  elements: {
+    label: "Elements",
+    accept: "image/*",
+    multiple: true,
+    hint:
+      "One element per image, its frontal view; the prompt names them @Element1, @Element2… " +
+      "in the order chosen. Extra views and video elements: send elements through the API.",
+    toBody: (url) => ({ frontal_image_url: url }),
+  },
   scene_image_urls: { label: "Scene images", accept: "image/*", multiple: true },
 };
 const PROMPTS = ["prompt", "negative_prompt"]; // the only fields that never change the price
@@ -70,31 +80,15 @@ async function api(method, path, body) {
   });
 }
 
-// What a failed response says, as lines of text: Venice's `{error}` (a string, or an object
-// with a `message`), a DetailedError's `issues`, or the raw text.
-async function failureLines(response) {
-  const text = await response.text().catch(() => "");
-  let body = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: shown as text below
-  }
-  const lines = [];
-  if (body && typeof body === "object") {
-    const error = body.error;
-    if (typeof error === "string") lines.push(error);
-    else if (error && typeof error.message === "string") lines.push(error.message);
-    if (typeof body.detail === "string") lines.push(body.detail);
-    for (const issue of Array.isArray(body.issues) ? body.issues : []) {
-      const path = Array.isArray(issue.path) ? issue.path.join(".") : "";
-      lines.push(path ? `${path}: ${issue.message}` : String(issue.message));
-    }
-  }
-  if (!lines.length) lines.push(text.trim() || response.statusText || "No details");
-  if (response.status === 401) lines.push("Check the API key above.");
-  if (response.status === 402 && !apiKey()) lines.push("Paste an API key above first.");
-  return lines;
+// What a failed response means (failures.js), with what the page knows: the key, the price
+// it shows, and its fields' labels.
+function describe(response) {
+  const quote = $("quote").dataset.usd;
+  return describeFailure(response, {
+    hasKey: Boolean(apiKey()),
+    quoteUsd: quote === undefined ? null : Number(quote),
+    label: (field) => control(field)?.labels?.[0]?.textContent || null,
+  });
 }
 
 function showError(box, heading, lines) {
@@ -111,7 +105,8 @@ function clearError(box) {
 }
 
 async function showFailure(box, what, response) {
-  showError(box, `${what}: the server answered ${response.status}`, await failureLines(response));
+  const { summary, lines } = await describe(response);
+  showError(box, `${what}: ${summary} (${response.status})`, lines);
 }
 
 function showUnreachable(box, what, error) {
@@ -164,7 +159,7 @@ async function checkKey() {
   if (response.ok) {
     showKeyState("Key accepted. It is kept in this browser only (localStorage).");
   } else {
-    const lines = await failureLines(response);
+    const { lines } = await describe(response);
     showKeyState(`The server refused this key (${response.status}): ${lines[0]}`, true);
   }
 }
@@ -304,13 +299,7 @@ function buildFields(model) {
   for (const field of media.fields) {
     const kind = MEDIA[field];
     if (!kind) {
-      rows.push(
-        element(
-          "p",
-          { class: "note wide" },
-          `${field} is not offered here; send it through the API.`,
-        ),
-      );
+      rows.push(note(`${field} is not offered here; send it through the API.`));
       continue;
     }
     const input = element("input", {
@@ -320,25 +309,47 @@ function buildFields(model) {
       required: alone.has(field),
     });
     const label = `${kind.label}${alone.has(field) ? "" : " (optional)"}`;
-    rows.push(fieldRow(field, label, input, `Sent as ${field}.`, true));
+    const hint = [kind.hint || `Sent as ${field}.`, imageRules(field, c)].filter(Boolean);
+    rows.push(fieldRow(field, label, input, hint.join(" "), true));
     if (kind.accept.startsWith("video/"))
       input.addEventListener("change", () => measureVideos(field, input));
   }
   for (const group of media.required.filter((g) => g.length > 1)) {
-    const names = group.map((f) => MEDIA[f]?.label.toLowerCase() || f);
-    rows.push(element("p", { class: "note wide" }, `Needs at least one of: ${names.join(", ")}.`));
+    rows.push(note(`Needs at least one of: ${mediaNames(group)}.`));
   }
   if (!c.audio_configurable) {
-    rows.push(
-      element(
-        "p",
-        { class: "note wide" },
-        c.audio ? "This model's videos have sound." : "This model's videos are silent.",
-      ),
-    );
+    const sound = c.audio ? "This model's videos have sound." : "This model's videos are silent.";
+    rows.push(note(sound));
   }
   $("fields").replaceChildren(...rows);
   updateQueueButton();
+}
+
+function mediaNames(fields) {
+  return fields.map((f) => MEDIA[f]?.label.toLowerCase() || f).join(", ");
+}
+
+// The groups of media.required of which no file is chosen; a one-field group is a required
+// input, which the browser checks itself.
+function unmetMedia() {
+  const required = state.model.model_spec.videoqueue?.media?.required || [];
+  const chosen = (field) => control(field)?.files?.length > 0;
+  return required.filter((group) => group.length > 1 && !group.some(chosen));
+}
+
+function note(text) {
+  return element("p", { class: "note wide" }, text);
+}
+
+// The limits `constraints` publishes for reference images, in words (the server checks them).
+function imageRules(field, c) {
+  if (field !== "reference_image_urls") return "";
+  const rules = [];
+  const side = c.reference_image_min_short_side_pixels;
+  if (side) rules.push(`at least ${side} px on the short side`);
+  const [low, high] = [c.reference_image_min_aspect_ratio, c.reference_image_max_aspect_ratio];
+  if (low && high) rules.push(`width / height between ${low} and ${high}`);
+  return rules.length ? `Each image: ${rules.join(", ")}.` : "";
 }
 
 // The seconds of each chosen video, read by the browser: reference videos change the price.
@@ -364,7 +375,8 @@ function videoSeconds(file) {
 }
 
 function control(name) {
-  return $("job-form").elements.namedItem(name);
+  // Not `form.elements.namedItem`: Kling's `elements` field would shadow `form.elements`.
+  return $(`field-${name}`);
 }
 
 function readFile(file) {
@@ -395,8 +407,10 @@ async function mediaFields() {
   for (const field of state.model.model_spec.videoqueue?.media?.fields || []) {
     const input = control(field);
     if (!input || !input.files.length) continue;
+    const kind = MEDIA[field];
     const urls = await Promise.all([...input.files].map(readFile));
-    body[field] = MEDIA[field].multiple ? urls : urls[0];
+    const values = kind.toBody ? urls.map(kind.toBody) : urls;
+    body[field] = kind.multiple ? values : values[0];
   }
   return body;
 }
@@ -440,27 +454,19 @@ async function updateQuote() {
     problem.hidden = false;
     return;
   }
-  const lines = response.ok ? null : await failureLines(response);
+  const failure = response.ok ? null : await describe(response);
   const quote = response.ok ? (await response.json()).quote : null;
   if (seq !== state.quoteSeq) return; // a newer quote is on its way
-  if (lines) {
+  if (failure) {
     output.textContent = "—";
-    problem.textContent = `No price (${response.status}): ${lines.join(" ")}`;
+    const { summary, lines } = failure;
+    problem.textContent = `No price: ${summary} (${response.status}). ${lines.join(" ")}`;
     problem.hidden = false;
     return;
   }
-  output.textContent = formatUsd(quote);
+  output.textContent = usd(quote);
   output.dataset.usd = String(quote);
   problem.hidden = true;
-}
-
-function formatUsd(amount) {
-  return amount.toLocaleString("en-US", {
-    style: "currency",
-    currency: "USD",
-    minimumFractionDigits: 2,
-    maximumFractionDigits: 4,
-  });
 }
 
 // ---------------------------------------------------------------- queue, progress, result
@@ -478,13 +484,22 @@ async function queueJob(event) {
   clearError(errors);
   const form = $("job-form");
   if (!form.checkValidity()) {
-    const missing = [...form.elements].filter((f) => f.willValidate && !f.validity.valid);
+    const missing = [...form.querySelectorAll(":invalid")].filter((f) => f.willValidate);
     showError(
       errors,
       "Fill in the form first",
       missing.map((f) => `${f.labels[0]?.textContent || f.name}: ${f.validationMessage}`),
     );
     missing[0]?.focus();
+    return;
+  }
+  const unmet = unmetMedia(); // the server would surely refuse the request
+  if (unmet.length) {
+    showError(
+      errors,
+      "Fill in the form first",
+      unmet.map((group) => `Choose at least one of: ${mediaNames(group)}.`),
+    );
     return;
   }
   let body;

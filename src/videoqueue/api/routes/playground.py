@@ -29,6 +29,7 @@ PAGE_HEADERS = {
 }
 ASSETS = {
     "playground.js": "text/javascript; charset=utf-8",
+    "failures.js": "text/javascript; charset=utf-8",
     "playground.css": "text/css; charset=utf-8",
 }
 
