@@ -172,3 +172,11 @@ def test_a_release_to_an_upstream_that_stays_away_fails_to_be_tried_later() -> N
     with pytest.raises(EngineError, match="did not answer delete"):
         send_release(call, RetryPolicy(give_up_after_s=1), "delete")
     assert sent == [503]
+
+
+def test_a_release_holds_its_worker_no_longer_than_its_own_patience() -> None:
+    # The job's calls may keep trying for minutes; a release is tried again at the next sweep.
+    call, sent = sending(answer(503, headers={"retry-after": "20"}))
+    with pytest.raises(EngineError, match="did not answer complete"):
+        send_release(call, RetryPolicy(give_up_after_s=300), "complete")
+    assert sent == [503]

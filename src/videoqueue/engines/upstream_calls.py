@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ IDEMPOTENCY_PREFIX = "videoqueue-job-"
 """With our job id, the `Idempotency-Key` of the call that starts the upstream job."""
 PROGRESS_BEFORE_DOWNLOAD = 0.95
 """The most an upstream's progress fills before its video is ours."""
+RELEASE_PATIENCE_S = 15.0
+"""The longest one release keeps trying: it holds its worker's loop, and a release that did
+not get through is sent again at the next sweep."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,11 +95,13 @@ def retrying(call: Callable[[], Any], policy: RetryPolicy, wait: Wait, what: str
 
 
 def send_release(call: Callable[[], httpx.Response], policy: RetryPolicy, what: str) -> None:
-    """Send `call`, the request that lets go of an upstream job, by the retry rules until the
-    upstream answers 2xx, or 404 (it no longer has the job: released already). Any other
-    final answer is logged at ERROR and taken as final too (asking again would get the same),
-    leaving the job to the upstream's own expiry. Raises `EngineError` when the policy gives
-    up on an upstream that is away or busy."""
+    """Send `call`, the request that lets go of an upstream job, by the retry rules (for at
+    most `RELEASE_PATIENCE_S`) until the upstream answers 2xx, or 404 (it no longer has the
+    job: released already). Any other final answer is logged at ERROR and taken as final too
+    (asking again would get the same), leaving the job to the upstream's own expiry. Raises
+    `EngineError` when it gives up on an upstream that is away or busy."""
+    patience = min(policy.give_up_after_s, RELEASE_PATIENCE_S)
+    policy = replace(policy, give_up_after_s=patience)
 
     def attempt() -> None:
         response = call()
