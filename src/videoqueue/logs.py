@@ -111,6 +111,17 @@ def configure_logging(log_format: LogFormat, text_format: str = TEXT_FORMAT) -> 
     root.setLevel(logging.INFO)
 
 
+def configured_log_format() -> LogFormat | None:
+    """The format `configure_logging` gave this process, None if it gave none (as in a test):
+    what a child process of it should log in."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            return "json"
+        if isinstance(handler.formatter, TextFormatter):
+            return "text"
+    return None
+
+
 def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:
     """uvicorn's logging config for `log_format`, in every API process: uvicorn's records and
     ours through the same formatter, the request and job ids added. uvicorn's access log is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -23,8 +24,8 @@ INFO = VideoInfo(width=2, height=2, fps=24.0, duration_s=1.0, frames=24, has_aud
 class Scripted:
     """Does what the job's prompt says: `crash`, `refuse`, `policy`, `fail`; for 30 s after
     writing its pid, `hang` (silently), `tick` (reporting progress, so a cancel stops it) or
-    `stubborn` (reporting progress, ignoring a cancel); `slow` (2 s, then as `ok`); or
-    writes its pid."""
+    `stubborn` (reporting progress, ignoring a cancel); `slow` (2 s, then as `ok`); `log`
+    (logs a line at INFO, then as `ok`); or writes its pid."""
 
     name = "scripted"
 
@@ -50,6 +51,8 @@ class Scripted:
                     with contextlib.suppress(JobCancelled):
                         progress(0.5)
             raise EngineError("still running after 30 s")
+        if job.prompt == "log":
+            logging.getLogger(__name__).info("the scripted engine is drawing")
         if job.prompt == "slow":
             output_path.write_text(str(os.getpid()))
             time.sleep(2)

@@ -3,6 +3,8 @@ errors cross intact; a cancel or a time limit stops the job."""
 
 from __future__ import annotations
 
+import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,6 +29,7 @@ from videoqueue.engines.base import (
 from videoqueue.engines.isolation import EngineCrashed, IsolatedEngine
 from videoqueue.engines.lifecycle import RunLimits
 from videoqueue.engines.registry import UnknownEngine, build_engines
+from videoqueue.logs import configure_logging
 
 SCRIPTED = "tests.engines.fixture_engines:Scripted"
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,3 +229,24 @@ def test_ctrl_c_reaching_the_child_leaves_the_job_to_the_worker(
     pid, progress = _run(engine, "slow", output)
     pressing.join()
     assert progress == [0.25, 0.5, 1.0] and pid != os.getpid()
+
+
+def test_the_child_logs_as_its_worker_does_each_job_s_records_with_its_id(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("json")  # as the worker process does
+    try:
+        engine = IsolatedEngine("scripted", SCRIPTED)
+        engine.setup(60)
+        job = JobInput(job_id="job-that-logs", model="m", prompt="log")
+        engine.run(job, tmp_path / "out", lambda _: None)
+        engine.close()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    records = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line[:1] == "{"]
+    (drawing,) = [r for r in records if r["message"] == "the scripted engine is drawing"]
+    assert drawing["level"] == "INFO" and drawing["job_id"] == "job-that-logs"
+    assert drawing["pid"] != os.getpid()

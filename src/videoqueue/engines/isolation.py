@@ -38,6 +38,7 @@ from videoqueue.engines.base import (
     VideoInfo,
 )
 from videoqueue.engines.lifecycle import RunLimits
+from videoqueue.logs import LogFormat, configure_logging, configured_log_format, log_fields
 from videoqueue.orphans import stop_when_orphaned
 
 log = logging.getLogger(__name__)
@@ -173,14 +174,22 @@ def _finished(error: Exception) -> Done:
 
 
 def child_main(
-    connection: Connection, factory: str, parent_pid: int, device: str | None = None
+    connection: Connection,
+    factory: str,
+    parent_pid: int,
+    device: str | None = None,
+    log_format: LogFormat | None = None,
 ) -> None:
     """The child's life: build the engine once, say whether it could, then run jobs until
-    the worker hangs up.
+    the worker hangs up. It logs in `log_format`, as its worker does (a spawned process
+    starts with no handler, which drops every record under WARNING); a job's records carry
+    its id.
 
     A worker killed outright cannot stop its child: the child notices it is orphaned (even
     in the middle of a job that sends nothing) and exits quietly.
     """
+    if log_format is not None:
+        configure_logging(log_format, "%(asctime)s engine %(message)s")
     # Ctrl-C reaches the whole process group: the worker decides when its engine stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(
@@ -249,7 +258,8 @@ def _serve(connection: Connection, engine: Engine) -> None:
         assert isinstance(message, Run)
         reporter = _Reporter(connection)
         try:
-            info = engine.generate(message.job, message.output_path, reporter)
+            with log_fields(job_id=message.job.job_id):
+                info = engine.generate(message.job, message.output_path, reporter)
         except Exception as error:  # reported to the worker, which fails the job
             done = Done(cancelled=True) if reporter.cancelled else _finished(error)
         else:
@@ -285,7 +295,7 @@ class IsolatedEngine:
         ours, theirs = self._context.Pipe(duplex=True)
         self._process = self._context.Process(
             target=child_main,
-            args=(theirs, self.factory, os.getpid(), self.device),
+            args=(theirs, self.factory, os.getpid(), self.device, configured_log_format()),
             daemon=True,
             name=f"videoqueue-engine-{self.name}",
         )
