@@ -100,3 +100,15 @@ def test_a_worker_whose_row_was_pruned_registers_again_at_its_next_beat(
     assert [(row.id, row.state) for row in registered(db)] == [("w-1", WorkerState.STOPPING)]
     presence.close()
     assert registered(db) == []
+
+
+def test_a_beat_after_a_clean_stop_does_not_bring_the_row_back(
+    db: Database, tmp_path: Path
+) -> None:
+    # As the shutdown thread's `stopping` beat can land after the main thread's close.
+    presence = _presence(db, tmp_path, ManualClock(), FleetTerms())
+    presence.register()
+    presence.close()
+    presence.stopping.set()
+    presence.beat()
+    assert registered(db) == []

@@ -42,6 +42,8 @@ class Presence(threading.Thread):
         self.stopping = stopping
         self.device = device
         self._closed = threading.Event()
+        self._writing = threading.Lock()
+        """Held by each write of the row, so that no beat lands after `close` removed it."""
 
     def register(self) -> None:
         """Insert the worker's row (in the caller's thread: it is listed before it starts)."""
@@ -74,20 +76,24 @@ class Presence(threading.Thread):
 
     def beat(self) -> None:
         """Write the worker's engines, job and state now (registering it again if its row was
-        pruned while this process was paused)."""
-        w = self.worker
-        now = w.clock.now()
-        with w.db.transaction() as session:
-            written = store.record_heartbeat(
-                session,
-                worker_id=w.worker_id,
-                engines=w.engine_states(),
-                current_job_id=w.current_job_id,
-                state=self._state(),
-                now=now,
-            )
-        if not written:
-            self.register()
+        pruned while this process was paused); nothing once closed (a beat from another thread,
+        as the shutdown's, must not bring back the row `close` removed)."""
+        with self._writing:
+            if self._closed.is_set():
+                return
+            w = self.worker
+            now = w.clock.now()
+            with w.db.transaction() as session:
+                written = store.record_heartbeat(
+                    session,
+                    worker_id=w.worker_id,
+                    engines=w.engine_states(),
+                    current_job_id=w.current_job_id,
+                    state=self._state(),
+                    now=now,
+                )
+            if not written:
+                self.register()
 
     def close(self) -> None:
         """Stop beating and delete the row: the worker stopped cleanly."""
@@ -96,7 +102,7 @@ class Presence(threading.Thread):
             self.join()
         w = self.worker
         try:
-            with w.db.transaction() as session:
+            with self._writing, w.db.transaction() as session:
                 store.remove_worker(session, w.worker_id)
         except Exception:
             log.exception("could not remove this worker from the workers table; it turns lost")
