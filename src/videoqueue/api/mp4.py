@@ -8,16 +8,19 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 from urllib.parse import quote
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from videoqueue.api.file_response import LocalFileResponse
 from videoqueue.errors import VideoqueueError
 from videoqueue.storage.base import ObjectNotFound, Storage
+
+if TYPE_CHECKING:
+    from videoqueue.api.context import AppContext  # which holds a `FileOffload` of here
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)
 
@@ -122,6 +125,21 @@ async def mp4_response(
         background=background,
         on_sent=on_sent,
     )
+
+
+async def storage_redirect(
+    ctx: AppContext, key: str, headers: Mapping[str, str], filename: str | None = None
+) -> RedirectResponse | None:
+    """A 307 to a short-lived URL the storage signs for `key` (saved as `filename` when
+    given), with `headers`; None unless the server is set to redirect (`storage_redirect`)
+    and its storage can sign one (S3, not a local folder)."""
+    if not ctx.settings.storage_redirect:
+        return None
+    ttl = ctx.settings.storage_redirect_seconds
+    location = await run_in_threadpool(ctx.storage.presigned_url, key, ttl, filename)
+    if location is None:
+        return None
+    return RedirectResponse(location, status_code=307, headers=dict(headers))
 
 
 def _status_and_span(

@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from videoqueue.api.context import AppContext, context
-from videoqueue.api.mp4 import mp4_response
+from videoqueue.api.mp4 import mp4_response, storage_redirect
 from videoqueue.delivery.inputs import INPUT_READ_PATH, admit_input
 from videoqueue.delivery.links import PRIVATE_HEADERS, MediaUnavailable, verify_token
 from videoqueue.engines.data_urls import media_type
@@ -27,7 +27,7 @@ SNIFFED_BYTES = 16
 def _admit(ctx: AppContext, token: str) -> str:
     """The storage key the link serves now, or the `LinkError` saying why not."""
     claims = verify_token(ctx.inputs.signer, token)
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return admit_input(session, claims, now=ctx.clock.now())
 
 
@@ -47,11 +47,9 @@ async def read_input(token: str, request: Request) -> Response:
     """
     ctx = context(request)
     key = await run_in_threadpool(_admit, ctx, token)
-    if ctx.settings.storage_redirect:
-        ttl = ctx.settings.storage_redirect_seconds
-        location = await run_in_threadpool(ctx.storage.presigned_url, key, ttl)
-        if location is not None:
-            return RedirectResponse(location, status_code=307, headers=PRIVATE_HEADERS)
+    redirect = await storage_redirect(ctx, key, PRIVATE_HEADERS)
+    if redirect is not None:
+        return redirect
     try:
         kind = await run_in_threadpool(_media_type, ctx.storage, key)
         return await mp4_response(

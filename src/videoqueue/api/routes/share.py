@@ -8,10 +8,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from videoqueue.api.context import AppContext, context
-from videoqueue.api.mp4 import mp4_response
+from videoqueue.api.mp4 import mp4_response, storage_redirect
 from videoqueue.delivery.links import (
     PRIVATE_HEADERS,
     SHARE_READ_PATH,
@@ -60,13 +60,12 @@ async def read_share(token: str, request: Request) -> Response:
     assert fetch.output_key is not None
     job_id = fetch.job_id
     # Deleting once downloaded needs the last byte to pass through here: such links stream.
-    if ctx.settings.storage_redirect and not fetch.delete_after_download:
-        ttl = ctx.settings.storage_redirect_seconds
-        location = await run_in_threadpool(
-            ctx.storage.presigned_url, fetch.output_key, ttl, f"{job_id}.mp4"
+    if not fetch.delete_after_download:
+        redirect = await storage_redirect(
+            ctx, fetch.output_key, PRIVATE_HEADERS, filename=f"{job_id}.mp4"
         )
-        if location is not None:
-            return RedirectResponse(location, status_code=307, headers=PRIVATE_HEADERS)
+        if redirect is not None:
+            return redirect
     response: Response | None = None
 
     async def delete_once_sent() -> None:  # not after a dropped download: it may resume
