@@ -145,9 +145,7 @@ def test_limits_hold_across_api_processes_sharing_the_database(
     assert codes == [200, 200, 200, 429]
 
 
-def test_a_queue_request_is_counted_in_its_one_write_transaction(env: Env) -> None:
-    key = env.make_key()
-    assert env.post("/video/queue", BODY, key).status_code == 200  # the key's use is stamped
+def _transactions(env: Env, path: str, body: dict[str, Any], key: str) -> tuple[Any, list[str]]:
     engine = env.client.app.state.context.db.engine  # type: ignore[attr-defined]
     opened: list[str] = []
 
@@ -157,13 +155,51 @@ def test_a_queue_request_is_counted_in_its_one_write_transaction(env: Env) -> No
 
     event.listen(engine, "begin", on_begin)
     try:
-        second = env.post("/video/queue", BODY, key)
+        return env.post(path, body, key), opened
     finally:
         event.remove(engine, "begin", on_begin)
 
+
+def test_a_queue_request_is_counted_in_its_one_write_transaction(env: Env) -> None:
+    key = env.make_key()
+    assert env.post("/video/queue", BODY, key).status_code == 200  # the key's use is stamped
+    second, opened = _transactions(env, "/video/queue", BODY, key)
     assert second.status_code == 200
     assert second.headers["x-ratelimit-remaining-requests"] == "1"
     assert opened == ["read", "write"], "the key check, then the count, charge and job together"
+
+
+def test_a_retrieve_looks_up_its_key_and_is_counted_in_one_write_then_reads_the_job(
+    env: Env,
+) -> None:
+    key = env.make_key()
+    queue_id = env.post("/video/queue", BODY, key).json()["queue_id"]
+    reference = {"model": BODY["model"], "queue_id": queue_id}
+    retrieved, opened = _transactions(env, "/video/retrieve", reference, key)
+    assert retrieved.status_code == 200
+    assert retrieved.json()["status"] == "PROCESSING"
+    assert retrieved.headers["x-ratelimit-remaining-requests"] == "4"
+    assert opened == ["write", "read"]
+
+
+@pytest.mark.parametrize("path", ["/video/retrieve", "/video/complete"])
+def test_an_unknown_key_is_401_before_an_unreadable_body_is_400_and_counts_nothing(
+    env: Env, path: str
+) -> None:
+    key = env.make_key()
+    headers = {"Authorization": "Bearer vq_unknown", "Content-Type": "application/json"}
+    refused = env.client.post(f"/api/v1{path}", content=b"{not json", headers=headers)
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "Authentication failed"}
+    unreadable = env.client.post(
+        f"/api/v1{path}",
+        content=b"{not json",
+        headers={**headers, "Authorization": f"Bearer {key}"},
+    )
+    assert unreadable.status_code == 400
+    queue_id = env.post("/video/queue", BODY, key).json()["queue_id"]
+    counted = env.post(path, {"model": BODY["model"], "queue_id": queue_id}, key)
+    assert counted.headers["x-ratelimit-remaining-requests"] == "4", "only this one was counted"
 
 
 @pytest.fixture

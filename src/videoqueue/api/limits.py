@@ -23,7 +23,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import Message, Scope
 
-from videoqueue.api.auth import Caller, require_caller
+from videoqueue.api.auth import (
+    Caller,
+    Credentials,
+    KeySecret,
+    caller_credentials,
+    resolve,
+    resolve_in,
+)
 from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.model_access import note_model
@@ -51,22 +58,39 @@ class RateCount:
     transaction that does the request's work where it has one (`count`), else alone
     (`settle`). `status` is what the headers say once a count has committed."""
 
-    def __init__(self, ctx: AppContext, caller: Caller, route: str, model: str) -> None:
+    def __init__(self, ctx: AppContext, route: str, model: str) -> None:
         self._ctx = ctx
-        self._caller_id = caller.key_id or caller.account_id
         self._route = route
         self._model = model
+        self.caller: Caller | None = None
+        """Whom the request is counted against, once known."""
         self.status: RateStatus | None = None
 
     def _admit(self, session: Session) -> RateStatus:
+        assert self.caller is not None, "a request is counted once its caller is known"
         return admit(
             session,
-            caller_id=self._caller_id,
+            caller_id=self.caller.key_id or self.caller.account_id,
             route=self._route,
             model=self._model,
             policy=self._ctx.rate_policies.route(self._route),
             clock=self._ctx.clock,
         )
+
+    def identify(self, credentials: Credentials) -> Caller:
+        """The caller, looked up in a read of its own (the count comes later)."""
+        self.caller = resolve(self._ctx, credentials)
+        return self.caller
+
+    def admit_caller(self, credentials: Credentials) -> Caller:
+        """The caller, looked up and counted in one write transaction: 401 for an unknown
+        key (nothing counted), else the committed count, and 429 if it refused."""
+        with self._ctx.db.transaction() as session:
+            self.caller = resolve_in(self._ctx, session, credentials)
+            self.status = self._admit(session)
+        if self.status.refused is not None:
+            raise self.status.error()
+        return self.caller
 
     def count(self, session: Session) -> None:
         """Count in the caller's transaction; a refusal raises, so that transaction rolls
@@ -112,7 +136,7 @@ async def json_model(request: Request) -> object:
 def rate_limited(
     route: str,
     *,
-    authenticate: Callable[[Request], Awaitable[Caller]] = require_caller,
+    authenticate: Callable[[Request], Awaitable[Credentials]] = caller_credentials,
     named_model: Callable[[Request], Awaitable[object]] = json_model,
 ) -> Callable[..., Awaitable[Caller]]:
     """A dependency giving the caller (`authenticate`) once the request is within its limits
@@ -120,21 +144,30 @@ def rate_limited(
     `modelPrivacy` refuses is then 403.
 
     A queue is counted in the transaction that charges it (the route runs the jobs service
-    under `RateCount.around`); other routes are counted here, before the route runs."""
+    under `RateCount.around`); other routes are counted here, before the route runs, in the
+    transaction that looks up the caller's key."""
 
-    async def admitted_caller(request: Request, caller: Caller = Depends(authenticate)) -> Caller:
+    async def admitted_caller(
+        request: Request, credentials: Credentials = Depends(authenticate)
+    ) -> Caller:
         ctx = context(request)
         now = ctx.clock.now()
-        named = await named_model(request)
+        try:
+            named = await named_model(request)
+        except Exception:
+            if isinstance(credentials, KeySecret):  # an unknown key's 401 comes first
+                await run_in_threadpool(resolve, ctx, credentials)
+            raise
         entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
         # Unknown model names share one bucket, so made-up names cannot grow the table.
-        rate = RateCount(ctx, caller, route, entry.id if entry is not None else "")
+        rate = RateCount(ctx, route, entry.id if entry is not None else "")
         request.state.rate_limit = rate
         if entry is not None:
             note_model(request, entry, now)
         if route != "queue":
-            await run_in_threadpool(rate.settle)
-        elif entry is not None:
+            return await run_in_threadpool(rate.admit_caller, credentials)
+        caller = await run_in_threadpool(rate.identify, credentials)
+        if entry is not None:
             try:
                 allow_model(caller.model_privacy, entry.privacy)
             except ModelNotAllowed:

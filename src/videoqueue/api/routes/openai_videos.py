@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from videoqueue.api.auth import Caller, bearer_secret, require_api_key
+from videoqueue.api.auth import Caller, KeySecret, api_key_credentials, bearer_secret
 from videoqueue.api.context import context
 from videoqueue.api.idempotency import idempotency_key
 from videoqueue.api.limits import rate_count, rate_limited
@@ -61,13 +61,13 @@ async def _view(request: Request, caller: Caller, video_id: str) -> JobView:
         raise VideoNotFound(video_id) from None
 
 
-async def require_key(request: Request) -> Caller:
-    """The caller behind a Bearer key; no key at all is a 401, as OpenAI answers it."""
+async def require_key(request: Request) -> KeySecret:
+    """A Bearer key; no key at all is a 401, as OpenAI answers it."""
     if bearer_secret(request) is None:
         raise AuthenticationFailed(
             "Missing API key: send it in the Authorization header as 'Bearer <key>'"
         )
-    return await require_api_key(request)
+    return api_key_credentials(request)
 
 
 async def created_model(request: Request) -> object:
