@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from videoqueue.db.dialect import locked
 from videoqueue.delivery.models import DeliveryLink
@@ -39,6 +39,11 @@ def get_link_for_update(session: Session, link_id: str) -> DeliveryLink | None:
 def job_has_link(session: Session, job_id: str) -> bool:
     """Whether the job was queued with a `download_url` (its result is served only there)."""
     return bool(session.scalar(select(exists().where(DeliveryLink.job_id == job_id))))
+
+
+def has_link(job_id: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+    """Whether the job whose id is `job_id` (a column) was queued with a `download_url`."""
+    return exists().where(DeliveryLink.job_id == job_id)
 
 
 def revoke_job_links(session: Session, job_id: str, *, now: datetime) -> int:

@@ -53,6 +53,9 @@ from videoqueue.webhooks.guard import webhook_addresses
 PRICED_BY_MEDIA = ("video_url", "reference_video_urls")
 """Media fields whose probed length or size enters the price; no other media does."""
 
+_POLLED = store.polled_job_query(link_store.has_link(Job.id))
+"""A retrieve's one read: the job, and whether a download link serves it."""
+
 
 Admission = Callable[[Session], None]
 """Counts a request against its caller's request limits in the given transaction, raising
@@ -365,7 +368,10 @@ class JobService:
         """Where the account's job stands. Raises `MediaNotFound` for no such job (or gone)."""
         now = self.clock.now()
         with self.db.read() as session:
-            job = self._owned_job(session, account_id, model, queue_id)
+            polled = store.get_polled_job(session, _POLLED, queue_id, account_id=account_id)
+            if polled is None or polled[0].model != model:
+                raise MediaNotFound()
+            job, linked = polled
             if job.state == JobState.FAILED and job.failure is not None:
                 return Failed(job.failure)
             if store.is_pending(job):
@@ -375,7 +381,7 @@ class JobService:
                 return Pending(average, _elapsed_ms(job.created_at, now), progress, position)
             if job.state != JobState.COMPLETED or job.output_key is None:
                 raise MediaNotFound()
-            if not link_store.job_has_link(session, job.id):
+            if not linked:
                 return Ready(job.id, job.output_key, delete_media)
             average = self._average_ms(session, job)
         if delete_media:  # the video goes once its link has served it whole

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Select,
     and_,
     bindparam,
     delete,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from videoqueue.clock import Clock
 from videoqueue.db.base import could_be_key, new_id, table
@@ -137,6 +138,27 @@ def get_job(session: Session, job_id: str, *, account_id: str) -> Job | None:
     if not could_be_job_id(job_id):
         return None
     return session.scalar(_OWNED_JOB, {"job_id": job_id, "owner": account_id})
+
+
+def polled_job_query(flag: ColumnElement[bool]) -> Select[Job, bool]:
+    """What a poll reads, for `get_polled_job` (built once: building it costs more than
+    running it): the job without its spec, which a poll never reads (it raises if touched),
+    and `flag`, a column expression on the job's row (e.g. whether a link serves it)."""
+    return (
+        select(Job, flag)
+        .options(defer(Job.spec, raiseload=True))
+        .where(Job.id == bindparam("job_id"), Job.account_id == bindparam("owner"))
+    )
+
+
+def get_polled_job(
+    session: Session, query: Select[Job, bool], job_id: str, *, account_id: str
+) -> tuple[Job, bool] | None:
+    """The account's job as `get_job` finds it, and its flag, by a `polled_job_query`."""
+    if not could_be_job_id(job_id):
+        return None
+    found = session.execute(query, {"job_id": job_id, "owner": account_id}).first()
+    return None if found is None else (found[0], bool(found[1]))
 
 
 def list_jobs(
