@@ -67,12 +67,11 @@ class LocalFileResponse(Response):
             )
             sent = True
             if scope.get("method") != "HEAD" and self._end >= self._start:
-                sending = (
-                    self._send_by_kernel(send)
-                    if ZERO_COPY in scope.get("extensions", {})
-                    else self._send_from(self._map(), send)
-                )
-                sent = await _until_disconnect(sending, receive)
+                if ZERO_COPY in scope.get("extensions", {}):
+                    # The server's send raises once the client is gone: no watcher needed.
+                    sent = await _delivered(self._send_by_kernel(send))
+                else:
+                    sent = await _until_disconnect(self._send_from(self._map(), send), receive)
         if sent:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             if self._on_sent is not None:
@@ -110,19 +109,24 @@ class LocalFileResponse(Response):
             offset = stop
 
 
+async def _delivered(sending: Awaitable[None]) -> bool:
+    """Await `sending`; False if the connection closed under it."""
+    try:
+        await sending
+    except OSError:  # ASGI's answer to a send on a closed connection
+        return False
+    return True
+
+
 async def _until_disconnect(sending: Awaitable[None], receive: Receive) -> bool:
-    """Await `sending` unless the client goes first; True if it finished."""
+    """Await `sending` unless the client goes first (a server whose sends do not raise once
+    it has gone); True if it finished."""
     finished = False
     async with anyio.create_task_group() as group:
 
         async def send_all() -> None:
             nonlocal finished
-            try:
-                await sending
-            except OSError:  # ASGI's answer to a send on a closed connection
-                pass
-            else:
-                finished = True
+            finished = await _delivered(sending)
             group.cancel_scope.cancel()
 
         async def watch() -> None:

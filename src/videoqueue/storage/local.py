@@ -19,12 +19,16 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._inside = os.path.join(self.root, "")
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root) or path == self.root:
+        # Lexical, not `resolve()`: it runs on every download, and resolving walks the path
+        # with a system call per part. The folder holds only what this class writes, so no
+        # link inside it leads out.
+        path = os.path.normpath(os.path.join(self.root, key))
+        if not path.startswith(self._inside):
             raise ValueError(f"storage key escapes the root: {key!r}")
-        return path
+        return Path(path)
 
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> int:
         path = self._path(key)
