@@ -352,3 +352,17 @@ def test_a_rotated_secret_signs_the_next_attempt(hook_env: Env, server: MediaSer
     _verified(new, server.received[1])
     with pytest.raises(Exception, match="signature"):
         _verified(old, server.received[1])
+
+
+def test_a_redirect_is_not_followed_but_recorded_and_retried(
+    hook_env: Env, server: MediaServer
+) -> None:
+    elsewhere = server.answer_posts("/elsewhere", Route(status=200))
+    job = _hooked_job(hook_env, server, Route(status=307, headers={"Location": elsewhere}))
+    job.cancel(hook_env)
+    assert _sender(hook_env, ManualClock()).send_due() == 1
+    assert [received.path for received in server.received] == ["/hook"]
+    [delivery] = _deliveries(hook_env, job.key)["data"]
+    [attempt] = delivery["attempts"]
+    assert (attempt["status_code"], attempt["error"]) == (307, "answered HTTP 307")
+    assert delivery["status"] == "pending" and delivery["next_attempt_at"] is not None
