@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Env
-from videoqueue.client import AsyncClient, Client, Progress, QueuedJob, WaitTimedOut
+from videoqueue.client import (
+    AsyncClient,
+    Client,
+    Progress,
+    QueuedJob,
+    ServerError,
+    WaitTimedOut,
+)
 from videoqueue.settings import Settings
 from videoqueue.workers import Supervisor
 
@@ -110,3 +117,18 @@ def test_wait_gives_up_at_its_timeout(env: Env, api_url: str, tmp_path: Path) ->
             client.wait(job, on_progress=seen.append, poll_interval=0.1, timeout=0.5)
     assert job.queue_id in caught.value.message
     assert seen and all(p.state == "QUEUED" for p in seen)
+
+
+def test_wait_on_a_job_that_fails_raises_the_servers_error(env: Env, api_url: str) -> None:
+    supervisor = Supervisor(env.settings, 1)
+    with Client(api_url, api_key=env.make_key()) as client:
+        job = client.queue(model=MODEL, prompt="fail", duration="5s")
+        supervisor.start()
+        try:
+            with pytest.raises(ServerError) as caught:
+                client.wait(job, poll_interval=0.05, timeout=60)
+        finally:
+            supervisor.stop()
+    assert caught.value.status == 500
+    assert caught.value.message == "Inference processing failed"
+    assert caught.value.body["credits_refunded"] is True
