@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Env, build_env
+from videoqueue.clock import ManualClock
 from videoqueue.settings import Settings
 
 MODEL = "wan-2.5-preview-text-to-video"
@@ -59,13 +60,21 @@ def test_open_metrics_need_no_key(open_env: Env) -> None:
     assert "videoqueue_queue_depth" in response.text
 
 
-def test_queue_gauges_come_from_the_database(env: Env) -> None:
+@pytest.fixture
+def clocked_env(settings: Settings, clock: ManualClock) -> Iterator[Env]:
+    yield from build_env(settings, clock=clock)
+
+
+def test_queue_gauges_come_from_the_database(clocked_env: Env, clock: ManualClock) -> None:
+    env = clocked_env
     key = env.make_key()
     before = scrape(env)
     assert value(before, "videoqueue_jobs", state="queued", model=MODEL) == 0
     for prompt in ("one", "two"):
         body = {"model": MODEL, "prompt": prompt, "duration": "5s"}
         assert env.post("/video/queue", body, key).status_code == 200
+        clock.advance(30)
+    clock.advance(60)
     after = scrape(env)
     assert value(after, "videoqueue_jobs", state="queued", model=MODEL) == 2
     engines = {
@@ -75,7 +84,8 @@ def test_queue_gauges_come_from_the_database(env: Env) -> None:
     }
     assert sum(engines.values()) == 2
     (engine,) = engines
-    assert value(after, "videoqueue_queue_oldest_age_seconds", engine=engine) >= 0
+    # The oldest job was queued 30 + 30 + 60 s before the scrape (the newer one 90 s).
+    assert after[("videoqueue_queue_oldest_age_seconds", frozenset({("engine", engine)}))] == 120
 
 
 def test_requests_are_counted_by_route_template_and_status(env: Env) -> None:

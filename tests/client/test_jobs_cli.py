@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.accounts import balance
+from tests.accounts import account_of, balance
 from tests.client.conftest import RequestLog
 from tests.conftest import Env, load_job
 from videoqueue.cli import main
@@ -183,3 +183,22 @@ def test_generate_sends_its_seed_to_the_job(
     assert main(["generate", "a kite", "-m", T2V, "--duration", "5s", "--seed", "7"]) == 130
     queue_id = capsys.readouterr().err.split("queued ")[1].split()[2]
     assert load_job(env.db, queue_id).job_spec.seed == 7
+
+
+def test_generate_takes_its_server_and_key_from_flags_and_turns_audio_on_or_off(
+    env: Env, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The flags win over an environment that points nowhere.
+    _point_at(monkeypatch, "http://127.0.0.1:9/api/v1", "vq_wrong")
+    monkeypatch.setattr(Client, "wait", _interrupted_wait)  # no worker here: stop waiting
+    key = env.make_key()
+    model = "kling-2.6-pro-text-to-video"  # audio_configurable, priced x1.25 with sound
+    for flag, audio, quote in (("--no-audio", False, "$0.35"), ("--audio", True, "$0.44")):
+        _answer(monkeypatch, "n\n")
+        command = ["generate", "a kite", "-m", model, "--duration", "5s", flag]
+        assert main([*command, "--base-url", api_url, "--api-key", key]) == 130
+        err = capsys.readouterr().err
+        assert f"quote: {quote} USD" in err
+        job = load_job(env.db, err.split("queued ")[1].split()[2])
+        assert job.job_spec.audio is audio
+        assert job.account_id == account_of(env, key)

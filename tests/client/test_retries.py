@@ -3,7 +3,9 @@ same Idempotency-Key and charged once; 429 and 503 wait for `Retry-After`."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ import pytest
 
 from tests.accounts import balance
 from tests.conftest import Env
-from videoqueue.client import Client, RateLimited, RetryPolicy, ServiceUnavailable
+from videoqueue.client import AsyncClient, Client, RateLimited, RetryPolicy, ServiceUnavailable
 
 T2V = "wan-2.5-preview-text-to-video"
 REQUEST = {"model": T2V, "prompt": "a kite", "duration": "5s", "resolution": "480p"}
@@ -80,15 +82,41 @@ def test_a_lost_queue_answer_is_retried_with_the_same_key_and_charged_once(
     env: Env, api_url: str
 ) -> None:
     account = env.make_account(balance_usd=10)
-    flaky = Flaky(upstream=api_url)
+    flaky = Flaky(upstream=api_url, retry_after="1")
     with flaky_proxy(flaky) as proxy, Client(proxy, api_key=env.make_key(account)) as client:
+        started = time.monotonic()
         job = client.queue(**REQUEST)
+        queued = time.monotonic()
         status = client.retrieve(job)
+        retrieved = time.monotonic()
+    assert queued - started >= 1 and retrieved - queued >= 1  # each waited for Retry-After
     queues = [headers for path, headers in flaky.seen if path == "/video/queue"]
     assert len(queues) == 2
     assert queues[0]["Idempotency-Key"] == queues[1]["Idempotency-Key"]
     assert [path for path, _ in flaky.seen].count("/video/retrieve") == 2
     assert status.status == "PROCESSING"
+    assert balance(env, account) == 10_000_000 - 250_000
+
+
+def test_the_async_client_retries_as_the_client_does(env: Env, api_url: str) -> None:
+    account = env.make_account(balance_usd=10)
+    flaky = Flaky(upstream=api_url, retry_after="1")
+
+    async def scenario(proxy: str) -> tuple[float, float, str]:
+        async with AsyncClient(proxy, api_key=env.make_key(account)) as client:
+            started = time.monotonic()
+            job = await client.queue(**REQUEST)
+            queued = time.monotonic()
+            status = await client.retrieve(job)
+            return queued - started, time.monotonic() - queued, status.status
+
+    with flaky_proxy(flaky) as proxy:
+        queue_wait, retrieve_wait, status = asyncio.run(scenario(proxy))
+    assert queue_wait >= 1 and retrieve_wait >= 1
+    assert status == "PROCESSING"
+    queues = [headers for path, headers in flaky.seen if path == "/video/queue"]
+    assert len(queues) == 2
+    assert queues[0]["Idempotency-Key"] == queues[1]["Idempotency-Key"]
     assert balance(env, account) == 10_000_000 - 250_000
 
 

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -352,3 +353,43 @@ def test_a_rotated_secret_signs_the_next_attempt(hook_env: Env, server: MediaSer
     _verified(new, server.received[1])
     with pytest.raises(Exception, match="signature"):
         _verified(old, server.received[1])
+
+
+def test_a_redirect_is_not_followed_but_recorded_and_retried(
+    hook_env: Env, server: MediaServer
+) -> None:
+    elsewhere = server.answer_posts("/elsewhere", Route(status=200))
+    job = _hooked_job(hook_env, server, Route(status=307, headers={"Location": elsewhere}))
+    job.cancel(hook_env)
+    assert _sender(hook_env, ManualClock()).send_due() == 1
+    assert [received.path for received in server.received] == ["/hook"]
+    [delivery] = _deliveries(hook_env, job.key)["data"]
+    [attempt] = delivery["attempts"]
+    assert (attempt["status_code"], attempt["error"]) == (307, "answered HTTP 307")
+    assert delivery["status"] == "pending" and delivery["next_attempt_at"] is not None
+
+
+def test_a_receiver_slower_than_the_timeout_is_recorded_and_retried(
+    settings: Settings, server: MediaServer
+) -> None:
+    with app_env(settings.model_copy(update={**QUICK, "webhook_timeout_seconds": 0.5})) as env:
+        job = _hooked_job(env, server, Route(status=200, stall_s=5), Route(status=204))
+        job.cancel(env)
+        clock = ManualClock()
+        sender = _sender(env, clock)
+        assert sender.send_due() == 1
+        [delivery] = _deliveries(env, job.key)["data"]
+        [attempt] = delivery["attempts"]
+        assert (attempt["status_code"], attempt["error"]) == (None, "timed out after 0.5 s")
+        assert 500 <= attempt["duration_ms"] < 5000
+        assert delivery["status"] == "pending"
+        clock.advance(1)
+        assert sender.send_due() == 1
+        assert _delivered(env, job.key)["data"][0]["attempts"][1]["status_code"] == 204
+
+
+def test_the_default_schedule_retries_for_about_a_day(tmp_path: Path) -> None:
+    delays = Settings(data_dir=tmp_path).webhook_retry_delays_seconds
+    # As docs/webhooks.md lists them: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 6 h.
+    assert delays == [5, 300, 1800, 7200, 18000, 36000, 21600]
+    assert 23.5 * 3600 < sum(delays) <= 24 * 3600
