@@ -43,6 +43,7 @@ from videoqueue.auth.rate_limits import (
     admit_address,
     record_failure,
 )
+from videoqueue.catalog.entry import ModelEntry
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs.service import Admission
 
@@ -58,8 +59,9 @@ class RateCount:
     transaction that does the request's work where it has one (`count`), else alone
     (`settle`). `status` is what the headers say once a count has committed."""
 
-    def __init__(self, ctx: AppContext, route: str, model: str) -> None:
+    def __init__(self, ctx: AppContext, credentials: Credentials, route: str, model: str) -> None:
         self._ctx = ctx
+        self._credentials = credentials
         self._route = route
         self._model = model
         self.caller: Caller | None = None
@@ -77,20 +79,25 @@ class RateCount:
             clock=self._ctx.clock,
         )
 
-    def identify(self, credentials: Credentials) -> Caller:
+    def identify(self) -> Caller:
         """The caller, looked up in a read of its own (the count comes later)."""
-        self.caller = resolve(self._ctx, credentials)
+        self.caller = resolve(self._ctx, self._credentials)
         return self.caller
 
-    def admit_caller(self, credentials: Credentials) -> Caller:
+    def admit_caller(self) -> Caller:
         """The caller, looked up and counted in one write transaction: 401 for an unknown
         key (nothing counted), else the committed count, and 429 if it refused."""
         with self._ctx.db.transaction() as session:
-            self.caller = resolve_in(self._ctx, session, credentials)
+            self.caller = resolve_in(self._ctx, session, self._credentials)
             self.status = self._admit(session)
         if self.status.refused is not None:
             raise self.status.error()
         return self.caller
+
+    def then(self, work: Callable[[Caller], T]) -> T:
+        """`work(caller)` once the caller is admitted (`admit_caller`), in the same thread
+        call: a route that reads the database after its count needs one hop, not two."""
+        return work(self.admit_caller())
 
     def count(self, session: Session) -> None:
         """Count in the caller's transaction; a refusal raises, so that transaction rolls
@@ -133,6 +140,31 @@ async def json_model(request: Request) -> object:
     return (await json_object(request)).get("model")
 
 
+async def _rate_count(
+    request: Request,
+    credentials: Credentials,
+    route: str,
+    named_model: Callable[[Request], Awaitable[object]],
+) -> tuple[RateCount, ModelEntry | None]:
+    """The request's count on `route` and the model `named_model` reads (if the catalogue
+    has it), not made yet."""
+    ctx = context(request)
+    now = ctx.clock.now()
+    try:
+        named = await named_model(request)
+    except Exception:
+        if isinstance(credentials, KeySecret):  # an unknown key's 401 comes first
+            await run_in_threadpool(resolve, ctx, credentials)
+        raise
+    entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
+    # Unknown model names share one bucket, so made-up names cannot grow the table.
+    rate = RateCount(ctx, credentials, route, entry.id if entry is not None else "")
+    request.state.rate_limit = rate
+    if entry is not None:
+        note_model(request, entry, now)
+    return rate, entry
+
+
 def rate_limited(
     route: str,
     *,
@@ -150,23 +182,10 @@ def rate_limited(
     async def admitted_caller(
         request: Request, credentials: Credentials = Depends(authenticate)
     ) -> Caller:
-        ctx = context(request)
-        now = ctx.clock.now()
-        try:
-            named = await named_model(request)
-        except Exception:
-            if isinstance(credentials, KeySecret):  # an unknown key's 401 comes first
-                await run_in_threadpool(resolve, ctx, credentials)
-            raise
-        entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
-        # Unknown model names share one bucket, so made-up names cannot grow the table.
-        rate = RateCount(ctx, route, entry.id if entry is not None else "")
-        request.state.rate_limit = rate
-        if entry is not None:
-            note_model(request, entry, now)
+        rate, entry = await _rate_count(request, credentials, route, named_model)
         if route != "queue":
-            return await run_in_threadpool(rate.admit_caller, credentials)
-        caller = await run_in_threadpool(rate.identify, credentials)
+            return await run_in_threadpool(rate.admit_caller)
+        caller = await run_in_threadpool(rate.identify)
         if entry is not None:
             try:
                 allow_model(caller.model_privacy, entry.privacy)
@@ -176,6 +195,20 @@ def rate_limited(
         return caller
 
     return admitted_caller
+
+
+def admission(route: str) -> Callable[..., Awaitable[RateCount]]:
+    """A dependency giving the request's count on `route` with its caller still to admit:
+    the route admits it with its own database work, in one thread call (`RateCount.then`),
+    or alone (`admit_caller`) before refusing the request itself."""
+
+    async def deferred(
+        request: Request, credentials: Credentials = Depends(caller_credentials)
+    ) -> RateCount:
+        rate, _entry = await _rate_count(request, credentials, route, json_model)
+        return rate
+
+    return deferred
 
 
 def rate_count(request: Request) -> RateCount:
@@ -256,5 +289,6 @@ class RateLimitHeaders(ResponseStartHook):
 
 
 QueueCaller = Annotated[Caller, Depends(rate_limited("queue"))]
-RetrieveCaller = Annotated[Caller, Depends(rate_limited("retrieve"))]
 CompleteCaller = Annotated[Caller, Depends(rate_limited("complete"))]
+RetrieveAdmission = Annotated[RateCount, Depends(admission("retrieve"))]
+CompleteAdmission = Annotated[RateCount, Depends(admission("complete"))]

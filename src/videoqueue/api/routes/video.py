@@ -12,18 +12,33 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from videoqueue.api.auth import Caller
 from videoqueue.api.body import json_object
 from videoqueue.api.context import context
 from videoqueue.api.failures import venice_failure
 from videoqueue.api.idempotency import idempotency_key
-from videoqueue.api.limits import CompleteCaller, QueueCaller, RetrieveCaller, rate_count
+from videoqueue.api.limits import (
+    CompleteAdmission,
+    QueueCaller,
+    RateCount,
+    RetrieveAdmission,
+    rate_count,
+)
 from videoqueue.api.model_access import admit_quote
 from videoqueue.api.mp4 import mp4_response
 from videoqueue.catalog import issues as iss
 from videoqueue.catalog.issues import InvalidParameters
 from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.catalog.validation import requested_model
-from videoqueue.jobs.service import Accepted, Admission, Failed, MediaNotFound, Pending, Ready
+from videoqueue.jobs.service import (
+    Accepted,
+    Admission,
+    Failed,
+    MediaNotFound,
+    Pending,
+    Ready,
+    Retrieved,
+)
 from videoqueue.logs import note_log_fields
 from videoqueue.storage.base import ObjectNotFound
 
@@ -89,7 +104,7 @@ def job_reference(body: Mapping[str, Any], allowed: tuple[str, ...]) -> tuple[st
 
 
 @router.post("/video/retrieve", response_model=None)
-async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
+async def retrieve_video(request: Request, rate: RetrieveAdmission) -> Response:
     """Poll a job: JSON `{status: "PROCESSING", …}` while it runs, then the `video/mp4` bytes.
 
     Beside Venice's three fields, `PROCESSING` carries `progress` (0 to 1) and
@@ -99,14 +114,16 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
     the bytes: fetch them from the link.
     """
     body = await json_object(request)
-    model, queue_id = job_reference(body, RETRIEVE_KEYS)
+    model, queue_id = await _job_reference(rate, body, RETRIEVE_KEYS)
     note_log_fields(job_id=queue_id)
     ctx = context(request)
     jobs = ctx.jobs
     delete_media = body.get("delete_media_on_completion") is True
-    result = await run_in_threadpool(
-        jobs.retrieve, caller.account_id, model, queue_id, delete_media=delete_media
-    )
+
+    def retrieve(caller: Caller) -> Retrieved:
+        return jobs.retrieve(caller.account_id, model, queue_id, delete_media=delete_media)
+
+    result = await run_in_threadpool(rate.then, retrieve)
     if isinstance(result, Failed):
         status, error = venice_failure(result.failure)
         return JSONResponse(error, status_code=status)
@@ -144,10 +161,26 @@ async def retrieve_video(request: Request, caller: RetrieveCaller) -> Response:
 
 
 @router.post("/video/complete")
-async def complete_video(request: Request, caller: CompleteCaller) -> JSONResponse:
+async def complete_video(request: Request, rate: CompleteAdmission) -> JSONResponse:
     """Delete a job's stored media (cancelling it if still queued). Answers `{success: true}`."""
-    body = await json_object(request)
-    model, queue_id = job_reference(body, COMPLETE_KEYS)
+    model, queue_id = await _job_reference(rate, await json_object(request), COMPLETE_KEYS)
     note_log_fields(job_id=queue_id)
-    await run_in_threadpool(context(request).jobs.complete, caller.account_id, model, queue_id)
+    jobs = context(request).jobs
+
+    def complete(caller: Caller) -> None:
+        jobs.complete(caller.account_id, model, queue_id)
+
+    await run_in_threadpool(rate.then, complete)
     return JSONResponse({"success": True})
+
+
+async def _job_reference(
+    rate: RateCount, body: Mapping[str, Any], allowed: tuple[str, ...]
+) -> tuple[str, str]:
+    """`job_reference`, its 400 answered only after the request is admitted (a 401 or 429
+    comes first, and the 400 is counted)."""
+    try:
+        return job_reference(body, allowed)
+    except InvalidParameters:
+        await run_in_threadpool(rate.admit_caller)
+        raise
