@@ -25,6 +25,7 @@ def _finished_job(env: Env, key: str) -> str:
             == "video/mp4"
         ),
         timeout=90,
+        interval=0.5,  # a slow run's polls stay within the key's 120 retrieves a minute
     )
     return queue_id
 
