@@ -36,13 +36,9 @@ def get_link_for_update(session: Session, link_id: str) -> DeliveryLink | None:
     return session.scalar(locked(select(DeliveryLink).where(DeliveryLink.id == link_id)))
 
 
-def job_has_link(session: Session, job_id: str) -> bool:
-    """Whether the job was queued with a `download_url` (its result is served only there)."""
-    return bool(session.scalar(select(exists().where(DeliveryLink.job_id == job_id))))
-
-
 def has_link(job_id: InstrumentedAttribute[str]) -> ColumnElement[bool]:
-    """Whether the job whose id is `job_id` (a column) was queued with a `download_url`."""
+    """Whether the job whose id is `job_id` (a column) was queued with a `download_url` (its
+    result is served only there)."""
     return exists().where(DeliveryLink.job_id == job_id)
 
 

@@ -53,6 +53,7 @@ from videoqueue.webhooks.guard import webhook_addresses
 PRICED_BY_MEDIA = ("video_url", "reference_video_urls")
 """Media fields whose probed length or size enters the price; no other media does."""
 
+
 _POLLED = store.polled_job_query(link_store.has_link(Job.id))
 """A retrieve's one read: the job, and whether a download link serves it."""
 
@@ -66,6 +67,13 @@ class MediaNotFound(ObjectNotFound):
     """Media could not be found. Request may be invalid, expired, or deleted."""
 
     code = "MEDIA_NOT_FOUND"
+
+
+def _of_model(job: Job | None, model: str) -> Job:
+    """The account's job if it is one of `model`'s; else `MediaNotFound`, as for no job."""
+    if job is None or job.model != model:
+        raise MediaNotFound()
+    return job
 
 
 class WebhookSecretRequired(VideoqueueError):
@@ -354,10 +362,7 @@ class JobService:
         return Accepted(entry.id, stored.job_id, download_url)
 
     def _owned_job(self, session: Session, account_id: str, model: str, queue_id: str) -> Job:
-        job = store.get_job(session, queue_id, account_id=account_id)
-        if job is None or job.model != model:
-            raise MediaNotFound()
-        return job
+        return _of_model(store.get_job(session, queue_id, account_id=account_id), model)
 
     def _average_ms(self, session: Session, job: Job) -> int:
         return store.average_execution_ms(session, job.model, self.terms.default_average_ms)
@@ -369,9 +374,8 @@ class JobService:
         now = self.clock.now()
         with self.db.read() as session:
             polled = store.get_polled_job(session, _POLLED, queue_id, account_id=account_id)
-            if polled is None or polled[0].model != model:
-                raise MediaNotFound()
-            job, linked = polled
+            found, linked = polled or (None, False)
+            job = _of_model(found, model)
             if job.state == JobState.FAILED and job.failure is not None:
                 return Failed(job.failure)
             if store.is_pending(job):
