@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -16,7 +17,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests.conftest import load_job, reap_now, retrieve_error, tiny_spec
 from videoqueue.billing.ledger import charge, create_account, refund, top_up
@@ -153,6 +154,53 @@ def test_a_lapsed_lease_is_claimed_again_and_the_old_owner_loses_it(db: Database
     assert load_job(db, job_id).progress == 0.5
 
 
+def test_a_claim_takes_the_oldest_runnable_job_lapsed_or_queued(db: Database) -> None:
+    clock = ManualClock()
+    account = _account(db, clock)
+    lapsed = _enqueue(db, clock, account)
+    assert _claim(db, clock, "gone") == lapsed
+    clock.advance(1)
+    newer = _enqueue(db, clock, account)
+    clock.advance(LEASE)
+    assert _claim(db, clock, "w1") == lapsed, "the lapsed job was queued first"
+    assert _claim(db, clock, "w2") == newer
+    clock.advance(LEASE + 1)  # both lapse; a job queued since is the newest of the three
+    latest = _enqueue(db, clock, account)
+    assert [_claim(db, clock, w) for w in ("w3", "w4", "w5")] == [lapsed, newer, latest]
+    assert _claim(db, clock, "w6") is None
+
+
+def test_a_claim_does_not_sort_the_backlog(db: Database) -> None:
+    """Each candidate is the first entry of `ix_jobs_state_created`: no claim gathers and
+    sorts every queued job, so its cost does not grow with the backlog."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("reads SQLite's query plan")
+    clock = ManualClock()
+    _enqueue(db, clock, _account(db, clock))
+    executed: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE jobs"):
+            executed.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert _claim(db, clock, "w") is not None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    [(sql, parameters)] = executed
+    with db.engine.connect() as connection:
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
+    nodes = {row[0]: row[3] for row in plan}
+    searches = [row for row in plan if "USING INDEX ix_jobs_state_created" in row[3]]
+    # Each candidate's own walk of the index, first entry first (no OR of two index walks)
+    assert len(searches) == 2, plan
+    assert all(nodes[row[1]].startswith("CO-ROUTINE") for row in searches), plan
+    # and the only sort is of the two candidates.
+    sorts = [row for row in plan if "TEMP B-TREE" in row[3]]
+    assert all(nodes[row[1]].startswith("SCALAR SUBQUERY") for row in sorts), plan
+
+
 def test_an_upstream_job_is_stored_only_by_the_lease_owner_and_outlives_the_attempt(
     db: Database,
 ) -> None:
@@ -283,9 +331,10 @@ def test_average_execution_time_is_the_p80_of_recent_runs(db: Database) -> None:
         _claim(db, clock, "w")
         clock.advance(seconds)
         with db.transaction() as session:
-            job = store.owned_running_job(session, job_id=job_id, worker_id="w")
+            job = store.complete_owned_job(
+                session, job_id=job_id, worker_id="w", output_key="k", output_bytes=1, clock=clock
+            )
             assert job is not None
-            store.complete_job(session, job, output_key="k", output_bytes=1, clock=clock)
     assert _average(db) == 8_000
 
 
@@ -346,9 +395,15 @@ class LeaseMachine(RuleBasedStateMachine):
             return
         job_id = self.held.pop(worker)
         with self.db.transaction() as session:
-            job = store.owned_running_job(session, job_id=job_id, worker_id=worker)
+            job = store.complete_owned_job(
+                session,
+                job_id=job_id,
+                worker_id=worker,
+                output_key="k",
+                output_bytes=1,
+                clock=self.clock,
+            )
             if job is not None:
-                store.complete_job(session, job, output_key="k", output_bytes=1, clock=self.clock)
                 assert job_id not in self.completed
                 self.completed.add(job_id)
 

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Executable,
     Select,
+    Subquery,
     and_,
     bindparam,
     delete,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session, defer
@@ -54,13 +57,75 @@ def _runnable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     )
 
 
-_NEXT_RUNNABLE = locked(
-    select(Job)
-    .where(_runnable(bindparam("now")), Job.engine.in_(bindparam("engines", expanding=True)))
-    .order_by(Job.created_at)
-    .limit(1),
-    skip_locked=True,
+def _oldest_job_of_engines(state: ColumnElement[bool]) -> Subquery:
+    """The oldest job in `state` of the engines asked for, its row locked (rows other workers
+    hold are skipped): one step along `ix_jobs_state_created`, whatever the backlog."""
+    oldest = (
+        select(Job.id, Job.created_at)
+        .where(state, Job.engine.in_(bindparam("engines", expanding=True)))
+        .order_by(Job.created_at)
+        .limit(1)
+    )
+    return locked(oldest, skip_locked=True).subquery()
+
+
+_JOBS = table(Job)
+# The runnable job a worker claims is the older of two candidates, each found through the
+# index: one `_runnable` filter (an OR of two states) would gather and sort every queued job.
+_CANDIDATES = union_all(
+    select(_oldest_job_of_engines(Job.state == JobState.QUEUED)),
+    select(
+        _oldest_job_of_engines(
+            and_(
+                Job.state == JobState.RUNNING,
+                Job.lease_expires_at < bindparam("now"),
+                Job.attempts < Job.max_attempts,
+            )
+        )
+    ),
+).subquery()
+# One statement claims, leases and returns the job, where a select and a flush took two.
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id
+        == select(_CANDIDATES.c.id).order_by(_CANDIDATES.c.created_at).limit(1).scalar_subquery()
+    )
+    .values(
+        state=JobState.RUNNING,
+        attempts=_JOBS.c.attempts + 1,
+        lease_owner=bindparam("worker_id"),
+        lease_expires_at=bindparam("lease_expires_at"),
+        started_at=func.coalesce(_JOBS.c.started_at, bindparam("now")),
+        progress=0.0,
+    )
+    .returning(*_JOBS.c)
 )
+# Settling a finished job likewise: one UPDATE that holds only while the lease is ours.
+_COMPLETE_OWNED = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job_id"),
+        _JOBS.c.state == JobState.RUNNING,
+        _JOBS.c.lease_owner == bindparam("worker_id"),
+    )
+    .values(
+        state=JobState.COMPLETED,
+        output_key=bindparam("output_key"),
+        output_bytes=bindparam("output_bytes"),
+        progress=1.0,
+        finished_at=bindparam("now"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    .returning(*_JOBS.c)
+)
+
+
+def _detached(session: Session, statement: Executable, params: dict[str, Any]) -> Job | None:
+    """The job row `statement` returns, as a Job no session holds (None for no row)."""
+    row = session.execute(statement, params).first()
+    return None if row is None else Job(**row._mapping)
 
 
 def insert_job(
@@ -235,19 +300,15 @@ def claim_next_job(
 ) -> Job | None:
     """Lease the oldest runnable job (queued, or running on a lapsed lease with attempts left)."""
     now = clock.now()
-    job = session.scalar(_NEXT_RUNNABLE, {"now": now, "engines": list(engines)})
-    if job is None:
-        return None
-    if job.state == JobState.QUEUED:
-        check_transition(job.state, JobState.RUNNING)
-    job.state = JobState.RUNNING
-    job.attempts += 1
-    job.lease_owner = worker_id
-    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-    job.started_at = job.started_at or now
-    job.progress = 0.0
-    session.flush()
-    return job
+    # QUEUED → RUNNING is the table's; a lapsed RUNNING job is leased again as it stands.
+    check_transition(JobState.QUEUED, JobState.RUNNING)
+    params = {
+        "now": now,
+        "engines": list(engines),
+        "worker_id": worker_id,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+    }
+    return _detached(session, _CLAIM, params)
 
 
 def renew_lease(
@@ -341,14 +402,29 @@ def _end(session: Session, job: Job, state: JobState, *, clock: Clock, refunded:
     record_end_event(session, job, refunded=refunded)
 
 
-def complete_job(
-    session: Session, job: Job, *, output_key: str, output_bytes: int, clock: Clock
-) -> None:
-    """Record the finished output."""
-    job.output_key = output_key
-    job.output_bytes = output_bytes
-    job.progress = 1.0
-    _end(session, job, JobState.COMPLETED, clock=clock, refunded=False)
+def complete_owned_job(
+    session: Session,
+    *,
+    job_id: str,
+    worker_id: str,
+    output_key: str,
+    output_bytes: int,
+    clock: Clock,
+) -> Job | None:
+    """Record the finished output of the job this worker runs, in one statement; None
+    (nothing changed) if the job is no longer running under this worker's lease."""
+    check_transition(JobState.RUNNING, JobState.COMPLETED)
+    params = {
+        "job_id": job_id,
+        "worker_id": worker_id,
+        "output_key": output_key,
+        "output_bytes": output_bytes,
+        "now": clock.now(),
+    }
+    job = _detached(session, _COMPLETE_OWNED, params)
+    if job is not None:
+        record_end_event(session, job, refunded=False)
+    return job
 
 
 def fail_job(session: Session, job: Job, *, failure: Failure, clock: Clock) -> None:

@@ -287,7 +287,6 @@ class Worker:
             )
             if job is None:
                 return False
-            session.expunge(job)
         self.current_job_id = job.id
         try:
             with log_fields(job_id=job.id):
@@ -368,28 +367,33 @@ class Worker:
         self, job_id: str, *, output_bytes: int | None = None, error: EngineError | None = None
     ) -> None:
         failure = None if error is None else Failure.of(error)
+        refunded = False
         with self.db.transaction() as session:
-            job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
+            if failure is None:
+                assert output_bytes is not None
+                job = store.complete_owned_job(
+                    session,
+                    job_id=job_id,
+                    worker_id=self.worker_id,
+                    output_key=output_key(job_id),
+                    output_bytes=output_bytes,
+                    clock=self.clock,
+                )
+            else:
+                job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
+                if job is not None:
+                    store.fail_job(session, job, failure=failure, clock=self.clock)
+                    if failure.refunded:
+                        note = failure.message[:500]
+                        refunded = (
+                            refund(session, job_id=job_id, clock=self.clock, note=note) is not None
+                        )
             if job is None:
                 log.warning("job %s is no longer ours; result dropped", job_id)
                 return
-            engine, started = job.engine, job.started_at
-            refunded = False
-            if failure is None:
-                assert output_bytes is not None
-                key = output_key(job_id)
-                store.complete_job(
-                    session, job, output_key=key, output_bytes=output_bytes, clock=self.clock
-                )
-            else:
-                store.fail_job(session, job, failure=failure, clock=self.clock)
-                if failure.refunded:
-                    note = failure.message[:500]
-                    refunded = (
-                        refund(session, job_id=job_id, clock=self.clock, note=note) is not None
-                    )
-        if self.webhooks is not None:
-            self.webhooks.wake()  # the job's delivery, if it has one, goes now
+            engine, started, hooked = job.engine, job.started_at, job.webhook_url is not None
+        if self.webhooks is not None and hooked:
+            self.webhooks.wake()  # the job's delivery goes now, not at the sender's next poll
         metrics.job_ended(
             engine, started, self.clock.now(), None if failure is None else failure.kind.value
         )
