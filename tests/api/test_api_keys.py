@@ -216,6 +216,33 @@ def test_a_private_only_key_is_listed_as_such_and_may_queue_only_private_models(
     assert env.post("/video/quote", upscale_quote, admin).status_code == 200
 
 
+def test_a_private_only_key_is_refused_an_anonymized_model_before_its_body_is_checked(
+    env: Env,
+) -> None:
+    account = env.make_account("100")
+    _, admin = make_key(env, account, admin=True)
+    _, key = _key_with_privacy(env, admin, "PRIVATE_ONLY")
+    for body in ({**BODY, "duration": "99s"}, {**BODY, "webhook_url": "http://127.0.0.1/h"}):
+        refused = env.post("/video/queue", body, key)
+        assert (refused.status_code, refused.json()) == (403, NOT_PRIVATE)
+    replayed = env.post("/video/queue", BODY, key, headers={"Idempotency-Key": "k-1"})
+    assert (replayed.status_code, replayed.json()) == (403, NOT_PRIVATE)
+    assert job_count(env, account) == 0
+
+
+def test_an_unknown_key_is_401_before_anything_in_its_queue_request_is_checked(
+    env: Env,
+) -> None:
+    for body in (
+        BODY,
+        {**BODY, "duration": "99s"},
+        {**BODY, "model": "no-such-model"},
+        {**BODY, "webhook_url": "http://127.0.0.1/h"},
+    ):
+        refused = env.post("/video/queue", body, "vq_unknown")
+        assert (refused.status_code, refused.json()) == (401, {"error": "Authentication failed"})
+
+
 def test_a_private_text_key_may_queue_any_video_model(env: Env) -> None:
     _, admin = make_key(env, env.make_account("100"), admin=True)
     _, key = _key_with_privacy(env, admin, "PRIVATE_TEXT")

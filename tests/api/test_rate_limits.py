@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from tests.accounts import BODY, job_count, money_settings
 from tests.conftest import Env, build_env, png_data_url
 from tests.media_files import solid_png
 from tests.media_server import MediaServer
 from videoqueue.api.app import create_app
+from videoqueue.auth.models import ApiKey, ModelPrivacy
 from videoqueue.clock import ManualClock
 from videoqueue.db.dialect import READ_ONLY_OPTION
 
@@ -166,7 +167,21 @@ def test_a_queue_request_is_counted_in_its_one_write_transaction(env: Env) -> No
     second, opened = _transactions(env, "/video/queue", BODY, key)
     assert second.status_code == 200
     assert second.headers["x-ratelimit-remaining-requests"] == "1"
-    assert opened == ["read", "write"], "the key check, then the count, charge and job together"
+    assert opened == ["write"], "the key check, the count, the charge and the job together"
+
+
+def test_a_queue_past_the_limit_is_429_before_its_key_s_model_privacy_or_body_is_checked(
+    env: Env,
+) -> None:
+    key = env.make_key()
+    for _ in range(3):
+        assert env.post("/video/queue", BODY, key).status_code == 200
+    with env.db.transaction() as session:
+        session.execute(update(ApiKey).values(model_privacy=ModelPrivacy.PRIVATE_ONLY))
+    for body in (BODY, {**BODY, "duration": "99s"}):
+        refused = env.post("/video/queue", body, key)
+        assert refused.status_code == 429
+        assert refused.json() == {"error": "Rate limit exceeded", "code": "RATE_LIMIT_EXCEEDED"}
 
 
 def test_a_retrieve_looks_up_its_key_and_is_counted_in_one_write_then_reads_the_job(

@@ -2,9 +2,10 @@
 leaves to the route), and a middleware that writes Venice's `x-ratelimit-*` headers on the
 response and counts it against the failed-request budget when it is a 4xx.
 
-A queue request is counted in the transaction that charges it and creates its job (one
-write transaction in all), or, when it carries media, in one of its own before any media
-is fetched; either way a 429 never follows a created job, and comes before any other error.
+A queue request's key is looked up and the request counted in the transaction that charges
+it and creates its job (one write transaction in all), or, when it carries media, in one of
+its own before any media is fetched; either way a 429 never follows a created job, and comes
+before any other error but an unknown key's 401.
 The x402 routes are limited per client address instead (`address_limited`), before sign-in.
 """
 
@@ -35,7 +36,7 @@ from videoqueue.api.body import json_object
 from videoqueue.api.context import AppContext, context
 from videoqueue.api.model_access import note_model
 from videoqueue.api.response_start import ResponseStartHook
-from videoqueue.auth.keys import ModelNotAllowed, allow_model
+from videoqueue.auth.keys import allow_model
 from videoqueue.auth.rate_limits import (
     RateStatus,
     TooManyRequestsFromAddress,
@@ -43,9 +44,8 @@ from videoqueue.auth.rate_limits import (
     admit_address,
     record_failure,
 )
-from videoqueue.catalog.entry import ModelEntry
 from videoqueue.errors import VideoqueueError
-from videoqueue.jobs.service import Admission
+from videoqueue.jobs.service import Payer, PayingCaller
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,22 @@ T = TypeVar("T")
 
 class RateCount:
     """A request's count against its caller's limit on a route and model, made once: in the
-    transaction that does the request's work where it has one (`count`), else alone
-    (`settle`). `status` is what the headers say once a count has committed."""
+    transaction that does the request's work where it has one (`admit`), else alone
+    (`admit_caller`). `status` is what the headers say once a count has committed."""
 
-    def __init__(self, ctx: AppContext, credentials: Credentials, route: str, model: str) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        credentials: Credentials,
+        route: str,
+        model: str,
+        model_privacy: str | None = None,
+    ) -> None:
         self._ctx = ctx
         self._credentials = credentials
         self._route = route
         self._model = model
+        self._model_privacy = model_privacy
         self.caller: Caller | None = None
         """Whom the request is counted against, once known."""
         self.status: RateStatus | None = None
@@ -79,31 +87,28 @@ class RateCount:
             clock=self._ctx.clock,
         )
 
-    def identify(self) -> Caller:
-        """The caller, looked up in a read of its own (the count comes later)."""
-        self.caller = resolve(self._ctx, self._credentials)
-        return self.caller
+    def _allow_model(self, caller: Caller) -> Caller:
+        """The caller, unless its key's `modelPrivacy` refuses the model (403)."""
+        if self._model_privacy is not None:
+            allow_model(caller.model_privacy, self._model_privacy)
+        return caller
 
-    def admit_caller(self) -> Caller:
-        """The caller, looked up and counted in one write transaction: 401 for an unknown
-        key (nothing counted), else the committed count, and 429 if it refused."""
-        with self._ctx.db.transaction() as session:
+    def payer(self) -> Payer:
+        """Who pays, looked up in a read of its own (the count comes later); 401 for an
+        unknown key, 403 for a model its key may not use."""
+        if self.caller is None:
+            self.caller = resolve(self._ctx, self._credentials)
+        return self._allow_model(self.caller).payer
+
+    def admit(self, session: Session) -> Payer:
+        """Count in the transaction that does the request's work, looking the caller up there
+        unless `payer` has; a refusal raises, so that transaction rolls back and the request
+        is counted alone when it is answered (`admit_caller`)."""
+        if self.caller is None:
             self.caller = resolve_in(self._ctx, session, self._credentials)
-            self.status = self._admit(session)
-        if self.status.refused is not None:
-            raise self.status.error()
-        return self.caller
-
-    def then(self, work: Callable[[Caller], T]) -> T:
-        """`work(caller)` once the caller is admitted (`admit_caller`), in the same thread
-        call: a route that reads the database after its count needs one hop, not two."""
-        return work(self.admit_caller())
-
-    def count(self, session: Session) -> None:
-        """Count in the caller's transaction; a refusal raises, so that transaction rolls
-        back and `settle` counts the request alone."""
+        payer = self._allow_model(self.caller).payer
         if self.status is not None:
-            return
+            return payer
         status = self._admit(session)
         if status.refused is not None:
             raise status.error()
@@ -112,27 +117,48 @@ class RateCount:
             self.status = status
 
         event.listen(session, "after_commit", committed, once=True)
+        return payer
 
-    def settle(self) -> RateStatus:
-        """The committed count, made alone if no transaction made it; raises the 429 of a
-        refused request."""
+    def admit_caller(self) -> Caller:
+        """The caller, counted in one write transaction of its own (looked up there if not
+        yet) unless the request's work counted it: 401 for an unknown key (nothing counted),
+        else the committed count, and 429 if it refused."""
         if self.status is None:
             with self._ctx.db.transaction() as session:
+                if self.caller is None:
+                    self.caller = resolve_in(self._ctx, session, self._credentials)
                 self.status = self._admit(session)
         if self.status.refused is not None:
             raise self.status.error()
-        return self.status
+        assert self.caller is not None
+        return self.caller
 
-    def around(self, work: Callable[[Admission], T]) -> T:
-        """`work(self.count)`, settled after: whatever `work` raised, a refused count
-        answers 429 instead, as if it had been counted before anything else."""
+    def before_refusal(self) -> None:
+        """What answers before the request's own refusal: 401 for an unknown key, then 429
+        past the limit (the request counted alone), then 403 for a model its key may not use."""
+        self._allow_model(self.admit_caller())
+
+    def then(self, work: Callable[[Caller], T]) -> T:
+        """`work(caller)` once the caller is admitted (`admit_caller`), in the same thread
+        call: a route that reads the database after its count needs one hop, not two."""
+        return work(self.admit_caller())
+
+    def around(self, work: Callable[[PayingCaller], T]) -> T:
+        """`work(self)`, the request's own refusal answered after `before_refusal`'s, as if
+        the request had been counted before anything else."""
         try:
-            done = work(self.count)
+            done = work(self)
         except Exception:
-            self.settle()
+            self.before_refusal()
             raise
-        self.settle()
+        self.admit_caller()
         return done
+
+    @property
+    def admitted(self) -> Caller:
+        """The caller of a request `around` has admitted."""
+        assert self.caller is not None, "the request is admitted"
+        return self.caller
 
 
 async def json_model(request: Request) -> object:
@@ -145,7 +171,7 @@ async def _rate_count(
     credentials: Credentials,
     route: str,
     named_model: Callable[[Request], Awaitable[object]],
-) -> tuple[RateCount, ModelEntry | None]:
+) -> RateCount:
     """The request's count on `route` and the model `named_model` reads (if the catalogue
     has it), not made yet."""
     ctx = context(request)
@@ -158,11 +184,12 @@ async def _rate_count(
         raise
     entry = ctx.catalog.find(named, now) if isinstance(named, str) else None
     # Unknown model names share one bucket, so made-up names cannot grow the table.
-    rate = RateCount(ctx, credentials, route, entry.id if entry is not None else "")
+    model, privacy = (entry.id, entry.privacy) if entry is not None else ("", None)
+    rate = RateCount(ctx, credentials, route, model, privacy)
     request.state.rate_limit = rate
     if entry is not None:
         note_model(request, entry, now)
-    return rate, entry
+    return rate
 
 
 def rate_limited(
@@ -172,50 +199,35 @@ def rate_limited(
     named_model: Callable[[Request], Awaitable[object]] = json_model,
 ) -> Callable[..., Awaitable[Caller]]:
     """A dependency giving the caller (`authenticate`) once the request is within its limits
-    on the model `named_model` reads, else 429; a queue for a model the key's
-    `modelPrivacy` refuses is then 403.
-
-    A queue is counted in the transaction that charges it (the route runs the jobs service
-    under `RateCount.around`); other routes are counted here, before the route runs, in the
+    on the model `named_model` reads, else 429: counted here, before the route runs, in the
     transaction that looks up the caller's key."""
 
     async def admitted_caller(
         request: Request, credentials: Credentials = Depends(authenticate)
     ) -> Caller:
-        rate, entry = await _rate_count(request, credentials, route, named_model)
-        if route != "queue":
-            return await run_in_threadpool(rate.admit_caller)
-        caller = await run_in_threadpool(rate.identify)
-        if entry is not None:
-            try:
-                allow_model(caller.model_privacy, entry.privacy)
-            except ModelNotAllowed:
-                await run_in_threadpool(rate.settle)  # past its limit, a 429 all the same
-                raise
-        return caller
+        rate = await _rate_count(request, credentials, route, named_model)
+        return await run_in_threadpool(rate.admit_caller)
 
     return admitted_caller
 
 
-def admission(route: str) -> Callable[..., Awaitable[RateCount]]:
-    """A dependency giving the request's count on `route` with its caller still to admit:
-    the route admits it with its own database work, in one thread call (`RateCount.then`),
-    or alone (`admit_caller`) before refusing the request itself."""
+def admission(
+    route: str,
+    *,
+    authenticate: Callable[[Request], Awaitable[Credentials]] = caller_credentials,
+    named_model: Callable[[Request], Awaitable[object]] = json_model,
+) -> Callable[..., Awaitable[RateCount]]:
+    """A dependency giving the request's count on `route` with its caller still to look up
+    and admit: the route does so with its own database work, in one thread call (`then`,
+    or the jobs service's `admit` under `around`), or alone (`admit_caller`) before refusing
+    the request itself. A queue's caller is looked up in the transaction that charges it."""
 
     async def deferred(
-        request: Request, credentials: Credentials = Depends(caller_credentials)
+        request: Request, credentials: Credentials = Depends(authenticate)
     ) -> RateCount:
-        rate, _entry = await _rate_count(request, credentials, route, json_model)
-        return rate
+        return await _rate_count(request, credentials, route, named_model)
 
     return deferred
-
-
-def rate_count(request: Request) -> RateCount:
-    """The count `rate_limited` left for the route to make."""
-    rate = getattr(request.state, STATE_KEY)
-    assert isinstance(rate, RateCount)
-    return rate
 
 
 def _admit_address(ctx: AppContext, route: str, address: str) -> int | None:
@@ -288,7 +300,7 @@ class RateLimitHeaders(ResponseStartHook):
             await run_in_threadpool(_record_failure, ctx, status)
 
 
-QueueCaller = Annotated[Caller, Depends(rate_limited("queue"))]
+QueueAdmission = Annotated[RateCount, Depends(admission("queue"))]
 CompleteCaller = Annotated[Caller, Depends(rate_limited("complete"))]
 RetrieveAdmission = Annotated[RateCount, Depends(admission("retrieve"))]
 CompleteAdmission = Annotated[RateCount, Depends(admission("complete"))]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     URL,
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T", bound=Select[Unpack[tuple[Any, ...]]])
+T = TypeVar("T", bound=Select[*tuple[Any, ...]])
 
 READ_ONLY_OPTION = "videoqueue_read_only"
 """An engine execution option: its transactions only read (SQLite begins them DEFERRED)."""

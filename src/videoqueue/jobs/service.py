@@ -8,10 +8,10 @@ one write transaction that charges and creates the job.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -58,9 +58,18 @@ _POLLED = store.polled_job_query(link_store.has_link(Job.id))
 """A retrieve's one read: the job, and whether a download link serves it."""
 
 
-Admission = Callable[[Session], None]
-"""Counts a request against its caller's request limits in the given transaction, raising
-to refuse it; the count stands if that transaction commits."""
+class PayingCaller(Protocol):
+    """Who a queue request comes from: who pays for it, and its count against the caller's
+    request limits. Whichever the service asks first looks the caller up."""
+
+    def payer(self) -> Payer:
+        """Who pays, looked up in a read of its own unless `admit` has looked it up."""
+        ...
+
+    def admit(self, session: Session) -> Payer:
+        """Count the request in `session`, looking up who pays there unless that is known;
+        raises to refuse it. The count stands if that transaction commits."""
+        ...
 
 
 class MediaNotFound(ObjectNotFound):
@@ -209,24 +218,22 @@ class JobService:
         return price_micros(entry, request, source)
 
     def submit(
-        self,
-        body: Mapping[str, Any],
-        payer: Payer,
-        idem: IdempotencyKey | None = None,
-        admit: Admission | None = None,
+        self, body: Mapping[str, Any], caller: PayingCaller, idem: IdempotencyKey | None = None
     ) -> Accepted:
         """Validate, price, charge and queue a generation; a replayed key answers as before.
 
-        Raises the validation, prompt, webhook, media, consent, balance and idempotency errors, each
-        before anything is charged. `admit` runs first in the transaction that charges, or,
-        for a request with media, in one of its own before any media work; a replay, or a
-        request refused before either, never runs it.
+        Raises the validation, prompt, webhook, media, consent, balance and idempotency errors,
+        each before anything is charged. The request is counted (`caller.admit`) first in the
+        transaction that charges, or, for a request with media, in one of its own before any
+        media work; a replay, or a request refused before either, is never counted. A request
+        without media, webhook or idempotency key looks its caller up in that same transaction.
         """
         # 1. A replayed key answers as the first request did, whatever has changed since.
         ttl = self.terms.idempotency_ttl
         if idem is not None:
+            account_id = caller.payer().account_id
             with self.db.read() as session:
-                answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
+                answer = idempotency.replay(session, account_id, idem, ttl, self.clock)
             if answer is not None:
                 return Accepted.from_json(answer)
 
@@ -236,17 +243,16 @@ class JobService:
         entry = self.catalog.get(request.model)
         check_prompt(request.prompt, self.terms.content_rules)
         if request.webhook_url is not None:
-            self._check_webhook(payer.account_id, request.webhook_url)
+            self._check_webhook(caller.payer().account_id, request.webhook_url)
 
         # 3. A request without media needs nothing else before its one transaction.
         if not request.media:
-            return self._accept(request, entry, StoredMedia(job_id=new_id()), payer, idem, admit)
+            return self._accept(request, entry, StoredMedia(job_id=new_id()), caller, idem)
 
         # 4. Count the request, then, where media does not set the price, refuse a short
         # balance: neither refusal fetches a URL.
-        if admit is not None:
-            with self.db.transaction() as session:
-                admit(session)
+        with self.db.transaction() as session:
+            payer = caller.admit(session)
         if not any(name in request.media for name in PRICED_BY_MEDIA):
             with self.db.read() as session:
                 self._refuse_unaffordable(session, payer, price_micros(entry, request))
@@ -259,7 +265,7 @@ class JobService:
 
         # 6. Charge and create the job in one transaction, or delete what was stored.
         try:
-            accepted = self._accept(request, entry, stored, payer, idem)
+            accepted = self._accept(request, entry, stored, caller, idem)
         except BaseException:
             self.storage.delete_prefix(job_prefix(stored.job_id))
             raise
@@ -285,17 +291,15 @@ class JobService:
         request: VideoRequest,
         entry: ModelEntry,
         stored: StoredMedia,
-        payer: Payer,
+        caller: PayingCaller,
         idem: IdempotencyKey | None,
-        admit: Admission | None = None,
     ) -> Accepted:
         """The one write transaction: admit, replay the key, consent, charge, create, and
         store the key's answer."""
         ttl = self.terms.idempotency_ttl
         try:
             with self.db.transaction() as session:
-                if admit is not None:
-                    admit(session)
+                payer = caller.admit(session)
                 # The payer's row is locked before anything else of the account is read: a
                 # racing request of the same account waits here, then finds this one's key
                 # (and no row referencing it can deadlock).
@@ -320,8 +324,9 @@ class JobService:
                 return accepted
         except IdempotencyKeyTaken:
             assert idem is not None
+            account_id = caller.payer().account_id
             with self.db.read() as session:
-                answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
+                answer = idempotency.replay(session, account_id, idem, ttl, self.clock)
             if answer is None:
                 raise
             return Accepted.from_json(answer)

@@ -17,13 +17,20 @@ from starlette.responses import JSONResponse, Response
 from videoqueue.api.auth import Caller, KeySecret, api_key_credentials, bearer_secret
 from videoqueue.api.context import context
 from videoqueue.api.idempotency import idempotency_key
-from videoqueue.api.limits import rate_count, rate_limited
+from videoqueue.api.limits import RateCount, admission, rate_limited
 from videoqueue.api.mp4 import mp4_response
 from videoqueue.api.openai_request import InvalidVideoRequest, read_create, venice_body
 from videoqueue.api.openai_shape import deleted, video_list, video_object
 from videoqueue.auth.keys import AuthenticationFailed
 from videoqueue.errors import VideoqueueError
-from videoqueue.jobs.service import Accepted, Admission, Failed, MediaNotFound, Pending, Ready
+from videoqueue.jobs.service import (
+    Accepted,
+    Failed,
+    MediaNotFound,
+    PayingCaller,
+    Pending,
+    Ready,
+)
 from videoqueue.jobs.views import JobView, list_job_views, view_job
 from videoqueue.logs import note_log_fields
 from videoqueue.media.previews import spritesheet, thumbnail
@@ -82,8 +89,8 @@ async def no_model(_request: Request) -> object:
     return None  # reads name no model: they share one limit per key
 
 
-CreateCaller = Annotated[
-    Caller, Depends(rate_limited("queue", authenticate=require_key, named_model=created_model))
+CreateAdmission = Annotated[
+    RateCount, Depends(admission("queue", authenticate=require_key, named_model=created_model))
 ]
 ReadCaller = Annotated[
     Caller, Depends(rate_limited("retrieve", authenticate=require_key, named_model=no_model))
@@ -94,24 +101,24 @@ DeleteCaller = Annotated[
 
 
 @router.post("/videos")
-async def create_video(request: Request, caller: CreateCaller) -> JSONResponse:
+async def create_video(request: Request, rate: CreateAdmission) -> JSONResponse:
     """Queue a video: JSON or multipart `model`, `prompt`, `seconds`, `size` and an optional
     `input_reference` (an uploaded image or `{"image_url"}`, the first frame). Answers the
     video object, `status: "queued"`. Charged the catalogue's quote; `Idempotency-Key` makes
     a retry safe as on `/video/queue`."""
     ctx = context(request)
-    rate = rate_count(request)
     try:
         form = await read_create(request)
     except Exception:
-        await run_in_threadpool(rate.settle)  # past its limit, a 429 all the same
+        await run_in_threadpool(rate.before_refusal)
         raise
 
-    def submit(admit: Admission) -> Accepted:
+    def submit(caller: PayingCaller) -> Accepted:
         body = venice_body(form, ctx.catalog, ctx.clock.now())
-        return ctx.jobs.submit(body, caller.payer, idempotency_key(request, body), admit)
+        return ctx.jobs.submit(body, caller, idempotency_key(request, body))
 
     accepted = await run_in_threadpool(rate.around, submit)
+    caller = rate.admitted
     view = await run_in_threadpool(view_job, ctx.db, caller.account_id, accepted.queue_id)
     answer = video_object(view, retention=ctx.jobs.terms.retention)
     if accepted.download_url is not None:

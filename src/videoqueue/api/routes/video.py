@@ -19,10 +19,9 @@ from videoqueue.api.failures import venice_failure
 from videoqueue.api.idempotency import idempotency_key
 from videoqueue.api.limits import (
     CompleteAdmission,
-    QueueCaller,
+    QueueAdmission,
     RateCount,
     RetrieveAdmission,
-    rate_count,
 )
 from videoqueue.api.model_access import admit_quote
 from videoqueue.api.mp4 import mp4_response
@@ -32,9 +31,9 @@ from videoqueue.catalog.pricing import micros_to_usd
 from videoqueue.catalog.validation import requested_model
 from videoqueue.jobs.service import (
     Accepted,
-    Admission,
     Failed,
     MediaNotFound,
+    PayingCaller,
     Pending,
     Ready,
     Retrieved,
@@ -49,7 +48,7 @@ COMPLETE_KEYS = ("model", "queue_id")
 
 
 @router.post("/video/queue")
-async def queue_video(request: Request, caller: QueueCaller) -> JSONResponse:
+async def queue_video(request: Request, rate: QueueAdmission) -> JSONResponse:
     """Queue a video generation. Answers `{model, queue_id}`; poll `/video/retrieve` with both.
 
     Private models also answer a `download_url`, given only here: a pre-signed link (no API
@@ -62,10 +61,10 @@ async def queue_video(request: Request, caller: QueueCaller) -> JSONResponse:
     body = await json_object(request)
     jobs = context(request).jobs
 
-    def submit(admit: Admission) -> Accepted:
-        return jobs.submit(body, caller.payer, idempotency_key(request, body), admit)
+    def submit(caller: PayingCaller) -> Accepted:
+        return jobs.submit(body, caller, idempotency_key(request, body))
 
-    accepted = await run_in_threadpool(rate_count(request).around, submit)
+    accepted = await run_in_threadpool(rate.around, submit)
     note_log_fields(job_id=accepted.queue_id)
     return JSONResponse(accepted.to_json())
 
