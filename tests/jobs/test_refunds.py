@@ -23,7 +23,7 @@ from tests.accounts import (
     price_micros,
     rows,
 )
-from tests.conftest import Env, build_env, reap_now, wait_until
+from tests.conftest import Env, build_env, load_job, reap_now, wait_until
 from videoqueue.billing.models import LedgerKind
 from videoqueue.clock import Clock, ManualClock, SystemClock
 from videoqueue.engines.base import EngineError, JobInput, ProviderContentPolicy, VideoInfo
@@ -91,7 +91,7 @@ def test_an_engine_error_is_refunded_once_even_if_settled_twice(
     account, key, queue_id = _queue(env)
     worker = _worker(env, FailingEngine(EngineError("out of memory")), clock, "w1")
     assert worker.run_once()
-    worker._settle(queue_id, error=EngineError("out of memory"))  # a duplicate settle
+    worker._settle(load_job(env.db, queue_id), error=EngineError("out of memory"))  # again
 
     response = _retrieve(env, key, queue_id)
     assert response.status_code == 500

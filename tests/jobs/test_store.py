@@ -331,10 +331,9 @@ def test_average_execution_time_is_the_p80_of_recent_runs(db: Database) -> None:
         _claim(db, clock, "w")
         clock.advance(seconds)
         with db.transaction() as session:
-            job = store.complete_owned_job(
+            assert store.complete_owned_job(
                 session, job_id=job_id, worker_id="w", output_key="k", output_bytes=1, clock=clock
             )
-            assert job is not None
     assert _average(db) == 8_000
 
 
@@ -395,15 +394,14 @@ class LeaseMachine(RuleBasedStateMachine):
             return
         job_id = self.held.pop(worker)
         with self.db.transaction() as session:
-            job = store.complete_owned_job(
+            if store.complete_owned_job(
                 session,
                 job_id=job_id,
                 worker_id=worker,
                 output_key="k",
                 output_bytes=1,
                 clock=self.clock,
-            )
-            if job is not None:
+            ):
                 assert job_id not in self.completed
                 self.completed.add(job_id)
 

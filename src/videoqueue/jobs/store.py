@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Executable,
     Select,
     Subquery,
     and_,
@@ -118,14 +117,8 @@ _COMPLETE_OWNED = (
         lease_owner=None,
         lease_expires_at=None,
     )
-    .returning(*_JOBS.c)
+    .returning(_JOBS.c.webhook_url)
 )
-
-
-def _detached(session: Session, statement: Executable, params: dict[str, Any]) -> Job | None:
-    """The job row `statement` returns, as a Job no session holds (None for no row)."""
-    row = session.execute(statement, params).first()
-    return None if row is None else Job(**row._mapping)
 
 
 def insert_job(
@@ -308,7 +301,8 @@ def claim_next_job(
         "worker_id": worker_id,
         "lease_expires_at": now + timedelta(seconds=lease_seconds),
     }
-    return _detached(session, _CLAIM, params)
+    row = session.connection().execute(_CLAIM, params).first()
+    return None if row is None else Job(**row._mapping)
 
 
 def renew_lease(
@@ -410,8 +404,8 @@ def complete_owned_job(
     output_key: str,
     output_bytes: int,
     clock: Clock,
-) -> Job | None:
-    """Record the finished output of the job this worker runs, in one statement; None
+) -> bool:
+    """Record the finished output of the job this worker runs, in one statement; False
     (nothing changed) if the job is no longer running under this worker's lease."""
     check_transition(JobState.RUNNING, JobState.COMPLETED)
     params = {
@@ -421,10 +415,16 @@ def complete_owned_job(
         "output_bytes": output_bytes,
         "now": clock.now(),
     }
-    job = _detached(session, _COMPLETE_OWNED, params)
-    if job is not None:
+    # On the connection: the session would treat an UPDATE of a mapped table as an ORM bulk
+    # update, and its bookkeeping costs more than the statement.
+    ended = session.connection().execute(_COMPLETE_OWNED, params).first()
+    if ended is None:
+        return False
+    if ended.webhook_url is not None:
+        job = session.get(Job, job_id, populate_existing=True)
+        assert job is not None
         record_end_event(session, job, refunded=False)
-    return job
+    return True
 
 
 def fail_job(session: Session, job: Job, *, failure: Failure, clock: Clock) -> None:

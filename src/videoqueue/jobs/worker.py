@@ -323,34 +323,34 @@ class Worker:
                     log.warning("job %s: lease lost; discarding the result", job.id)
                     return
                 size = self.storage.put_file(output_key(job.id), output)
-                self._settle(job.id, output_bytes=size)
+                self._settle(job, output_bytes=size)
         except JobCancelled:
             heartbeat.stop()
             log.info("job %s: no longer ours (cancelled); its engine stopped", job.id)
         except EngineCrashed as exc:
             heartbeat.stop()
             log.warning("job %s: %s", job.id, exc.message)
-            self._retry_or_fail(job.id, exc)
+            self._retry_or_fail(job, exc)
         except EngineError as exc:
             heartbeat.stop()
             log.warning("job %s failed: %s", job.id, exc.message)
-            self._settle(job.id, error=exc)
+            self._settle(job, error=exc)
         except Exception as exc:
             heartbeat.stop()
             log.exception("job %s crashed", job.id)
-            self._settle(job.id, error=EngineError(f"{type(exc).__name__}: {exc}"))
+            self._settle(job, error=EngineError(f"{type(exc).__name__}: {exc}"))
 
-    def _retry_or_fail(self, job_id: str, crash: EngineCrashed) -> None:
+    def _retry_or_fail(self, job: Job, crash: EngineCrashed) -> None:
         """After the engine's process died: another attempt if any is left, else fail (refunded)."""
         with self.db.transaction() as session:
-            job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
-            if job is None or job.attempts >= job.max_attempts:
+            owned = store.owned_running_job(session, job_id=job.id, worker_id=self.worker_id)
+            if owned is None or owned.attempts >= owned.max_attempts:
                 attempts_left = False
             else:
-                store.release_job(job)
+                store.release_job(owned)
                 attempts_left = True
         if not attempts_left:
-            self._settle(job_id, error=crash)
+            self._settle(job, error=crash)
 
     def close(self) -> None:
         """Stop the engines' child processes (one still being set up in the background after
@@ -364,39 +364,40 @@ class Worker:
             engine.close()
 
     def _settle(
-        self, job_id: str, *, output_bytes: int | None = None, error: EngineError | None = None
+        self, job: Job, *, output_bytes: int | None = None, error: EngineError | None = None
     ) -> None:
+        """End the claimed `job`: completed with its stored output, or failed (refunded where
+        the failure says so); nothing if its lease is no longer this worker's."""
         failure = None if error is None else Failure.of(error)
         refunded = False
         with self.db.transaction() as session:
             if failure is None:
                 assert output_bytes is not None
-                job = store.complete_owned_job(
+                ours = store.complete_owned_job(
                     session,
-                    job_id=job_id,
+                    job_id=job.id,
                     worker_id=self.worker_id,
-                    output_key=output_key(job_id),
+                    output_key=output_key(job.id),
                     output_bytes=output_bytes,
                     clock=self.clock,
                 )
             else:
-                job = store.owned_running_job(session, job_id=job_id, worker_id=self.worker_id)
-                if job is not None:
-                    store.fail_job(session, job, failure=failure, clock=self.clock)
+                owned = store.owned_running_job(session, job_id=job.id, worker_id=self.worker_id)
+                ours = owned is not None
+                if owned is not None:
+                    store.fail_job(session, owned, failure=failure, clock=self.clock)
                     if failure.refunded:
                         note = failure.message[:500]
                         refunded = (
-                            refund(session, job_id=job_id, clock=self.clock, note=note) is not None
+                            refund(session, job_id=job.id, clock=self.clock, note=note) is not None
                         )
-            if job is None:
-                log.warning("job %s is no longer ours; result dropped", job_id)
-                return
-            engine, started, hooked = job.engine, job.started_at, job.webhook_url is not None
-        if self.webhooks is not None and hooked:
+        if not ours:
+            log.warning("job %s is no longer ours; result dropped", job.id)
+            return
+        if self.webhooks is not None and job.webhook_url is not None:
             self.webhooks.wake()  # the job's delivery goes now, not at the sender's next poll
-        metrics.job_ended(
-            engine, started, self.clock.now(), None if failure is None else failure.kind.value
-        )
+        kind = None if failure is None else failure.kind.value
+        metrics.job_ended(job.engine, job.started_at, self.clock.now(), kind)
         if refunded:
             metrics.refunded("failed")
 
