@@ -3,8 +3,11 @@ same server and a bare ASGI hello-world on the same stack (uvicorn + FastAPI), a
 
 Each case starts `serve` on 127.0.0.1 over its own data dir (SQLite, or a fresh PostgreSQL
 database), with the model bound to the `instant` fixture engine, which costs nothing, so what
-is measured is the API, the database and the dispatch. 32 concurrent httpx clients post for
-`--duration` seconds. "CPU ms" is what the server's processes (API and workers, not the
+is measured is the API, the database and the dispatch. 32 concurrent clients post for
+`--duration` seconds: `wrk` connections (Debian's `wrk`, the default where it is installed;
+a load generator in C leaves the two cores to the server) or httpx clients in this process
+(`--load httpx`, which spend about a millisecond of CPU a request themselves, on the same
+cores). Each wrk connection sends the next key in turn. "CPU ms" is what the server's processes (API and workers, not the
 database server) spent per answered request, which other work on the machine inflates less
 than it does the rates and latencies; "API CPU" is the API process's share (with one API
 process). The queue runs twice: with the clients spread over
@@ -15,7 +18,7 @@ row (the figure earlier runs measured). Queued-to-started times come from the jo
 phase built.
 
     .venv/bin/python -m bench.queue [--duration 5] [--clients 32] [--workers 1,4]
-        [--databases sqlite,postgres] [--api-processes N] [--accounts N]
+        [--databases sqlite,postgres] [--api-processes N] [--accounts N] [--load wrk|httpx]
 
 Run it as a module from the repository root: `bench/queue.py` run as a file would shadow the
 standard library's `queue` for everything it imports.
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,8 +39,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +83,26 @@ class Phase:
     """What one load phase saw from the clients' side."""
 
     seconds: float
-    latencies: list[float] = field(default_factory=list)
+    started: datetime
+    """When the phase began (the jobs a queue phase created are those created since)."""
+    answered: int = 0
+    """Requests answered 200."""
+    p50_s: float = float("nan")
+    p99_s: float = float("nan")
     errors: int = 0
-    queue_ids: list[str] = field(default_factory=list)
     cpu_s: tuple[float, float] = (float("nan"), float("nan"))
     """CPU seconds the server's first process and all its processes spent on this phase (a
     queue's: until its backlog has started)."""
 
     def cpu_ms(self, which: int) -> float:
         """Server CPU milliseconds per answered request (0: the first process, 1: all)."""
-        if not self.latencies:
+        if not self.answered:
             return float("nan")
-        return 1000 * self.cpu_s[which] / len(self.latencies)
+        return 1000 * self.cpu_s[which] / self.answered
 
     @property
     def rate(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.answered / self.seconds
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -107,8 +115,9 @@ def percentile(values: list[float], p: float) -> float:
 async def _hammer(
     url: str, body: dict[str, Any], headers: list[dict[str, str]], clients: int, duration: float
 ) -> Phase:
-    phase = Phase(seconds=duration)
+    phase = Phase(seconds=duration, started=datetime.now(UTC))
     deadline = time.perf_counter() + duration
+    latencies: list[float] = []
 
     async def one_client(headers: dict[str, str]) -> None:
         async with httpx.AsyncClient(headers=headers, timeout=60) as client:
@@ -118,20 +127,64 @@ async def _hammer(
                 if response.status_code != 200:
                     phase.errors += 1
                     continue
-                phase.latencies.append(time.perf_counter() - started)
-                if "queue_id" in response.text:
-                    phase.queue_ids.append(response.json()["queue_id"])
+                latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(one_client(headers[i % len(headers)]) for i in range(clients)))
+    phase.answered = len(latencies)
+    phase.p50_s, phase.p99_s = percentile(latencies, 50), percentile(latencies, 99)
     return phase
 
 
 def hammer(
     url: str, body: dict[str, Any], headers: list[dict[str, str]], clients: int, duration: float
 ) -> Phase:
-    """`clients` concurrent clients posting `body` to `url` back to back for `duration` s,
-    client i with `headers[i % len(headers)]`."""
+    """`clients` concurrent httpx clients posting `body` to `url` back to back for `duration`
+    s, client i with `headers[i % len(headers)]`."""
     return asyncio.run(_hammer(url, body, headers, clients, duration))
+
+
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+local authorizations = {{{authorizations}}}
+local sent = 0
+request = function()
+  sent = sent + 1
+  if #authorizations > 0 then
+    wrk.headers["Authorization"] = authorizations[sent % #authorizations + 1]
+  end
+  return wrk.format()
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{{"requests": %d, "non2xx": %d, "socket": %d, "p50_us": %d, "p99_us": %d}}\\n',
+    summary.requests, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def hammer_wrk(
+    url: str, body: dict[str, Any], headers: list[dict[str, str]], clients: int, duration: float
+) -> Phase:
+    """`hammer`'s load from `wrk` (one thread, `clients` connections, each request with the
+    next of `headers`' keys): a load generator in C, which leaves the cores to the server."""
+    authorizations = ", ".join(json.dumps(h["Authorization"]) for h in headers if h)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT.format(body=json.dumps(body), authorizations=authorizations))
+        script.flush()
+        phase = Phase(seconds=duration, started=datetime.now(UTC))
+        command = ["wrk", "-t1", f"-c{clients}", f"-d{duration:g}s", "-s", script.name, url]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    summary = json.loads(out.strip().splitlines()[-1])
+    phase.errors = summary["non2xx"] + summary["socket"]
+    phase.answered = summary["requests"] - summary["non2xx"]
+    phase.p50_s, phase.p99_s = summary["p50_us"] / 1e6, summary["p99_us"] / 1e6
+    return phase
+
+
+LOADS: dict[str, Callable[..., Phase]] = {"httpx": hammer, "wrk": hammer_wrk}
 
 
 def free_port() -> int:
@@ -230,23 +283,24 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def started_delays(db: Database, queue_ids: list[str], wait_s: float) -> tuple[list[float], float]:
-    """(queued-to-started seconds of each job that started within `wait_s`, its jobs/s)."""
+def started_delays(db: Database, since: datetime, wait_s: float) -> tuple[list[float], float, int]:
+    """(queued-to-started seconds of each job queued since `since` that started within
+    `wait_s`, its jobs/s, how many were queued)."""
     deadline = time.monotonic() + wait_s
     while True:
         with db.transaction() as session:
             rows = session.execute(
-                select(Job.created_at, Job.started_at).where(Job.id.in_(queue_ids))
+                select(Job.created_at, Job.started_at).where(Job.created_at >= since)
             ).all()
         started: list[tuple[datetime, datetime]] = [(c, s) for c, s in rows if s is not None]
-        if len(started) == len(queue_ids) or time.monotonic() > deadline:
+        if len(started) == len(rows) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     if not started:
-        return [], 0.0
+        return [], 0.0, len(rows)
     delays = [(s - c).total_seconds() for c, s in started]
     span = (max(s for _, s in started) - min(c for c, _ in started)).total_seconds()
-    return delays, len(started) / span if span > 0 else float("nan")
+    return delays, len(started) / span if span > 0 else float("nan"), len(rows)
 
 
 @dataclass
@@ -255,9 +309,11 @@ class QueueRun:
 
     accounts: int
     phase: Phase
-    dispatched: int
-    dispatch_rate: float
+    queued: int
+    """Jobs the phase created (with those of requests still in flight when it ended)."""
     load_delays: list[float]
+    """Queued-to-started seconds of each of them that started within `--drain` seconds."""
+    dispatch_rate: float
 
 
 @dataclass
@@ -272,6 +328,7 @@ class Case:
 
 
 def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Case:
+    load = LOADS[args.load]
     data = tmp / f"{kind}-{workers}"
     data.mkdir()
     database = make_database(kind, data)
@@ -299,25 +356,26 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
         with running(command, env, data / "serve.log", f"{base}/models") as pid:
             # Warm up: every API process answers, and the workers' engine children start.
             warm = hammer(f"{base}/video/queue", QUEUE_BODY, keys[:1], 2 * workers, 1.0)
-            started_delays(db, warm.queue_ids, 30)
-            idle = []
+            started_delays(db, warm.started, 30)
+            idle_since = datetime.now(UTC)
             with httpx.Client(headers=keys[0]) as client:
                 for _ in range(IDLE_JOBS):
-                    idle.append(client.post(f"{base}/video/queue", json=QUEUE_BODY).json())
-                    started_delays(db, [idle[-1]["queue_id"]], 10)
-            idle_delays, _ = started_delays(db, [j["queue_id"] for j in idle], 10)
+                    posted = datetime.now(UTC)
+                    client.post(f"{base}/video/queue", json=QUEUE_BODY).raise_for_status()
+                    started_delays(db, posted, 10)
+            idle_delays, _, _ = started_delays(db, idle_since, 10)
             cpu = cpu_seconds(pid)
-            quote = hammer(f"{base}/video/quote", QUOTE_BODY, keys, args.clients, args.duration)
+            quote = load(f"{base}/video/quote", QUOTE_BODY, keys, args.clients, args.duration)
             quote.cpu_s = since(cpu, pid)
             queues = []
             for accounts in args.accounts:
                 url = f"{base}/video/queue"
                 cpu = cpu_seconds(pid)
-                phase = hammer(url, QUEUE_BODY, keys[:accounts], args.clients, args.duration)
+                phase = load(url, QUEUE_BODY, keys[:accounts], args.clients, args.duration)
                 # Each phase's backlog starts before the next phase begins.
-                load_delays, rate = started_delays(db, phase.queue_ids, args.drain)
+                load_delays, rate, queued = started_delays(db, phase.started, args.drain)
                 phase.cpu_s = since(cpu, pid)
-                queues.append(QueueRun(accounts, phase, len(load_delays), rate, load_delays))
+                queues.append(QueueRun(accounts, phase, queued, load_delays, rate))
         db.dispose()
     finally:
         database.drop()
@@ -342,7 +400,7 @@ def run_hello(args: argparse.Namespace, tmp: Path) -> Phase:
     # A single uvicorn process exits with the SIGTERM it was stopped by.
     with running(command, env, tmp / "hello.log", url, clean=(0, -signal.SIGTERM)) as pid:
         cpu = cpu_seconds(pid)
-        phase = hammer(url, QUOTE_BODY, [{}], args.clients, args.duration)
+        phase = LOADS[args.load](url, QUOTE_BODY, [{}], args.clients, args.duration)
         phase.cpu_s = since(cpu, pid)
         return phase
 
@@ -353,8 +411,8 @@ def ms(seconds: float) -> str:
 
 def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
     print(
-        f"{args.clients} clients, {args.duration:g} s per phase, {args.api_processes} API "
-        f"process(es), {os.cpu_count()} cores"
+        f"{args.clients} {args.load} clients, {args.duration:g} s per phase, "
+        f"{args.api_processes} API process(es), {os.cpu_count()} cores"
     )
     print(
         f"{'case':<48} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/hello':>7} "
@@ -362,12 +420,11 @@ def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
     )
 
     def row(name: str, phase: Phase) -> None:
-        lat = phase.latencies
         # With one API process it is serve's own process (workers are its children).
         api = f"{phase.cpu_ms(0):>7.2f}" if args.api_processes == 1 else f"{'-':>7}"
         print(
-            f"{name:<48} {phase.rate:>7.0f} {ms(percentile(lat, 50)):>7} "
-            f"{ms(percentile(lat, 99)):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f} "
+            f"{name:<48} {phase.rate:>7.0f} {ms(phase.p50_s):>7} "
+            f"{ms(phase.p99_s):>7} {phase.errors:>6} {phase.rate / hello.rate:>7.2f} "
             f"{phase.cpu_ms(1):>7.2f} {api}"
         )
 
@@ -386,7 +443,7 @@ def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
     )
     for case in cases:
         for run in case.queues:
-            started = f"{run.dispatched}/{len(run.phase.queue_ids)}"
+            started = f"{len(run.load_delays)}/{run.queued}"
             print(
                 f"{name(case) + ', ' + str(run.accounts) + ' account(s)':<40} "
                 f"{run.phase.rate / case.quote.rate:>11.2f} {run.dispatch_rate:>7.0f} "
@@ -400,7 +457,13 @@ def report(hello: Phase, cases: list[Case], args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load phase")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent httpx clients")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    parser.add_argument(
+        "--load",
+        choices=sorted(LOADS),
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="the load generator: wrk (default where installed) or httpx clients in this process",
+    )
     parser.add_argument("--workers", default="1,4", help="worker counts, comma-separated")
     parser.add_argument("--databases", default="sqlite,postgres", help="sqlite and/or postgres")
     parser.add_argument(

@@ -230,6 +230,18 @@ def test_a_private_only_key_is_refused_an_anonymized_model_before_its_body_is_ch
     assert job_count(env, account) == 0
 
 
+@pytest.mark.parametrize(
+    "body", [BODY, {**BODY, "duration": "99s"}], ids=["402 short balance", "400 invalid"]
+)
+def test_a_key_s_use_is_noted_by_a_queue_request_it_refused(env: Env, body: Any) -> None:
+    account = env.make_account("0")
+    _, admin = make_key(env, account, admin=True)
+    key_id, key = make_key(env, account)
+    assert env.post("/video/queue", body, key).status_code in (400, 402)
+    listed = {k["id"]: k for k in _call(env, "GET", "/api_keys", admin).json()["data"]}
+    assert listed[key_id]["lastUsedAt"] is not None
+
+
 def test_an_unknown_key_is_401_before_anything_in_its_queue_request_is_checked(
     env: Env,
 ) -> None:

@@ -120,13 +120,14 @@ class RateCount:
         return payer
 
     def admit_caller(self) -> Caller:
-        """The caller, counted in one write transaction of its own (looked up there if not
-        yet) unless the request's work counted it: 401 for an unknown key (nothing counted),
-        else the committed count, and 429 if it refused."""
+        """The caller, looked up and counted in one write transaction of its own unless the
+        request's work counted it: 401 for an unknown key (nothing counted), else the
+        committed count, and 429 if it refused."""
         if self.status is None:
             with self._ctx.db.transaction() as session:
-                if self.caller is None:
-                    self.caller = resolve_in(self._ctx, session, self._credentials)
+                # Looked up again where the work's transaction rolled back: the key's use is
+                # noted here instead.
+                self.caller = resolve_in(self._ctx, session, self._credentials)
                 self.status = self._admit(session)
         if self.status.refused is not None:
             raise self.status.error()
