@@ -7,10 +7,10 @@ is measured is the API, the database and the dispatch. 32 concurrent clients pos
 `--duration` seconds: `wrk` connections (Debian's `wrk`, the default where it is installed;
 a load generator in C leaves the two cores to the server) or httpx clients in this process
 (`--load httpx`, which spend about a millisecond of CPU a request themselves, on the same
-cores). Each wrk connection sends the next key in turn. "CPU ms" is what the server's processes (API and workers, not the
-database server) spent per answered request, which other work on the machine inflates less
-than it does the rates and latencies; "API CPU" is the API process's share (with one API
-process). The queue runs twice: with the clients spread over
+cores). Each wrk connection sends the next key in turn. "CPU ms" is what the server's
+processes (API and workers, not the database server) spent per answered request, which other
+work on the machine inflates less than it does the rates and latencies; "API CPU" is the API
+process's share (with one API process). The queue runs twice: with the clients spread over
 `--accounts` accounts, a key each (default: one per client, as a real load comes from many
 accounts), and with every client on one account, whose charges all wait for that account's
 row (the figure earlier runs measured). Queued-to-started times come from the job rows;

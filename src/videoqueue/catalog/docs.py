@@ -42,7 +42,12 @@ Jobs accepted before stay retrievable.
 
 ## How a request is checked
 
-The first step that fails answers the request; nothing is charged.
+The first step that fails answers the request; nothing is charged. On `/video/queue` the
+caller comes first, whichever step fails: an unknown key is `401`, a key past its rate limit
+`429`, and an anonymized model queued with a `PRIVATE_ONLY` key `403` (docs/billing.md). For a
+request without media, webhook or idempotency key, the key is looked up in the one transaction
+that counts, charges and creates the job; a request a later step refuses is still counted
+against the key's limit, in a transaction of its own, before the refusal is answered.
 
 1. `model` — `400 {"error": "model is required"}`, `"model must be a string"`, or
    `{"error": "Invalid model specified", "code": "INVALID_MODEL"}`.
