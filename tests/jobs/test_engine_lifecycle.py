@@ -29,7 +29,9 @@ UNLOADABLE = "tests.engines.fixture_engines:Unloadable"
 T2V = "wan-2.5-preview-text-to-video"
 
 
-def _worker(database_url: str, media: Path, engines: dict[str, str]) -> Worker:
+def _worker(
+    database_url: str, media: Path, engines: dict[str, str], setup_retry_seconds: float = 0.2
+) -> Worker:
     return Worker(
         db=Database(database_url),
         storage=LocalStorage(media),
@@ -38,14 +40,19 @@ def _worker(database_url: str, media: Path, engines: dict[str, str]) -> Worker:
         lease_seconds=30,
         heartbeat_seconds=0.2,
         setup_timeout_seconds=60,
-        setup_retry_seconds=0.2,
+        setup_retry_seconds=setup_retry_seconds,
     )
 
 
 @pytest.fixture
 def worker(database_url: str, tmp_path: Path) -> Iterator[Worker]:
+    # No retry of the failed setup within a test: on a loaded machine one could begin before
+    # the test reads the engines' states, which would then say `setting up`.
     worker = _worker(
-        database_url, tmp_path / "media", {"scripted": SCRIPTED, "unloadable": UNLOADABLE}
+        database_url,
+        tmp_path / "media",
+        {"scripted": SCRIPTED, "unloadable": UNLOADABLE},
+        setup_retry_seconds=60,
     )
     yield worker
     worker.close()
