@@ -291,7 +291,9 @@ def claim_next_job(
     clock: Clock,
     lease_seconds: float,
 ) -> Job | None:
-    """Lease the oldest runnable job (queued, or running on a lapsed lease with attempts left)."""
+    """Lease the oldest runnable job (queued, or running on a lapsed lease with attempts left).
+    The Job returned is as leased, and detached: no session holds it, so changing it writes
+    nothing."""
     now = clock.now()
     # QUEUED → RUNNING is the table's; a lapsed RUNNING job is leased again as it stands.
     check_transition(JobState.QUEUED, JobState.RUNNING)
