@@ -193,25 +193,6 @@ async def _rate_count(
     return rate
 
 
-def rate_limited(
-    route: str,
-    *,
-    authenticate: Callable[[Request], Awaitable[Credentials]] = caller_credentials,
-    named_model: Callable[[Request], Awaitable[object]] = json_model,
-) -> Callable[..., Awaitable[Caller]]:
-    """A dependency giving the caller (`authenticate`) once the request is within its limits
-    on the model `named_model` reads, else 429: counted here, before the route runs, in the
-    transaction that looks up the caller's key."""
-
-    async def admitted_caller(
-        request: Request, credentials: Credentials = Depends(authenticate)
-    ) -> Caller:
-        rate = await _rate_count(request, credentials, route, named_model)
-        return await run_in_threadpool(rate.admit_caller)
-
-    return admitted_caller
-
-
 def admission(
     route: str,
     *,
@@ -229,6 +210,23 @@ def admission(
         return await _rate_count(request, credentials, route, named_model)
 
     return deferred
+
+
+def rate_limited(
+    route: str,
+    *,
+    authenticate: Callable[[Request], Awaitable[Credentials]] = caller_credentials,
+    named_model: Callable[[Request], Awaitable[object]] = json_model,
+) -> Callable[..., Awaitable[Caller]]:
+    """A dependency giving the caller (`authenticate`) once the request is within its limits
+    on the model `named_model` reads, else 429: `admission`'s count, made here, before the
+    route runs, in the transaction that looks up the caller's key."""
+    counted = admission(route, authenticate=authenticate, named_model=named_model)
+
+    async def admitted_caller(rate: RateCount = Depends(counted)) -> Caller:
+        return await run_in_threadpool(rate.admit_caller)
+
+    return admitted_caller
 
 
 def _admit_address(ctx: AppContext, route: str, address: str) -> int | None:
