@@ -159,6 +159,11 @@ def test_a_signal_stops_serve_and_every_process_it_started(
     started = descendants(serve.process.pid)
     # The workers, the engine child that ran the job and the API processes beside this one.
     assert len(started) >= serve.workers + 1 + (serve.api_processes - 1), started
+    if serve.api_processes == 1 and hasattr(os, "sched_getaffinity"):
+        # Only API processes keep to a core (videoqueue.cpus): here all below serve are the
+        # workers and their engine children, which may run on every core.
+        cores = os.sched_getaffinity(0)
+        assert all(os.sched_getaffinity(pid) == cores for pid in started)
 
     serve.process.send_signal(signum)
 

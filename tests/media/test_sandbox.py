@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +65,41 @@ def test_a_crashing_decoder_answers_400_and_the_next_file_decodes(sandbox: Decod
         "code": "CORRUPTED_MEDIA",
     }
     assert inspector.inspect(MediaBlob("image_url", face_png())).width == 320
+
+
+def allowed_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+FROM_ONE_CORE = """
+import json, os, threading
+from tests.media.test_sandbox import allowed_cores
+from videoqueue.media.sandbox import DecodeSandbox
+sandbox = DecodeSandbox(processes=1)
+found = []
+def start_from_one_core():  # as an API process's threads run (videoqueue.cpus)
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    found.extend(sandbox.run("cores", allowed_cores))
+thread = threading.Thread(target=start_from_one_core)
+thread.start()
+thread.join()
+sandbox.close()
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="pins a thread to a core (Linux, 2+ cores)",
+)
+def test_decoders_started_by_a_thread_kept_to_one_core_may_use_every_core() -> None:
+    # In a process of its own: its decoders' fork server is started from the pinned thread.
+    done = subprocess.run(
+        [sys.executable, "-c", FROM_ONE_CORE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == sorted(os.sched_getaffinity(0))

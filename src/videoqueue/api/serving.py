@@ -17,6 +17,7 @@ import time
 
 from fastapi import FastAPI
 
+from videoqueue import cpus
 from videoqueue.logs import resolve_log_format, uvicorn_log_config
 from videoqueue.settings import Settings
 
@@ -66,13 +67,19 @@ def app_from_environment() -> FastAPI:
     """The app factory uvicorn calls in each API process."""
     from videoqueue.api.app import create_app
 
+    if os.environ.get("VQ_PIN"):
+        os.sched_setaffinity(0, {0})
     passed = json.loads(os.environ[SETTINGS_ENV])
     parent_pid = int(passed["parent_pid"])
     if parent_pid != os.getpid():
         threading.Thread(
             target=_exit_when_orphaned, args=(parent_pid,), daemon=True, name="orphan-watch"
         ).start()
-    return create_app(Settings.model_validate(passed["settings"]))
+    settings = Settings.model_validate(passed["settings"])
+    if settings.api_cpu_pinning:
+        # Here, in the thread that runs the event loop, before the loop starts its threads.
+        cpus.claim_core(cpus.API_CORES)
+    return create_app(settings)
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from videoqueue.cpus import allow_every_core
 from videoqueue.media.checks import MediaFacts, MediaInspector
 from videoqueue.media.errors import MediaError
 from videoqueue.media.intake import MediaBlob
@@ -54,7 +55,10 @@ class DecodeSandbox:
             if self._pool is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(PRELOAD)
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+                # Started from an API thread kept to one core: the decoders may use them all.
+                self._pool = ProcessPoolExecutor(
+                    self.processes, mp_context=context, initializer=allow_every_core
+                )
             return self._pool
 
     def inspect(self, rules: MediaRules, blob: MediaBlob) -> MediaFacts:

@@ -1,0 +1,59 @@
+"""Which CPU cores a process's threads run on (Linux; elsewhere these do nothing).
+
+An API process is one event loop and a pool of threads that take turns holding the GIL.
+Left to the scheduler, the loop and the thread doing a request's database work run on two
+cores at once and pass the GIL, and the cache lines of every object both touch, back and
+forth between them: a queue request costs about half as much CPU again as it does when the
+process keeps to one core (bench/README.md). So each API process claims a core of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+log = logging.getLogger(__name__)
+
+API_CORES = "videoqueue-api-cpu"
+"""The names under which API processes claim their cores."""
+
+_claims: list[socket.socket] = []
+"""The claims this process holds: each lasts while its socket is open, so until it exits."""
+
+
+def _claim(name: str) -> bool:
+    """Hold `name` until this process exits, unless another process holds it: an abstract
+    UNIX socket address (Linux), which the kernel frees when its holder dies, however."""
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind("\0" + name)
+    except OSError:
+        claim.close()
+        return False
+    _claims.append(claim)
+    return True
+
+
+def claim_core(namespace: str) -> int | None:
+    """Keep the calling thread, and the threads and processes it starts from now on, on one
+    core no other process has claimed in `namespace`; that core, or None where every allowed
+    core is claimed, where only one is allowed, or where the platform cannot pin."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    for core in cores:
+        if _claim(f"{namespace}-{core}"):
+            os.sched_setaffinity(0, {core})
+            log.info("API process %d runs on CPU core %d", os.getpid(), core)
+            return core
+    return None
+
+
+def allow_every_core() -> None:
+    """Let the calling thread run on any core again: for a child process started by a
+    pinned thread, whose work (decoding, say) should not share its parent's one core."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
