@@ -127,9 +127,11 @@ def window_start(now: datetime, seconds: int) -> datetime:
 
 
 # Built once: it runs on every limited request, and building it costs more than running it.
-_WINDOW_COUNT = select(RateLimitWindow.count).where(
-    RateLimitWindow.bucket == bindparam("bucket"),
-    RateLimitWindow.window_start == bindparam("start"),
+# On the table's columns: a select of the ORM's goes through its handling of entities.
+_WINDOWS = table(RateLimitWindow)
+_WINDOW_COUNT = select(_WINDOWS.c.count).where(
+    _WINDOWS.c.bucket == bindparam("bucket"),
+    _WINDOWS.c.window_start == bindparam("start"),
 )
 
 
@@ -140,8 +142,7 @@ def _count(session: Session, bucket: str, start: datetime) -> int:
 
 def _hit(session: Session, bucket: str, start: datetime) -> int:
     """Count one in the bucket's window; the window's new count."""
-    windows = table(RateLimitWindow)
-    count = increment(session, windows, {"bucket": bucket, "window_start": start}, "count")
+    count = increment(session, _WINDOWS, {"bucket": bucket, "window_start": start}, "count")
     if count == 1:
         # The bucket's first request in a new window: its older windows are no longer needed.
         session.execute(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind, LimitPeriod
 from videoqueue.clock import Clock
@@ -24,11 +25,16 @@ from videoqueue.errors import VideoqueueError
 LOCKED_ACCOUNTS = "videoqueue_locked_accounts"
 
 # Built once (each runs on every queue request): building a statement costs more CPU than
-# running it from SQLAlchemy's compiled cache.
-_LOCK_ACCOUNT = locked(select(Account).where(Account.id == bindparam("account_id")))
+# running it from SQLAlchemy's compiled cache. Plain columns: an ORM `Account` cost more to
+# load than the select did to run.
+_ACCOUNTS = table(Account)
+_BALANCE = select(_ACCOUNTS.c.id, _ACCOUNTS.c.balance_micros, _ACCOUNTS.c.unlimited).where(
+    _ACCOUNTS.c.id == bindparam("account_id")
+)
+_LOCK_ACCOUNT = locked(_BALANCE)
 _SET_BALANCE = (
-    update(table(Account))
-    .where(table(Account).c.id == bindparam("account_id"))
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("account_id"))
     .values(balance_micros=bindparam("balance"))
 )
 _INSERT_ENTRY = insert(table(LedgerEntry))
@@ -80,22 +86,37 @@ def create_account(
     return account
 
 
-def lock_account(session: Session, account_id: str) -> Account:
+@dataclass
+class AccountBalance:
+    """An account's balance as this transaction read it, and as its own writes left it."""
+
+    id: str
+    balance_micros: int
+    unlimited: bool
+
+
+def account_balance(session: Session, account_id: str) -> AccountBalance | None:
+    """The account's balance, read without locking its row (None: no such account)."""
+    row = session.execute(_BALANCE, {"account_id": account_id}).first()
+    return None if row is None else AccountBalance(row.id, row.balance_micros, row.unlimited)
+
+
+def lock_account(session: Session, account_id: str) -> AccountBalance:
     """The account row, locked for the rest of the transaction (read once per transaction:
     a session serves one transaction, and a lock holds until it ends)."""
-    held: dict[str, Account] = session.info.setdefault(LOCKED_ACCOUNTS, {})
+    held: dict[str, AccountBalance] = session.info.setdefault(LOCKED_ACCOUNTS, {})
     if account_id in held:
         return held[account_id]
-    account = session.scalar(_LOCK_ACCOUNT, {"account_id": account_id})
-    if account is None:
+    row = session.execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
+    if row is None:
         raise LookupError(f"no account {account_id}")
-    held[account_id] = account
+    account = held[account_id] = AccountBalance(row.id, row.balance_micros, row.unlimited)
     return account
 
 
 def _write(
     session: Session,
-    account: Account,
+    account: AccountBalance,
     kind: LedgerKind,
     amount: int,
     clock: Clock,
@@ -127,7 +148,10 @@ def _write(
             "created_at": clock.now(),
         },
     )
-    set_committed_value(account, "balance_micros", balance)  # as the row now holds
+    account.balance_micros = balance
+    loaded = session.identity_map.get(identity_key(Account, account.id))
+    if loaded is not None:  # an `Account` this session loaded reads as the row now holds
+        set_committed_value(loaded, "balance_micros", balance)
     return entry_id
 
 
@@ -158,7 +182,11 @@ def key_spend_micros(session: Session, key_id: str, since: datetime | None) -> i
 
 
 def refuse_unaffordable(
-    session: Session, account: Account, micros: int, clock: Clock, key: KeyBudget | None = None
+    session: Session,
+    account: AccountBalance,
+    micros: int,
+    clock: Clock,
+    key: KeyBudget | None = None,
 ) -> None:
     """Raise `KeySpendLimitExceeded` or `InsufficientBalance` if `micros` cannot be charged.
 

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 from videoqueue import metrics
 from videoqueue.billing.ledger import (
     KeyBudget,
+    account_balance,
     charge,
     lock_account,
     refund,
     refuse_unaffordable,
 )
-from videoqueue.billing.models import Account
 from videoqueue.catalog.catalog import Catalog
 from videoqueue.catalog.content_policy import ContentRule, check_prompt
 from videoqueue.catalog.entry import ModelEntry
@@ -282,7 +282,7 @@ class JobService:
         webhook_addresses(url, self.intake.fetch)
 
     def _refuse_unaffordable(self, session: Session, payer: Payer, micros: int) -> None:
-        account = session.get(Account, payer.account_id)
+        account = account_balance(session, payer.account_id)
         if account is not None:
             refuse_unaffordable(session, account, micros, self.clock, payer.key)
 
