@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         "cuts the CPU a request costs by about a third; turn off where deployments in separate "
         "containers share a host's cores without cpusets",
     )
+    api_database_threads: int = Field(
+        default=4,
+        ge=1,
+        description="Threads of each API process that run requests' database work (queue "
+        "requests that fetch nothing, polls), which requests wait for in arrival order; a "
+        "few keep the thread holding a lock from queueing for the GIL behind many others",
+    )
     engines: dict[str, str] = Field(
         default_factory=dict,
         description="Extra engines by name, each `module:Factory` importable by workers "

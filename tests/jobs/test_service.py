@@ -267,3 +267,14 @@ def test_a_queue_with_media_reads_once_then_writes_once(env: Env) -> None:
     body = _i2v(data_url(solid_png(640, 360)))
 
     assert _transactions(jobs, lambda: jobs.submit(body, KnownPayer(payer))) == ["read", "write"]
+
+
+def test_only_a_queue_with_media_or_a_webhook_may_wait_on_the_network(env: Env) -> None:
+    jobs: JobService = env.client.app.state.context.jobs  # type: ignore[attr-defined]
+    text = {"model": "wan-2.6-text-to-video", "prompt": "a kite", "duration": "5s"}
+
+    assert not jobs.may_wait_on_network(text)
+    assert not jobs.may_wait_on_network({**text, "image_url": "", "reference_image_urls": []})
+    assert jobs.may_wait_on_network(_i2v("https://example.com/a.png"))
+    assert jobs.may_wait_on_network({**text, "reference_video_urls": ["https://e.com/v.mp4"]})
+    assert jobs.may_wait_on_network({**text, "webhook_url": "https://example.com/hook"})

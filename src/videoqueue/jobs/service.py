@@ -26,10 +26,11 @@ from videoqueue.billing.ledger import (
 )
 from videoqueue.catalog.catalog import Catalog
 from videoqueue.catalog.content_policy import ContentRule, check_prompt
-from videoqueue.catalog.entry import ModelEntry
+from videoqueue.catalog.entry import MEDIA_FIELDS, ModelEntry
 from videoqueue.catalog.media_intake import MediaIntake
 from videoqueue.catalog.pricing import price_micros
 from videoqueue.catalog.request import VideoRequest
+from videoqueue.catalog.schema import present
 from videoqueue.catalog.validation import validate_queue, validate_quote
 from videoqueue.clock import Clock
 from videoqueue.consent.flow import require_consent
@@ -216,6 +217,11 @@ class JobService:
             family = self.catalog.family(entry)
             source = self.intake.probe_source(entry, family, request, body["video_url"])
         return price_micros(entry, request, source)
+
+    def may_wait_on_network(self, body: Mapping[str, Any]) -> bool:
+        """Whether submitting `body` may wait on the network (media to fetch and store, a
+        webhook address to resolve), not only on the database."""
+        return present(body, "webhook_url") or any(present(body, k) for k in MEDIA_FIELDS)
 
     def submit(
         self, body: Mapping[str, Any], caller: PayingCaller, idem: IdempotencyKey | None = None

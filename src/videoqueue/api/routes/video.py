@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from videoqueue.api.auth import Caller
 from videoqueue.api.body import json_object
 from videoqueue.api.context import context
+from videoqueue.api.database_threads import in_database_thread
 from videoqueue.api.failures import venice_failure
 from videoqueue.api.idempotency import idempotency_key
 from videoqueue.api.limits import (
@@ -59,12 +60,17 @@ async def queue_video(request: Request, rate: QueueAdmission) -> JSONResponse:
     with another body is answered 409.
     """
     body = await json_object(request)
-    jobs = context(request).jobs
+    ctx = context(request)
+    jobs = ctx.jobs
 
     def submit(caller: PayingCaller) -> Accepted:
         return jobs.submit(body, caller, idempotency_key(request, body))
 
-    accepted = await run_in_threadpool(rate.around, submit)
+    if jobs.may_wait_on_network(body):
+        accepted = await run_in_threadpool(rate.around, submit)
+    else:
+        threads = ctx.settings.api_database_threads
+        accepted = await in_database_thread(threads, rate.around, submit)
     note_log_fields(job_id=accepted.queue_id)
     return JSONResponse(accepted.to_json())
 
@@ -122,7 +128,7 @@ async def retrieve_video(request: Request, rate: RetrieveAdmission) -> Response:
     def retrieve(caller: Caller) -> Retrieved:
         return jobs.retrieve(caller.account_id, model, queue_id, delete_media=delete_media)
 
-    result = await run_in_threadpool(rate.then, retrieve)
+    result = await in_database_thread(ctx.settings.api_database_threads, rate.then, retrieve)
     if isinstance(result, Failed):
         status, error = venice_failure(result.failure)
         return JSONResponse(error, status_code=status)
