@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
+from tests.conftest import tiny_spec
 from videoqueue.billing.ledger import (
     InsufficientBalance,
     KeyBudget,
@@ -17,6 +18,7 @@ from videoqueue.billing.ledger import (
     charge,
     create_account,
     key_spend_micros,
+    lock_account,
     period_start,
     refund,
     top_up,
@@ -24,7 +26,10 @@ from videoqueue.billing.ledger import (
 )
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind, LimitPeriod
 from videoqueue.clock import ManualClock
+from videoqueue.db.base import new_id
 from videoqueue.db.session import Database
+from videoqueue.jobs import store
+from videoqueue.jobs.models import Job
 
 USD = 1_000_000
 
@@ -235,3 +240,30 @@ def test_a_top_up_must_be_positive(db: Database, clock: ManualClock) -> None:
     account = _account(db, clock)
     with pytest.raises(ValueError), db.transaction() as session:
         top_up(session, account_id=account, micros=0, clock=clock)
+
+
+def test_an_account_held_by_one_transaction_still_takes_jobs_written_by_another(
+    db: Database, clock: ManualClock
+) -> None:
+    # A queue request writes its job before it locks the account: the job's foreign key
+    # check must not wait for (or deadlock with) another request holding the account.
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite's writers take turns)")
+    account_id = _account(db, clock, 5)
+    with db.transaction() as holder:
+        lock_account(holder, account_id)
+        with db.transaction() as other:
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            store.insert_job(
+                other,
+                job_id=new_id(),
+                account_id=account_id,
+                model="m",
+                engine="preview",
+                spec=tiny_spec(),
+                price_micros=USD,
+                max_attempts=3,
+                clock=clock,
+            )
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1

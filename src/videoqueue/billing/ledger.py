@@ -31,7 +31,9 @@ _ACCOUNTS = table(Account)
 _BALANCE = select(_ACCOUNTS.c.id, _ACCOUNTS.c.balance_micros, _ACCOUNTS.c.unlimited).where(
     _ACCOUNTS.c.id == bindparam("account_id")
 )
-_LOCK_ACCOUNT = locked(_BALANCE)
+# Rows that reference the account (a job, a ledger entry) may be written by other
+# transactions while one holds it: a queue request writes its job before it locks the account.
+_LOCK_ACCOUNT = locked(_BALANCE, keys_shared=True)
 _SET_BALANCE = (
     update(_ACCOUNTS)
     .where(_ACCOUNTS.c.id == bindparam("account_id"))

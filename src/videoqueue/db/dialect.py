@@ -120,9 +120,13 @@ def one_at_a_time(session: Session, lock_key: int) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
 
 
-def locked(stmt: T, *, skip_locked: bool = False) -> T:
-    """Lock the selected rows for this transaction (PostgreSQL); SQLite holds its write lock."""
-    return stmt.with_for_update(skip_locked=skip_locked)
+def locked(stmt: T, *, skip_locked: bool = False, keys_shared: bool = False) -> T:
+    """Lock the selected rows for this transaction (PostgreSQL); SQLite holds its write lock.
+
+    `keys_shared`: lock `FOR NO KEY UPDATE`, which still excludes every other locker but lets
+    other transactions insert rows that reference these (a foreign key's check takes a KEY
+    SHARE lock, which `FOR UPDATE` would make them wait for, or deadlock with)."""
+    return stmt.with_for_update(skip_locked=skip_locked, key_share=keys_shared)
 
 
 def increment(session: Session, table: Table, key: dict[str, Any], column: str) -> int:

@@ -93,6 +93,15 @@ class WebhookSecretRequired(VideoqueueError):
     code = "WEBHOOK_SECRET_REQUIRED"
 
 
+class _Replayed(Exception):
+    """An idempotency key's earlier answer, found once the account is locked: raised so that
+    what the transaction wrote before (the new job) rolls back."""
+
+    def __init__(self, accepted: Accepted) -> None:
+        super().__init__()
+        self.accepted = accepted
+
+
 class JobAlreadyEnded(VideoqueueError):
     """The job has already ended: there is nothing to cancel"""
 
@@ -300,20 +309,23 @@ class JobService:
         caller: PayingCaller,
         idem: IdempotencyKey | None,
     ) -> Accepted:
-        """The one write transaction: admit, replay the key, consent, charge, create, and
-        store the key's answer."""
+        """The one write transaction: admit, create the job, then lock the payer's account to
+        replay the key, consent, charge and store the key's answer."""
         ttl = self.terms.idempotency_ttl
+        micros = price_micros(entry, request, stored.source, stored.reference_seconds)
         try:
             with self.db.transaction() as session:
                 payer = caller.admit(session)
-                # The payer's row is locked before anything else of the account is read: a
-                # racing request of the same account waits here, then finds this one's key
-                # (and no row referencing it can deadlock).
+                # The job first: the account's row, once locked, is held to the commit, and
+                # on PostgreSQL the account's other requests wait for it meanwhile.
+                accepted = self._create(session, request, entry, stored, payer, micros)
+                # Locked before anything else of the account is read: a racing request of the
+                # same account waits here, then finds this one's key.
                 lock_account(session, payer.account_id)
                 if idem is not None:
                     answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
                     if answer is not None:
-                        return Accepted.from_json(answer)
+                        raise _Replayed(Accepted.from_json(answer))  # the new job rolls back
                 # The consent decision comes before the charge: a 409 costs nothing (§11.2).
                 require_consent(
                     session,
@@ -323,11 +335,21 @@ class JobService:
                     consents=request.options.get("consents"),
                     clock=self.clock,
                 )
-                accepted = self._create(session, request, entry, stored, payer)
+                charge(
+                    session,
+                    account_id=payer.account_id,
+                    job_id=stored.job_id,
+                    model=entry.id,
+                    micros=micros,
+                    clock=self.clock,
+                    key=payer.key,
+                )
                 if idem is not None:
                     answer = accepted.to_json()
                     idempotency.record(session, payer.account_id, idem, ttl, self.clock, answer)
                 return accepted
+        except _Replayed as replayed:
+            return replayed.accepted
         except IdempotencyKeyTaken:
             assert idem is not None
             account_id = caller.payer().account_id
@@ -344,17 +366,9 @@ class JobService:
         entry: ModelEntry,
         stored: StoredMedia,
         payer: Payer,
+        micros: int,
     ) -> Accepted:
-        micros = price_micros(entry, request, stored.source, stored.reference_seconds)
-        charge(
-            session,
-            account_id=payer.account_id,
-            job_id=stored.job_id,
-            model=entry.id,
-            micros=micros,
-            clock=self.clock,
-            key=payer.key,
-        )
+        """The job's row (and its download link), not charged yet."""
         store.insert_job(
             session,
             job_id=stored.job_id,
