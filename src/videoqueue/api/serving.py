@@ -67,8 +67,6 @@ def app_from_environment() -> FastAPI:
     """The app factory uvicorn calls in each API process."""
     from videoqueue.api.app import create_app
 
-    if os.environ.get("VQ_PIN"):
-        os.sched_setaffinity(0, {0})
     passed = json.loads(os.environ[SETTINGS_ENV])
     parent_pid = int(passed["parent_pid"])
     if parent_pid != os.getpid():
