@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -97,10 +98,14 @@ class AccountBalance:
     unlimited: bool
 
 
+def _read_balance(session: Session, stmt: Select[Any], account_id: str) -> AccountBalance | None:
+    row = session.execute(stmt, {"account_id": account_id}).first()
+    return None if row is None else AccountBalance(row.id, row.balance_micros, row.unlimited)
+
+
 def account_balance(session: Session, account_id: str) -> AccountBalance | None:
     """The account's balance, read without locking its row (None: no such account)."""
-    row = session.execute(_BALANCE, {"account_id": account_id}).first()
-    return None if row is None else AccountBalance(row.id, row.balance_micros, row.unlimited)
+    return _read_balance(session, _BALANCE, account_id)
 
 
 def lock_account(session: Session, account_id: str) -> AccountBalance:
@@ -109,10 +114,10 @@ def lock_account(session: Session, account_id: str) -> AccountBalance:
     held: dict[str, AccountBalance] = session.info.setdefault(LOCKED_ACCOUNTS, {})
     if account_id in held:
         return held[account_id]
-    row = session.execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
-    if row is None:
+    account = _read_balance(session, _LOCK_ACCOUNT, account_id)
+    if account is None:
         raise LookupError(f"no account {account_id}")
-    account = held[account_id] = AccountBalance(row.id, row.balance_micros, row.unlimited)
+    held[account_id] = account
     return account
 
 
