@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from videoqueue import cpus
+from videoqueue import cpus, heap
 from videoqueue.api import serving
 from videoqueue.settings import Settings
 
@@ -90,6 +90,7 @@ def test_an_api_process_claims_a_core_for_its_loop_unless_pinning_is_off(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, namespace: str
 ) -> None:
     monkeypatch.setattr(cpus, "API_CORES", namespace)
+    monkeypatch.setattr(heap, "freeze_startup_objects", lambda: None)  # not this process's
 
     def affinity_of_the_loop_thread(pinning: bool) -> list[int]:
         settings = Settings(data_dir=tmp_path, api_cpu_pinning=pinning)

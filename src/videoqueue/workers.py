@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from videoqueue import metrics
+from videoqueue import heap, metrics
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
@@ -142,6 +142,7 @@ def run_until_stopped(
         states = ", ".join(f"{name} {state}" for name, state in worker.engine_states().items())
         log.info("worker %s started (engines: %s)", worker.worker_id, states)
         presence.beat()  # its engines are listed ready now, not at the next heartbeat
+        heap.freeze_startup_objects()
         metrics.WORKERS_ALIVE.set(1)
         worker.run_forever(stop, poll_seconds)
     finally:

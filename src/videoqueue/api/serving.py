@@ -17,7 +17,7 @@ import time
 
 from fastapi import FastAPI
 
-from videoqueue import cpus
+from videoqueue import cpus, heap
 from videoqueue.logs import resolve_log_format, uvicorn_log_config
 from videoqueue.settings import Settings
 
@@ -77,7 +77,9 @@ def app_from_environment() -> FastAPI:
     if settings.api_cpu_pinning:
         # Here, in the thread that runs the event loop, before the loop starts its threads.
         cpus.claim_core(cpus.API_CORES)
-    return create_app(settings)
+    app = create_app(settings)
+    heap.freeze_startup_objects()
+    return app
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
