@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Depends
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -44,6 +43,7 @@ from videoqueue.auth.rate_limits import (
     admit_address,
     record_failure,
 )
+from videoqueue.db.commit_hooks import after_commit
 from videoqueue.errors import VideoqueueError
 from videoqueue.jobs.service import Payer, PayingCaller
 
@@ -113,10 +113,10 @@ class RateCount:
         if status.refused is not None:
             raise status.error()
 
-        def committed(_session: Session) -> None:
+        def committed() -> None:
             self.status = status
 
-        event.listen(session, "after_commit", committed, once=True)
+        after_commit(session, "rate_count", committed)
         return payer
 
     def admit_caller(self) -> Caller:

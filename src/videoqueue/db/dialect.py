@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
+
+from videoqueue.db.commit_hooks import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +168,6 @@ STOP_CHECK_S = 0.2
 """How often a waiter on a socket looks at its stop event."""
 _MAX_SOCKET_PATH = 104  # bytes, with the final NUL: macOS's limit (Linux allows 108)
 _MAX_SOCKET_NAME = 32  # "<pid>-<8 hex>.sock" and the slash before it
-_WAKE_AFTER_COMMIT = "videoqueue_wake_after_commit"
 
 
 def notify_job_queued(session: Session) -> None:
@@ -177,9 +179,7 @@ def notify_job_queued(session: Session) -> None:
         return
     wake_dir = _wake_dir(bind.engine.url)
     if wake_dir is not None:
-        session.info[_WAKE_AFTER_COMMIT] = wake_dir
-        if not event.contains(session, "after_commit", _wake_after_commit):
-            event.listen(session, "after_commit", _wake_after_commit)
+        after_commit(session, "wake_workers", partial(_wake_after_commit, wake_dir))
 
 
 @functools.cache
@@ -191,10 +191,7 @@ def _wake_dir(url: URL) -> Path | None:
     return path.with_name(path.name + WAKE_DIR_SUFFIX)
 
 
-def _wake_after_commit(session: Session) -> None:
-    wake_dir = session.info.pop(_WAKE_AFTER_COMMIT, None)
-    if wake_dir is None:
-        return
+def _wake_after_commit(wake_dir: Path) -> None:
     try:
         _wake_waiters(wake_dir)
     except Exception:  # the job is committed whatever happens here; workers still poll
