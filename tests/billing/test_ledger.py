@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import tiny_spec
 from videoqueue.billing.ledger import (
@@ -267,3 +268,44 @@ def test_an_account_held_by_one_transaction_still_takes_jobs_written_by_another(
             )
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_charges_in_one_transaction_each_write_the_balance_they_left(
+    db: Database, clock: ManualClock
+) -> None:
+    account_id = _account(db, clock, 10)
+    with db.transaction() as session:
+        loaded = session.get(Account, account_id)  # read as the row holds after each charge
+        for job_id in ("job-1", "job-2"):
+            charge(
+                session,
+                account_id=account_id,
+                job_id=job_id,
+                model="m",
+                micros=3 * USD,
+                clock=clock,
+            )
+        assert loaded is not None and loaded.balance_micros == 4 * USD
+    with db.read() as session:
+        after = session.scalars(
+            select(LedgerEntry.balance_after_micros)
+            .where(LedgerEntry.kind == LedgerKind.CHARGE)
+            .order_by(LedgerEntry.balance_after_micros.desc())
+        ).all()
+        assert verify_ledger(session).consistent
+    assert after == [7 * USD, 4 * USD]
+    assert _balance(db, account_id) == 4 * USD
+
+
+def test_a_charge_holds_the_account_it_did_not_lock_first_until_its_transaction_ends(
+    db: Database, clock: ManualClock
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite's writers take turns)")
+    account_id = _account(db, clock, 5)
+    with db.transaction() as holder:
+        charge(holder, account_id=account_id, job_id="job-1", model="m", micros=USD, clock=clock)
+        with pytest.raises(OperationalError, match="lock timeout"), db.transaction() as other:
+            other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            lock_account(other, account_id)
+    assert _balance(db, account_id) == 4 * USD

@@ -309,8 +309,8 @@ class JobService:
         caller: PayingCaller,
         idem: IdempotencyKey | None,
     ) -> Accepted:
-        """The one write transaction: admit, create the job, then lock the payer's account to
-        replay the key, consent, charge and store the key's answer."""
+        """The one write transaction: admit, create the job, then, under the payer's account
+        lock, replay the key, consent, charge and store the key's answer."""
         ttl = self.terms.idempotency_ttl
         micros = price_micros(entry, request, stored.source, stored.reference_seconds)
         try:
@@ -319,9 +319,11 @@ class JobService:
                 # The job first: the account's row, once locked, is held to the commit, and
                 # on PostgreSQL the account's other requests wait for it meanwhile.
                 accepted = self._create(session, request, entry, stored, payer, micros)
-                # Locked before anything else of the account is read: a racing request of the
-                # same account waits here, then finds this one's key.
-                lock_account(session, payer.account_id)
+                # What is read of the account before its charge is read under its lock: a
+                # racing request with the same key waits here, then finds this one's answer,
+                # and consents are recorded once. Without either, the charge locks it.
+                if idem is not None or stored.facts:
+                    lock_account(session, payer.account_id)
                 if idem is not None:
                     answer = idempotency.replay(session, payer.account_id, idem, ttl, self.clock)
                     if answer is not None:
