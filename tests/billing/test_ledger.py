@@ -243,13 +243,17 @@ def test_a_top_up_must_be_positive(db: Database, clock: ManualClock) -> None:
         top_up(session, account_id=account, micros=0, clock=clock)
 
 
+def _row_locks_only(db: Database) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite's writers take turns)")
+
+
 def test_an_account_held_by_one_transaction_still_takes_jobs_written_by_another(
     db: Database, clock: ManualClock
 ) -> None:
     # A queue request writes its job before it locks the account: the job's foreign key
     # check must not wait for (or deadlock with) another request holding the account.
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("row locks are PostgreSQL's (SQLite's writers take turns)")
+    _row_locks_only(db)
     account_id = _account(db, clock, 5)
     with db.transaction() as holder:
         lock_account(holder, account_id)
@@ -300,8 +304,7 @@ def test_charges_in_one_transaction_each_write_the_balance_they_left(
 def test_a_charge_holds_the_account_it_did_not_lock_first_until_its_transaction_ends(
     db: Database, clock: ManualClock
 ) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("row locks are PostgreSQL's (SQLite's writers take turns)")
+    _row_locks_only(db)
     account_id = _account(db, clock, 5)
     with db.transaction() as holder:
         charge(holder, account_id=account_id, job_id="job-1", model="m", micros=USD, clock=clock)

@@ -147,9 +147,7 @@ def _write(
     note: str = "",
 ) -> str:
     """Move `amount` on the locked `account` and write its row; the row's id."""
-    balance = account.balance_micros + amount
-    session.execute(_SET_BALANCE, {"account_id": account.id, "balance": balance})
-    _balance_now(session, account, balance)
+    _move(session, account, amount)
     return _entry(
         session,
         account,
@@ -162,6 +160,13 @@ def _write(
         reference=reference,
         note=note,
     )
+
+
+def _move(session: Session, account: AccountBalance, amount: int) -> None:
+    """Move `amount` on the locked `account`."""
+    balance = account.balance_micros + amount
+    session.execute(_SET_BALANCE, {"account_id": account.id, "balance": balance})
+    _balance_now(session, account, balance)
 
 
 def _balance_now(session: Session, account: AccountBalance, balance: int) -> None:
@@ -260,38 +265,41 @@ def charge(
     has not locked yet, charged without a key's limit to sum, is locked by the charge's own
     update: two statements in all, where locking first takes three.
     """
-    key_id = key.key_id if key else None
-    held: dict[str, AccountBalance] = session.info.setdefault(LOCKED_ACCOUNTS, {})
-    if account_id not in held and (key is None or key.limit_micros is None):
-        row = session.execute(
-            _CHARGE_IF_AFFORDABLE, {"account_id": account_id, "micros": micros}
-        ).first()
-        if row is not None:
-            account = held[account_id] = AccountBalance(account_id, 0, row.unlimited)
-            _balance_now(session, account, row.balance_micros)
-            return _entry(
-                session,
-                account,
-                LedgerKind.CHARGE,
-                -micros,
-                clock,
-                job_id=job_id,
-                api_key_id=key_id,
-                model=model,
-            )
-    # Locked first: the key's spend is summed under the lock, or the refusal needs the balance.
-    account = lock_account(session, account_id)
-    refuse_unaffordable(session, account, micros, clock, key)
-    return _write(
+    account = None
+    if key is None or key.limit_micros is None:
+        account = _charge_if_affordable(session, account_id, micros)
+    if account is None:
+        # Locked first: the key's spend is summed under the lock, or the refusal needs the
+        # balance (the update changed nothing).
+        account = lock_account(session, account_id)
+        refuse_unaffordable(session, account, micros, clock, key)
+        _move(session, account, -micros)
+    return _entry(
         session,
         account,
         LedgerKind.CHARGE,
         -micros,
         clock,
         job_id=job_id,
-        api_key_id=key_id,
+        api_key_id=key.key_id if key else None,
         model=model,
     )
+
+
+def _charge_if_affordable(session: Session, account_id: str, micros: int) -> AccountBalance | None:
+    """Take `micros` from an account this transaction has not locked, if affordable, locking
+    it; None (nothing changed) if not, or if it is locked already."""
+    held: dict[str, AccountBalance] = session.info.setdefault(LOCKED_ACCOUNTS, {})
+    if account_id in held:
+        return None
+    row = session.execute(
+        _CHARGE_IF_AFFORDABLE, {"account_id": account_id, "micros": micros}
+    ).first()
+    if row is None:
+        return None
+    account = held[account_id] = AccountBalance(account_id, row.balance_micros, row.unlimited)
+    _balance_now(session, account, row.balance_micros)
+    return account
 
 
 def refund(session: Session, *, job_id: str, clock: Clock, note: str = "") -> str | None:
