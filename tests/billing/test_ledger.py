@@ -4,11 +4,13 @@ once, adjustments, per-key spend, and a verifier that notices a tampered balance
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from tests.conftest import tiny_spec
 from videoqueue.billing.ledger import (
@@ -248,6 +250,15 @@ def _row_locks_only(db: Database) -> None:
         pytest.skip("row locks are PostgreSQL's (SQLite's writers take turns)")
 
 
+@contextmanager
+def _another_transaction(db: Database, lock_timeout: str) -> Iterator[Session]:
+    """A transaction beside the test's own, which fails where it waits past `lock_timeout`
+    for a row lock."""
+    with db.transaction() as other:
+        other.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+        yield other
+
+
 def test_an_account_held_by_one_transaction_still_takes_jobs_written_by_another(
     db: Database, clock: ManualClock
 ) -> None:
@@ -257,8 +268,7 @@ def test_an_account_held_by_one_transaction_still_takes_jobs_written_by_another(
     account_id = _account(db, clock, 5)
     with db.transaction() as holder:
         lock_account(holder, account_id)
-        with db.transaction() as other:
-            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+        with _another_transaction(db, lock_timeout="2s") as other:
             store.insert_job(
                 other,
                 job_id=new_id(),
@@ -308,7 +318,9 @@ def test_a_charge_holds_the_account_it_did_not_lock_first_until_its_transaction_
     account_id = _account(db, clock, 5)
     with db.transaction() as holder:
         charge(holder, account_id=account_id, job_id="job-1", model="m", micros=USD, clock=clock)
-        with pytest.raises(OperationalError, match="lock timeout"), db.transaction() as other:
-            other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        with (
+            pytest.raises(OperationalError, match="lock timeout"),
+            _another_transaction(db, lock_timeout="200ms") as other,
+        ):
             lock_account(other, account_id)
     assert _balance(db, account_id) == 4 * USD
