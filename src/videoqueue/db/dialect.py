@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from videoqueue.db.commit_hooks import after_commit
+from videoqueue.db.writer_gate import LOCK_SUFFIX, WriterGate
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +80,14 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def writer_gate(engine: Engine) -> AbstractContextManager[Any]:
-    """What a write transaction of this process holds while it runs.
-
-    SQLite has one writer at a time: the threads of one process take turns on a lock, so only
-    other processes wait in SQLite's busy handler, whose back-off sleeps up to 100 ms a try.
-    PostgreSQL locks rows, not the database: nothing to hold.
-    """
-    if engine.dialect.name == "sqlite":
-        return threading.RLock()
-    return nullcontext()
+def writer_gate(engine: Engine) -> WriterGate | None:
+    """What a write transaction of this process holds while it runs: on SQLite, which has one
+    writer at a time, a turn among all the database's writers (`WriterGate`); PostgreSQL locks
+    rows, not the database, so there is nothing to hold."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = _database_file(engine.url)
+    return WriterGate(None if database is None else database.with_name(database.name + LOCK_SUFFIX))
 
 
 MIGRATION_LOCK_KEY = 0x76715F6D  # "vq_m": a PostgreSQL advisory lock no other code takes
@@ -183,12 +181,18 @@ def notify_job_queued(session: Session) -> None:
 
 
 @functools.cache
-def _wake_dir(url: URL) -> Path | None:
+def _database_file(url: URL) -> Path | None:
+    """The SQLite database's file, or None (PostgreSQL, or SQLite in memory)."""
     database = url.database
     if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
-    path = Path(database).resolve()
-    return path.with_name(path.name + WAKE_DIR_SUFFIX)
+    return Path(database).resolve()
+
+
+@functools.cache
+def _wake_dir(url: URL) -> Path | None:
+    path = _database_file(url)
+    return None if path is None else path.with_name(path.name + WAKE_DIR_SUFFIX)
 
 
 def _wake_after_commit(wake_dir: Path) -> None:

@@ -1,0 +1,70 @@
+"""SQLite's writers, across threads and processes, take turns without polling.
+
+SQLite lets one transaction write at a time. A writer that finds the database locked waits in
+SQLite's busy handler, which sleeps and retries (1, 2, 5, … up to 100 ms a try): a process
+whose writes are short and frequent (an API under load) holds the lock so often that another
+process (a worker claiming a job) keeps waking to find it taken, and waits tens of ms for a
+lock that is free most of the time. So each write transaction first takes a lock the kernel
+queues: an exclusive `flock` on a file beside the database, which hands over the moment its
+holder lets go (and which the kernel drops if the holder dies). The threads of one process
+take turns on a thread lock first, as one open file's `flock` is shared by all of them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+
+LOCK_SUFFIX = "-writer.lock"
+"""The lock file sits beside the database: `<database>-writer.lock`."""
+
+
+class WriterGate:
+    """Held by each write transaction of one `Database` for as long as it runs."""
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self._lock_path = lock_path
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._file: int | None = None
+        self._file_pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._depth == 0 and self._lock_path is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        self._depth += 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._file is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _descriptor(self) -> int:
+        """This process's own open file: a descriptor inherited across `fork` shares its lock
+        with the parent, so a child opens the file again."""
+        assert self._lock_path is not None
+        if self._file is None or self._file_pid != os.getpid():
+            self._file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._file_pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._file_pid == os.getpid():
+            os.close(self._file)
+        self._file = None
