@@ -1,5 +1,5 @@
 """API processes claim a CPU core each: no two claim the same one, a claim ends with its
-holder, and what a pinned thread starts can use every core again."""
+holder, and what a pinned thread starts can use the cores its process was given again."""
 
 from __future__ import annotations
 
@@ -113,16 +113,49 @@ def test_an_api_process_claims_a_core_for_its_loop_unless_pinning_is_off(
     assert sorted(os.sched_getaffinity(0)) == CORES
 
 
-def test_a_thread_allowed_every_core_again_may_run_on_each(namespace: str) -> None:
+def test_a_thread_allowed_its_process_cores_again_may_run_on_each(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cpus, "_before_pinning", [])
     found: list[int] = []
 
     def pinned_then_freed() -> None:
         assert cpus.claim_core(namespace) is not None
         assert len(os.sched_getaffinity(0)) == 1
-        cpus.allow_every_core()
+        cpus.allow_cores(cpus.unpinned_cores())
         found.extend(sorted(os.sched_getaffinity(0)))
 
     thread = threading.Thread(target=pinned_then_freed)
     thread.start()
     thread.join()
     assert found == CORES
+
+
+def test_freed_threads_keep_to_the_cores_the_process_was_given(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `taskset` (here: the machine looks twice as big as the cores this process was
+    given), a pinned thread's children go back to those cores, not to every core there is."""
+    monkeypatch.setattr(cpus, "_before_pinning", [])
+    monkeypatch.setattr(os, "cpu_count", lambda: 2 * len(CORES))
+    requested: list[frozenset[int]] = []
+    set_affinity = os.sched_setaffinity
+
+    def recording(pid: int, cores: Any) -> None:
+        requested.append(frozenset(cores))
+        set_affinity(pid, cores)
+
+    monkeypatch.setattr(os, "sched_setaffinity", recording)
+
+    def pinned_then_freed() -> None:
+        core = cpus.claim_core(namespace)
+        assert core is not None
+        assert cpus.unpinned_cores() == frozenset(CORES)  # not what the pinned thread has
+        cpus.allow_cores(cpus.unpinned_cores())
+
+    thread = threading.Thread(target=pinned_then_freed)
+    thread.start()
+    thread.join()
+    assert len(requested) == 2
+    assert len(requested[0]) == 1
+    assert requested[1] == frozenset(CORES)

@@ -21,6 +21,10 @@ API_CORES = "videoqueue-api-cpu"
 _claims: list[socket.socket] = []
 """The claims this process holds: each lasts while its socket is open, so until it exits."""
 
+_before_pinning: list[frozenset[int]] = []
+"""The cores this process was allowed before it first pinned a thread (the operator's
+`taskset` or cpuset), once it has."""
+
 
 def _claim(name: str) -> bool:
     """Hold `name` until this process exits, unless another process holds it: an abstract
@@ -46,14 +50,28 @@ def claim_core(namespace: str) -> int | None:
         return None
     for core in cores:
         if _claim(f"{namespace}-{core}"):
+            if not _before_pinning:
+                _before_pinning.append(frozenset(cores))
             os.sched_setaffinity(0, {core})
             log.info("API process %d runs on CPU core %d", os.getpid(), core)
             return core
     return None
 
 
-def allow_every_core() -> None:
-    """Let the calling thread run on any core again: for a child process started by a
-    pinned thread, whose work (decoding, say) should not share its parent's one core."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+def unpinned_cores() -> frozenset[int]:
+    """The cores this process may use apart from its claims: those it was allowed before
+    `claim_core` first pinned a thread of it, else those it is allowed now (empty where the
+    platform cannot pin)."""
+    if _before_pinning:
+        return _before_pinning[0]
+    if not hasattr(os, "sched_getaffinity"):
+        return frozenset()
+    return frozenset(os.sched_getaffinity(0))
+
+
+def allow_cores(cores: frozenset[int]) -> None:
+    """Let the calling thread run on `cores` (its parent's `unpinned_cores()`): for a child
+    process started by a pinned thread, whose work (decoding, say) should not share its
+    parent's one core, nor leave the cores the operator gave its parent."""
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)

@@ -72,13 +72,14 @@ def allowed_cores() -> list[int]:
 
 
 FROM_ONE_CORE = """
-import json, os, threading
+import json, os, threading, uuid
 from tests.media.test_sandbox import allowed_cores
+from videoqueue.cpus import claim_core
 from videoqueue.media.sandbox import DecodeSandbox
 sandbox = DecodeSandbox(processes=1)
 found = []
-def start_from_one_core():  # as an API process's threads run (videoqueue.cpus)
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+def start_from_one_core():  # as an API process's threads run
+    assert claim_core(f"test-sandbox-{uuid.uuid4().hex}") is not None
     found.extend(sandbox.run("cores", allowed_cores))
 thread = threading.Thread(target=start_from_one_core)
 thread.start()
@@ -92,7 +93,7 @@ print(json.dumps(found))
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
     reason="pins a thread to a core (Linux, 2+ cores)",
 )
-def test_decoders_started_by_a_thread_kept_to_one_core_may_use_every_core() -> None:
+def test_decoders_started_by_a_thread_kept_to_one_core_may_use_the_process_cores() -> None:
     # In a process of its own: its decoders' fork server is started from the pinned thread.
     done = subprocess.run(
         [sys.executable, "-c", FROM_ONE_CORE],

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-from videoqueue.cpus import allow_every_core
+from videoqueue.cpus import allow_cores, unpinned_cores
 from videoqueue.media.checks import MediaFacts, MediaInspector
 from videoqueue.media.errors import MediaError
 from videoqueue.media.intake import MediaBlob
@@ -55,9 +55,13 @@ class DecodeSandbox:
             if self._pool is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(PRELOAD)
-                # Started from an API thread kept to one core: the decoders may use them all.
+                # Started from an API thread kept to one core: the decoders may use every
+                # core the API process was given.
                 self._pool = ProcessPoolExecutor(
-                    self.processes, mp_context=context, initializer=allow_every_core
+                    self.processes,
+                    mp_context=context,
+                    initializer=allow_cores,
+                    initargs=(unpinned_cores(),),
                 )
             return self._pool
 
