@@ -204,9 +204,10 @@ def admission(
     or the jobs service's `admit` under `around`), or alone (`admit_caller`) before refusing
     the request itself. A queue's caller is looked up in the transaction that charges it."""
 
-    async def deferred(
-        request: Request, credentials: Credentials = Depends(authenticate)
-    ) -> RateCount:
+    # The credentials are read here, not as a dependency of this one: FastAPI's solving of a
+    # nested dependency costs the event loop more than the reading does.
+    async def deferred(request: Request) -> RateCount:
+        credentials = await authenticate(request)
         return await _rate_count(request, credentials, route, named_model)
 
     return deferred
@@ -223,7 +224,8 @@ def rate_limited(
     route runs, in the transaction that looks up the caller's key."""
     counted = admission(route, authenticate=authenticate, named_model=named_model)
 
-    async def admitted_caller(rate: RateCount = Depends(counted)) -> Caller:
+    async def admitted_caller(request: Request) -> Caller:
+        rate = await counted(request)
         return await run_in_threadpool(rate.admit_caller)
 
     return admitted_caller
