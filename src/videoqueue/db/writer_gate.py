@@ -60,7 +60,10 @@ class WriterGate:
         with the parent, so a child opens the file again."""
         assert self._lock_path is not None
         if self._file is None or self._file_pid != os.getpid():
-            self._file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # Read-only is enough for `flock`, so processes of other users who share the
+            # database (an API and its workers, say) can each lock the one file.
+            flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+            self._file = os.open(self._lock_path, flags, 0o644)
             self._file_pid = os.getpid()
         return self._file
 
