@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, text
 
 from videoqueue.db.session import Database
-from videoqueue.db.writer_gate import LOCK_SUFFIX, WriterGate
+from videoqueue.db.writer_gate import LOCK_SUFFIX, WriterGate, WriterGateTimeout
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_a_failed_transaction_lets_the_lock_go(db: Database, tmp_path: Path) -> 
 
 def test_a_nested_turn_keeps_the_lock_until_the_outer_one_ends(tmp_path: Path) -> None:
     path = tmp_path / "nested.lock"
-    gate = WriterGate(path)
+    gate = WriterGate(path, wait_seconds=30)
     with gate:
         with gate:
             assert _held_elsewhere(path)
@@ -78,8 +78,35 @@ def test_a_nested_turn_keeps_the_lock_until_the_outer_one_ends(tmp_path: Path) -
     gate.close()
 
 
+def test_a_writer_whose_turn_never_comes_gives_up_and_can_try_again(tmp_path: Path) -> None:
+    """A holder that hangs does not hang every writer: they fail as SQLite's busy timeout
+    would ("database is locked"), and nothing of the failed wait is left held."""
+    path = tmp_path / "hung.lock"
+    gate = WriterGate(path, wait_seconds=0.2)
+    holder = os.open(path, os.O_RDONLY | os.O_CREAT)  # another open file: another writer
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WriterGateTimeout, match="database is locked"), gate:
+            pass
+        assert time.monotonic() - started >= 0.2
+    finally:
+        os.close(holder)  # its lock goes with it
+    entered = threading.Event()
+
+    def enter() -> None:  # another thread: the failed wait left the thread lock free
+        with gate:
+            entered.set()
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    thread.join(10)
+    assert entered.is_set()
+    gate.close()
+
+
 def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
-    gate = WriterGate(tmp_path / "threads.lock")
+    gate = WriterGate(tmp_path / "threads.lock", wait_seconds=30)
     inside, most = 0, 0
     count_lock = threading.Lock()
 
@@ -171,7 +198,7 @@ def test_a_forked_child_takes_its_turns_on_a_file_of_its_own(tmp_path: Path) -> 
     """A descriptor inherited across `fork` shares the parent's lock, so a child holding one
     would walk in while the parent writes."""
     path = tmp_path / "fork.lock"
-    gate = WriterGate(path)
+    gate = WriterGate(path, wait_seconds=30)
     with gate:  # the parent's file is open before the fork
         pass
     fork = multiprocessing.get_context("fork")

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Select[*tuple[Any, ...]])
 
+BUSY_TIMEOUT_S = 30
+"""How long a SQLite writer waits for the database (its turn, then SQLite's lock) before it
+fails with "database is locked"."""
+
 READ_ONLY_OPTION = "videoqueue_read_only"
 """An engine execution option: its transactions only read (SQLite begins them DEFERRED)."""
 
@@ -53,7 +57,9 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -61,7 +67,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -87,7 +93,8 @@ def writer_gate(engine: Engine) -> WriterGate | None:
     if engine.dialect.name != "sqlite":
         return None
     database = _database_file(engine.url)
-    return WriterGate(None if database is None else database.with_name(database.name + LOCK_SUFFIX))
+    lock_path = None if database is None else database.with_name(database.name + LOCK_SUFFIX)
+    return WriterGate(lock_path, wait_seconds=BUSY_TIMEOUT_S)
 
 
 MIGRATION_LOCK_KEY = 0x76715F6D  # "vq_m": a PostgreSQL advisory lock no other code takes
