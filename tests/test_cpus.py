@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +54,14 @@ def claims_in_child(namespace: str, threads: int) -> Any:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """Claims of this test only: a `serve` running beside the tests claims under its own."""
-    return f"videoqueue-test-{uuid.uuid4().hex}"
+def namespace(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Claims of this test only: a `serve` running beside the tests claims under its own.
+    Those made in this process end with the test."""
+    claims: list[socket.socket] = []
+    monkeypatch.setattr(cpus, "_claims", claims)
+    yield f"videoqueue-test-{uuid.uuid4().hex}"
+    for claim in claims:
+        claim.close()
 
 
 def test_each_claim_gets_a_core_of_its_own_until_none_is_left(namespace: str) -> None:

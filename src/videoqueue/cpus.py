@@ -1,4 +1,5 @@
-"""Which CPU cores a process's threads run on (Linux; elsewhere these do nothing).
+"""Which CPU cores a process's threads run on, and at what priority (Linux; elsewhere these
+do nothing).
 
 An API process is one event loop and a pool of threads that take turns holding the GIL.
 Left to the scheduler, the loop and the thread doing a request's database work run on two
@@ -75,3 +76,14 @@ def allow_cores(cores: frozenset[int]) -> None:
     parent's one core, nor leave the cores the operator gave its parent."""
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
+
+
+def lower_priority(niceness: int) -> None:
+    """Run the calling thread, and the threads and processes it starts from now on, at
+    `niceness` (as `nice` counts it), or at its own where that is lower already: priority is
+    only ever given up, which needs no privilege. Linux sets it per thread, so a process
+    calls this before it starts any."""
+    if not hasattr(os, "setpriority"):
+        return
+    if niceness > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)

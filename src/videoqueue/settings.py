@@ -94,6 +94,15 @@ class Settings(BaseSettings):
         description="Worker processes `serve` supervises (0: the API only, with workers "
         "started by `videoqueue worker`, one per GPU)",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU priority of worker processes and their engines' children, as `nice` "
+        "counts it (0: the API's; 19: the lowest): where they share cores with the API, a "
+        "busy engine takes only the CPU the API leaves, so queue requests and polls stay fast; "
+        "alone on the machine they still use every core",
+    )
     api_processes: int | None = Field(
         default=None,
         ge=1,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from videoqueue import heap, metrics
+from videoqueue import cpus, heap, metrics
 from videoqueue.catalog.catalog import load_catalog
 from videoqueue.clock import SystemClock
 from videoqueue.db.session import Database
@@ -92,6 +92,7 @@ def worker_main(
     """Run one worker until SIGTERM or SIGINT (or, when supervised, its supervisor's death),
     for `engines` on `device` as `build_worker` says."""
     settings = Settings.model_validate(settings_json)
+    cpus.lower_priority(settings.worker_nice)  # first: it holds for threads started after it
     log_format = resolve_log_format(settings.log_format)
     configure_logging(log_format, "%(asctime)s worker %(message)s")
     if device is not None:
