@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import load_job
+from tests.conftest import load_job, wait_until
 from tests.fleet_rows import register
 from tests.jobs.fixture_workers import queue_scripted
 from videoqueue.cli import main
@@ -22,6 +25,7 @@ from videoqueue.engines.registry import UnknownEngine
 from videoqueue.jobs.states import JobState
 from videoqueue.jobs.worker import Worker
 from videoqueue.settings import Settings
+from videoqueue.storage.factory import storage_from_url
 from videoqueue.storage.layout import output_key
 from videoqueue.workers import Supervisor, build_worker
 
@@ -29,6 +33,7 @@ ENGINES = {
     "instant": "tests.engines.fixture_engines:Instant",
     "device": "tests.engines.fixture_engines:DeviceNamed?device=cpu",
 }
+ROOT = Path(__file__).resolve().parents[1]
 CATALOG = """
 [models."wan-2.5-preview-text-to-video"]
 engine = "instant"
@@ -179,7 +184,7 @@ def test_serve_no_worker_runs_the_api_without_starting_a_worker(
     )
     monkeypatch.setattr("videoqueue.workers.Supervisor.stop", lambda _supervisor: None)
     # It would point this test process's metrics at the data dir.
-    monkeypatch.setattr("videoqueue.cli.use_metrics_dir", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("videoqueue.metrics_folder.use_metrics_dir", lambda *_args, **_kwargs: None)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         assert main(["serve", "--no-worker", "--data-dir", str(settings.data_dir)]) == 0
@@ -187,3 +192,36 @@ def test_serve_no_worker_runs_the_api_without_starting_a_worker(
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
     assert ([s.workers for s in served], supervised) == ([0], [0])
+
+
+def test_the_children_of_a_worker_command_import_no_database_layer(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Every process `python -m videoqueue.cli` spawns imports that module again first: an
+    engine's child, two spawns down, loads what the engine needs, not what workers do."""
+    modules = {"modules": "tests.engines.fixture_engines:ImportedModules"}
+    _, job_id = queue_scripted(Database(settings.resolved_database_url), "ok", 1, "modules")
+    env = {
+        **os.environ,
+        "VIDEOQUEUE_DATA_DIR": str(settings.data_dir),
+        "VIDEOQUEUE_CATALOG_PATH": str(settings.catalog_path),
+        "VIDEOQUEUE_ENGINES": json.dumps({**ENGINES, **modules}),
+    }
+    command = [sys.executable, "-m", "videoqueue.cli", "worker", "--engine", "modules"]
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    db = Database(settings.resolved_database_url)
+
+    def completed() -> bool:
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        return load_job(db, job_id).state == JobState.COMPLETED
+
+    try:
+        wait_until(completed, timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        db.dispose()
+    storage = storage_from_url(settings.resolved_storage_url, settings.s3_config())
+    storage.fetch_to(output_key(job_id), tmp_path / "out")
+    assert (tmp_path / "out").read_text() == ""

@@ -1,5 +1,10 @@
 """The `videoqueue` command: serve, run workers, manage keys, credit accounts, check the books;
-and, as a client of a server, generate and upscale videos."""
+and, as a client of a server, generate and upscale videos.
+
+Each command imports what it needs when it runs: every process `serve` or `worker` spawns
+(workers, their engines' children, API processes) imports this module again first, as its
+`__mp_main__`, and an engine's child has no use for the database layer or the settings.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +17,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from videoqueue.billing.models import MICROS_PER_USD, LimitPeriod, usd_text
 from videoqueue.clock import SystemClock
-from videoqueue.db.migrate import upgrade
-from videoqueue.db.session import Database
-from videoqueue.metrics_folder import METRICS_DIR, use_metrics_dir
-from videoqueue.settings import Settings
+
+if TYPE_CHECKING:
+    from videoqueue.db.session import Database
+    from videoqueue.settings import Settings
 
 console = Console(stderr=True)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from videoqueue.settings import Settings
+
     overrides = {k: getattr(args, k, None) for k in ("data_dir", "host", "port")}
     if getattr(args, "no_worker", False):
         overrides["workers"] = 0
@@ -36,6 +43,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _prepare(settings: Settings) -> Database:
     """Migrate the database to the newest schema and return a handle on it."""
+    from videoqueue.db.migrate import upgrade
+    from videoqueue.db.session import Database
+
     upgrade(settings.resolved_database_url)
     return Database(settings.resolved_database_url)
 
@@ -47,6 +57,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from videoqueue.api.serving import serve_api
     from videoqueue.auth.bootstrap import ensure_operator
+    from videoqueue.metrics_folder import use_metrics_dir
 
     # SIGTERM stops serve the way Ctrl-C does. Its default action would end this process the
     # moment uvicorn, having shut the API down, raises it again: before the workers stop.
@@ -92,6 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from videoqueue.engines.registry import engine_factories
+    from videoqueue.metrics_folder import METRICS_DIR, use_metrics_dir
     from videoqueue.workers import worker_main
 
     settings = _settings(args)
@@ -113,7 +125,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from videoqueue.auth.keys import create_key
     from videoqueue.auth.models import KeyKind
     from videoqueue.billing.ledger import create_account
-    from videoqueue.billing.models import Account, AccountKind
+    from videoqueue.billing.models import Account, AccountKind, LimitPeriod
 
     settings = _settings(args)
     db = _prepare(settings)
@@ -137,7 +149,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             name=args.name or "",
             expires_at=args.expires,
             usd_limit_micros=args.limit_usd,
-            limit_period=LIMIT_PERIODS[args.limit_period],
+            limit_period=LimitPeriod[LIMIT_PERIODS[args.limit_period]],
         )
     console.print(f"{kind} key {key.id} for account {account_id} (shown only once):")
     print(secret, flush=True)
@@ -146,6 +158,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from videoqueue.auth.keys import list_keys
+    from videoqueue.billing.models import usd_text
 
     db = _prepare(_settings(args))
     with db.transaction() as session:
@@ -192,7 +205,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_credit(args: argparse.Namespace) -> int:
     from videoqueue.auth.keys import find_key
     from videoqueue.billing.ledger import InsufficientBalance, adjust, lock_account, top_up
-    from videoqueue.billing.models import Account
+    from videoqueue.billing.models import Account, usd_text
 
     db = _prepare(_settings(args))
     clock = SystemClock()
@@ -224,6 +237,7 @@ def cmd_credit(args: argparse.Namespace) -> int:
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
     from videoqueue.billing.ledger import verify_ledger
+    from videoqueue.billing.models import usd_text
 
     db = _prepare(_settings(args))
     with db.transaction() as session:
@@ -315,7 +329,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from videoqueue.settings import settings_markdown
+    from videoqueue.settings import Settings, settings_markdown
 
     if args.markdown:
         print(settings_markdown(), end="")
@@ -328,15 +342,14 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-LIMIT_PERIODS = {
-    "daily": LimitPeriod.EPOCH,
-    "monthly": LimitPeriod.MONTH,
-    "lifetime": LimitPeriod.LIFETIME,
-}
+LIMIT_PERIODS = {"daily": "EPOCH", "monthly": "MONTH", "lifetime": "LIFETIME"}
+"""`--limit-period`'s choices, each with the name of its `LimitPeriod`."""
 
 
 def _micros(text: str) -> int:
     """A USD amount given on the command line, in micro-USD."""
+    from videoqueue.billing.models import MICROS_PER_USD
+
     try:
         amount = Decimal(text)
     except InvalidOperation:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -104,6 +105,21 @@ class Instant:
     def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
         output_path.write_bytes(b"instant")
         return INFO
+
+
+class ImportedModules:
+    """Writes which of `WORKER_LAYERS` its process has imported, comma-separated, as its
+    output."""
+
+    name = "modules"
+
+    def generate(self, job: JobInput, output_path: Path, progress: ProgressCallback) -> VideoInfo:
+        output_path.write_text(",".join(m for m in WORKER_LAYERS if m in sys.modules))
+        return INFO
+
+
+WORKER_LAYERS = ("sqlalchemy", "alembic", "pydantic_settings")
+"""What a worker loads and its engines' children need not."""
 
 
 class DeviceNamed:
