@@ -249,6 +249,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return times.get(pid, 0.0), sum(times.get(member, 0.0) for member in tree)
 
 
+def settle(pid: int, idle_share: float = 0.1, timeout: float = 120.0) -> None:
+    """Wait until `pid` and its descendants use less than `idle_share` of a core over half a
+    second: the workers' engine children start in the background and would otherwise share
+    the first phase's cores."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if since(before, pid)[1] < idle_share * 0.5:
+            return
+
+
 def since(before: tuple[float, float], pid: int) -> tuple[float, float]:
     """What `cpu_seconds(pid)` has grown by since it was `before`."""
     after = cpu_seconds(pid)
@@ -357,6 +369,7 @@ def run_case(kind: str, workers: int, args: argparse.Namespace, tmp: Path) -> Ca
             # Warm up: every API process answers, and the workers' engine children start.
             warm = hammer(f"{base}/video/queue", QUEUE_BODY, keys[:1], 2 * workers, 1.0)
             started_delays(db, warm.started, 30)
+            settle(pid)
             idle_since = datetime.now(UTC)
             with httpx.Client(headers=keys[0]) as client:
                 for _ in range(IDLE_JOBS):
