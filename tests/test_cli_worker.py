@@ -200,7 +200,8 @@ def test_the_children_of_a_worker_command_import_no_database_layer(
     """Every process `python -m videoqueue.cli` spawns imports that module again first: an
     engine's child, two spawns down, loads what the engine needs, not what workers do."""
     modules = {"modules": "tests.engines.fixture_engines:ImportedModules"}
-    _, job_id = queue_scripted(Database(settings.resolved_database_url), "ok", 1, "modules")
+    db = Database(settings.resolved_database_url)
+    _, job_id = queue_scripted(db, "ok", 1, "modules")
     env = {
         **os.environ,
         "VIDEOQUEUE_DATA_DIR": str(settings.data_dir),
@@ -210,7 +211,6 @@ def test_the_children_of_a_worker_command_import_no_database_layer(
     command = [sys.executable, "-m", "videoqueue.cli", "worker", "--engine", "modules"]
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-    db = Database(settings.resolved_database_url)
 
     def completed() -> bool:
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
