@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -323,4 +324,44 @@ def test_a_charge_holds_the_account_it_did_not_lock_first_until_its_transaction_
             _another_transaction(db, lock_timeout="200ms") as other,
         ):
             lock_account(other, account_id)
+    assert _balance(db, account_id) == 4 * USD
+
+
+def test_a_charge_not_locked_first_is_one_statement_on_postgresql_and_two_on_sqlite(
+    db: Database, clock: ManualClock
+) -> None:
+    """On PostgreSQL the update and the ledger row go in one statement, so the account's row
+    is held one round trip less; either way the row and the balance are the charge's."""
+    account_id = _account(db, clock, 5)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    with db.transaction() as session:
+        session.connection()  # the transaction's BEGIN, not counted
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            entry_id = charge(
+                session, account_id=account_id, job_id="job-1", model="m", micros=USD, clock=clock
+            )
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+    assert len(statements) == (1 if db.engine.dialect.name == "postgresql" else 2), statements
+    with db.read() as session:
+        entry = session.get(LedgerEntry, entry_id)
+        assert entry is not None
+        assert (entry.account_id, entry.kind, entry.job_id, entry.model) == (
+            account_id,
+            LedgerKind.CHARGE,
+            "job-1",
+            "m",
+        )
+        assert (entry.amount_micros, entry.balance_after_micros) == (-USD, 4 * USD)
+        assert (entry.note, entry.created_at) == ("", clock.now())
+        assert verify_ledger(session).consistent
+        account = session.get(Account, account_id)
+        assert account is not None
+        # nothing else of the account changed (a charge's parameter is never a column's value)
+        assert (account.kind, account.created_at) == (AccountKind.STANDARD, clock.now())
     assert _balance(db, account_id) == 4 * USD

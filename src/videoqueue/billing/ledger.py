@@ -21,7 +21,7 @@ from sqlalchemy.orm.util import identity_key
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind, LimitPeriod
 from videoqueue.clock import Clock
 from videoqueue.db.base import new_id, table
-from videoqueue.db.dialect import locked
+from videoqueue.db.dialect import locked, writes_in_one_statement
 from videoqueue.errors import VideoqueueError
 
 LOCKED_ACCOUNTS = "videoqueue_locked_accounts"
@@ -52,7 +52,28 @@ _CHARGE_IF_AFFORDABLE = (
     .values(balance_micros=_ACCOUNTS.c.balance_micros - bindparam("micros"))
     .returning(_ACCOUNTS.c.balance_micros, _ACCOUNTS.c.unlimited)
 )
-_INSERT_ENTRY = insert(table(LedgerEntry))
+_ENTRIES = table(LedgerEntry)
+_INSERT_ENTRY = insert(_ENTRIES)
+_CHARGED = _CHARGE_IF_AFFORDABLE.cte("charged")
+# Its parameters are named apart from the accounts' columns: a parameter an UPDATE's table has
+# a column for is taken as a value to set.
+_CHARGE_ENTRY = {
+    column: bindparam(f"entry_{column}", type_=_ENTRIES.c[column].type)
+    for column in ("id", "kind", "job_id", "api_key_id", "model", "note", "created_at")
+} | {
+    "account_id": bindparam("account_id", type_=_ENTRIES.c.account_id.type),
+    "amount_micros": -bindparam("micros", type_=_ENTRIES.c.amount_micros.type),
+    "balance_after_micros": _CHARGED.c.balance_micros,
+}
+# The same charge with its ledger row in one statement, where the database takes writes in a
+# WITH (PostgreSQL): the account's row is then held from that statement to the commit, one
+# round trip less, and its other charges wait that much less. It writes nothing, and returns
+# no row, where the balance is short.
+_CHARGE_WITH_ENTRY = select(_CHARGED.c.balance_micros, _CHARGED.c.unlimited).add_cte(
+    insert(_ENTRIES)
+    .from_select(list(_CHARGE_ENTRY), select(*_CHARGE_ENTRY.values()).select_from(_CHARGED))
+    .cte("entry")
+)
 
 
 class InsufficientBalance(VideoqueueError):
@@ -263,43 +284,45 @@ def charge(
 
     An `unlimited` account's charges are written all the same. An account this transaction
     has not locked yet, charged without a key's limit to sum, is locked by the charge's own
-    update: two statements in all, where locking first takes three.
+    update: two statements in all (one on PostgreSQL), where locking first takes three.
     """
-    account = None
+    refs = {"job_id": job_id, "api_key_id": key.key_id if key else None, "model": model}
     if key is None or key.limit_micros is None:
-        account = _charge_if_affordable(session, account_id, micros)
-    if account is None:
-        # Locked first: the key's spend is summed under the lock, or the refusal needs the
-        # balance (the update changed nothing).
-        account = lock_account(session, account_id)
-        refuse_unaffordable(session, account, micros, clock, key)
-        _move(session, account, -micros)
-    return _entry(
-        session,
-        account,
-        LedgerKind.CHARGE,
-        -micros,
-        clock,
-        job_id=job_id,
-        api_key_id=key.key_id if key else None,
-        model=model,
-    )
+        entry_id = _charge_if_affordable(session, account_id, micros, clock, refs)
+        if entry_id is not None:
+            return entry_id
+    # Locked first: the key's spend is summed under the lock, or the refusal needs the
+    # balance (the charge's update changed nothing).
+    account = lock_account(session, account_id)
+    refuse_unaffordable(session, account, micros, clock, key)
+    _move(session, account, -micros)
+    return _entry(session, account, LedgerKind.CHARGE, -micros, clock, **refs)
 
 
-def _charge_if_affordable(session: Session, account_id: str, micros: int) -> AccountBalance | None:
+def _charge_if_affordable(
+    session: Session, account_id: str, micros: int, clock: Clock, refs: dict[str, str | None]
+) -> str | None:
     """Take `micros` from an account this transaction has not locked, if affordable, locking
-    it; None (nothing changed) if not, or if it is locked already."""
+    it, and write the charge's ledger row (with `refs`); the row's id. None (nothing changed)
+    if not affordable, or if it is locked already."""
     held: dict[str, AccountBalance] = session.info.setdefault(LOCKED_ACCOUNTS, {})
     if account_id in held:
         return None
-    row = session.execute(
-        _CHARGE_IF_AFFORDABLE, {"account_id": account_id, "micros": micros}
-    ).first()
+    params = {"account_id": account_id, "micros": micros}
+    entry_id = None
+    if writes_in_one_statement(session):
+        entry_id = new_id()
+        entry = {"id": entry_id, "kind": LedgerKind.CHARGE, "note": "", "created_at": clock.now()}
+        params |= {f"entry_{name}": value for name, value in (entry | refs).items()}
+    stmt = _CHARGE_IF_AFFORDABLE if entry_id is None else _CHARGE_WITH_ENTRY
+    row = session.execute(stmt, params).first()
     if row is None:
         return None
     account = held[account_id] = AccountBalance(account_id, row.balance_micros, row.unlimited)
     _balance_now(session, account, row.balance_micros)
-    return account
+    if entry_id is not None:  # written with the charge
+        return entry_id
+    return _entry(session, account, LedgerKind.CHARGE, -micros, clock, **refs)
 
 
 def refund(session: Session, *, job_id: str, clock: Clock, note: str = "") -> str | None:

@@ -137,6 +137,13 @@ def locked(stmt: T, *, skip_locked: bool = False, keys_shared: bool = False) -> 
     return stmt.with_for_update(skip_locked=skip_locked, key_share=keys_shared)
 
 
+def writes_in_one_statement(session: Session) -> bool:
+    """Whether one statement may write to several tables: PostgreSQL takes an `UPDATE …
+    RETURNING` in a WITH whose rows an `INSERT` writes. SQLite takes no write in a WITH, and
+    needs none: its statements run in the process, with no round trip to save."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def increment(session: Session, table: Table, key: dict[str, Any], column: str) -> int:
     """Add 1 to `column` of the row with primary key `key`, creating it at 1; the new value.
 
