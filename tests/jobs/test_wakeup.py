@@ -7,9 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.conftest import load_job, tiny_spec, wait_until
 from videoqueue.billing.ledger import create_account
@@ -19,6 +20,7 @@ from videoqueue.db.dialect import WAKE_DIR_SUFFIX, JobWaiter
 from videoqueue.db.migrate import upgrade
 from videoqueue.db.session import Database
 from videoqueue.jobs import store
+from videoqueue.jobs.states import JobState
 from videoqueue.settings import Settings
 from videoqueue.workers import Supervisor
 
@@ -69,6 +71,26 @@ def test_a_queued_job_wakes_a_waiting_worker(db: Database) -> None:
         waiter.close()
     if db.engine.dialect.name == "sqlite":
         assert list(_wake_dir(db).iterdir()) == [], "a closed waiter leaves its socket behind"
+
+
+def test_a_job_is_queued_and_its_wake_up_made_in_one_statement(db: Database) -> None:
+    """On PostgreSQL the NOTIFY goes in the job's INSERT (a round trip less on every queue
+    request); on SQLite the wake-up is a datagram after the commit."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        job_id = _queue_a_job(db)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    inserts = [s for s in statements if "INSERT INTO jobs" in s]
+    assert len(inserts) == 1, statements
+    assert not [s for s in statements if s.startswith("NOTIFY")], statements
+    job = load_job(db, job_id)
+    assert (job.state, job.model, job.engine, job.attempts) == (JobState.QUEUED, "m", "preview", 0)
 
 
 def test_a_stop_request_ends_the_wait_on_sqlite(db: Database) -> None:

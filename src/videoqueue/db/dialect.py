@@ -21,10 +21,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
+    Insert,
     Select,
     Table,
     create_engine,
     event,
+    func,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Session
@@ -144,6 +147,14 @@ def writes_in_one_statement(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def workers_notified(written: Insert) -> Select[tuple[Any]]:
+    """`written` (an INSERT of queued jobs) and PostgreSQL's wake-up of the workers, the
+    NOTIFY of `notify_job_queued`, as one statement: for sessions `writes_in_one_statement`.
+    A NOTIFY of a transaction is sent at its commit, and once however often it is made."""
+    rows = written.returning(literal_column("1")).cte("written")
+    return func.pg_notify(JOBS_CHANNEL, "").select().select_from(rows)
+
+
 def increment(session: Session, table: Table, key: dict[str, Any], column: str) -> int:
     """Add 1 to `column` of the row with primary key `key`, creating it at 1; the new value.
 
@@ -182,12 +193,15 @@ _MAX_SOCKET_PATH = 104  # bytes, with the final NUL: macOS's limit (Linux allows
 _MAX_SOCKET_NAME = 32  # "<pid>-<8 hex>.sock" and the slash before it
 
 
+_NOTIFY_JOBS = text(f"NOTIFY {JOBS_CHANNEL}")
+
+
 def notify_job_queued(session: Session) -> None:
     """Wake idle workers once this transaction commits: a NOTIFY on PostgreSQL (delivered
     at commit), a datagram to each waiting worker's socket on SQLite (sent after commit)."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
+        session.execute(_NOTIFY_JOBS)
         return
     wake_dir = _wake_dir(bind.engine.url)
     if wake_dir is not None:

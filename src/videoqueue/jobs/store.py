@@ -25,7 +25,12 @@ from sqlalchemy.orm import Session, defer
 
 from videoqueue.clock import Clock
 from videoqueue.db.base import could_be_key, new_id, table
-from videoqueue.db.dialect import locked, notify_job_queued
+from videoqueue.db.dialect import (
+    locked,
+    notify_job_queued,
+    workers_notified,
+    writes_in_one_statement,
+)
 from videoqueue.engines.base import UpstreamJob
 from videoqueue.jobs.end_events import record_end_event
 from videoqueue.jobs.failure import Failure
@@ -39,7 +44,28 @@ STATES_PER_QUERY = 500
 
 # Built once, as each statement every job runs is: building one costs more CPU than running
 # it from SQLAlchemy's compiled cache.
-_INSERT_JOB = insert(table(Job))
+_QUEUED = table(Job)
+# The columns a queued job is written with, as parameters: an INSERT in a WITH takes no others.
+_INSERT_JOB = insert(_QUEUED).values(
+    {
+        name: bindparam(name, type_=_QUEUED.c[name].type)
+        for name in (
+            "id",
+            "account_id",
+            "model",
+            "engine",
+            "state",
+            "spec",
+            "price_micros",
+            "attempts",
+            "max_attempts",
+            "progress",
+            "created_at",
+            "webhook_url",
+        )
+    }
+)
+_INSERT_JOB_NOTIFYING = workers_notified(_INSERT_JOB)
 _JOB_FOR_UPDATE = locked(select(Job).where(Job.id == bindparam("job_id")))
 _OWNED_JOB = select(Job).where(Job.id == bindparam("job_id"), Job.account_id == bindparam("owner"))
 
@@ -134,9 +160,11 @@ def insert_job(
     clock: Clock,
     webhook_url: str | None = None,
 ) -> None:
-    """Insert a QUEUED job (one plain INSERT: no ORM object is built) and wake the workers."""
+    """Insert a QUEUED job (one plain INSERT: no ORM object is built) and wake the workers,
+    on PostgreSQL in the same statement."""
+    one_statement = writes_in_one_statement(session)
     session.execute(
-        _INSERT_JOB,
+        _INSERT_JOB_NOTIFYING if one_statement else _INSERT_JOB,
         {
             "id": job_id,
             "account_id": account_id,
@@ -152,7 +180,8 @@ def insert_job(
             "webhook_url": webhook_url,
         },
     )
-    notify_job_queued(session)
+    if not one_statement:
+        notify_job_queued(session)
 
 
 def create_job(
