@@ -141,9 +141,10 @@ def locked(stmt: T, *, skip_locked: bool = False, keys_shared: bool = False) -> 
 
 
 def writes_in_one_statement(session: Session) -> bool:
-    """Whether one statement may write to several tables: PostgreSQL takes an `UPDATE …
-    RETURNING` in a WITH whose rows an `INSERT` writes. SQLite takes no write in a WITH, and
-    needs none: its statements run in the process, with no round trip to save."""
+    """Whether one statement may carry a write and more: PostgreSQL takes an `INSERT` or
+    `UPDATE … RETURNING` in a WITH, whose rows the rest of the statement writes or reads.
+    SQLite takes no write in a WITH, and needs none: its statements run in the process, with
+    no round trip to save."""
     return session.get_bind().dialect.name == "postgresql"
 
 

@@ -44,11 +44,11 @@ STATES_PER_QUERY = 500
 
 # Built once, as each statement every job runs is: building one costs more CPU than running
 # it from SQLAlchemy's compiled cache.
-_QUEUED = table(Job)
+_JOBS = table(Job)
 # The columns a queued job is written with, as parameters: an INSERT in a WITH takes no others.
-_INSERT_JOB = insert(_QUEUED).values(
+_INSERT_JOB = insert(_JOBS).values(
     {
-        name: bindparam(name, type_=_QUEUED.c[name].type)
+        name: bindparam(name, type_=_JOBS.c[name].type)
         for name in (
             "id",
             "account_id",
@@ -94,7 +94,6 @@ def _oldest_job_of_engines(state: ColumnElement[bool]) -> Subquery:
     return locked(oldest, skip_locked=True).subquery()
 
 
-_JOBS = table(Job)
 # The runnable job a worker claims is the older of two candidates, each found through the
 # index: one `_runnable` filter (an OR of two states) would gather and sort every queued job.
 _CANDIDATES = union_all(
