@@ -186,6 +186,11 @@ def load_job(db: Database, job_id: str) -> Job:
         return job
 
 
+RETRIEVE_POLL_S = 1.0
+"""How often a test polls `/video/retrieve` while a job runs: 60 polls a minute stay within
+the key's 120 retrieves a minute however long a slow machine takes (a 429 is no answer)."""
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout

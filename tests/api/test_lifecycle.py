@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Env, wait_until
+from tests.conftest import RETRIEVE_POLL_S, Env, wait_until
 from videoqueue.workers import Supervisor
 
 MODEL = "wan-2.5-preview-text-to-video"
@@ -25,7 +25,7 @@ def _finished_job(env: Env, key: str) -> str:
             == "video/mp4"
         ),
         timeout=90,
-        interval=0.5,  # a slow run's polls stay within the key's 120 retrieves a minute
+        interval=RETRIEVE_POLL_S,
     )
     return queue_id
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Env, build_env, load_job, wait_until
+from tests.conftest import RETRIEVE_POLL_S, Env, build_env, load_job, wait_until
 from tests.media_files import (
     clip,
     coffee_png,
@@ -340,7 +340,9 @@ def test_remote_media_is_fetched_and_stored_with_the_job(
         answer = local_env.post("/video/retrieve", {"model": I2V, "queue_id": queue_id}, client.key)
         return answer.content if answer.headers["content-type"] == "video/mp4" else None
 
-    with av.open(io.BytesIO(wait_until(finished, timeout=90)), "r") as container:
+    with av.open(
+        io.BytesIO(wait_until(finished, timeout=90, interval=RETRIEVE_POLL_S)), "r"
+    ) as container:
         first = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert np.abs(first.astype(int) - np.array([30, 140, 220])).mean() < 8
 

@@ -16,7 +16,7 @@ import av
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Env, build_env, wait_until
+from tests.conftest import RETRIEVE_POLL_S, Env, build_env, wait_until
 from videoqueue.api.app import create_app
 from videoqueue.clock import ManualClock
 from videoqueue.settings import Settings
@@ -78,7 +78,7 @@ def _wait_completed(env: Env, key: str, queue_id: str) -> dict[str, Any]:
         body = response.json()
         return dict(body) if body["status"] == "COMPLETED" else None
 
-    return dict(wait_until(completed, timeout=90))
+    return dict(wait_until(completed, timeout=90, interval=RETRIEVE_POLL_S))
 
 
 def _path(download_url: str) -> str:
@@ -275,7 +275,7 @@ def test_a_normal_model_has_no_link_and_retrieve_streams_bytes(
         )
         return response.content if response.headers["content-type"] == "video/mp4" else None
 
-    assert len(_frames(wait_until(mp4, timeout=90))) == 120
+    assert len(_frames(wait_until(mp4, timeout=90, interval=RETRIEVE_POLL_S))) == 120
 
 
 def test_complete_revokes_the_link(env: Env, workers: Supervisor) -> None:
@@ -315,7 +315,7 @@ def test_an_operator_can_make_any_model_deliver_by_link(env: Env, workers: Super
         assert response.headers["content-type"] == "application/json"
         return bool(response.json()["status"] == "COMPLETED")
 
-    wait_until(completed, timeout=90)
+    wait_until(completed, timeout=90, interval=RETRIEVE_POLL_S)
     assert len(_frames(env.client.get(_path(queued["download_url"])).content)) == 120
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Env, wait_until
+from tests.conftest import RETRIEVE_POLL_S, Env, wait_until
 from tests.s3_server import S3Server
 from videoqueue.api.app import create_app
 from videoqueue.settings import Settings
@@ -49,7 +49,7 @@ def _retrieve_when_done(env: Env, key: str, model: str, queue_id: str) -> httpx.
         finished = response.headers["content-type"] == "video/mp4"
         return response if finished or response.json()["status"] == "COMPLETED" else None
 
-    response: httpx.Response = wait_until(done, timeout=90)
+    response: httpx.Response = wait_until(done, timeout=90, interval=RETRIEVE_POLL_S)
     return response
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from x402.http import decode_payment_required_header, decode_payment_response_header
 
-from tests.conftest import Env, wait_until
+from tests.conftest import RETRIEVE_POLL_S, Env, wait_until
 from tests.media_files import duration_s
 from tests.wallets import DOMAIN, RECEIVER, EvmWallet, SolanaWallet, encode, fund, wallet_settings
 from videoqueue.api.app import create_app
@@ -89,7 +89,7 @@ def test_a_wallet_discovers_pays_and_downloads_its_video(env: Env, workers: Supe
         assert response.status_code == 200, response.text
         return response.content if response.headers["content-type"] == "video/mp4" else None
 
-    data_mp4 = wait_until(mp4, timeout=90)
+    data_mp4 = wait_until(mp4, timeout=90, interval=RETRIEVE_POLL_S)
     assert abs(duration_s(data_mp4) - 5.0) < 0.1
 
 

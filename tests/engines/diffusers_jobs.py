@@ -12,7 +12,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from tests.conftest import Env, wait_until
+from tests.conftest import RETRIEVE_POLL_S, Env, wait_until
 from videoqueue.settings import Settings
 
 
@@ -81,8 +81,9 @@ def operator_settings(tmp_path: Path, overlay: str, engines: dict[str, str]) -> 
     )
 
 
-def queued_video(env: Env, body: dict[str, Any], timeout: float = 90) -> bytes:
-    """Queue `body` with a new key and poll retrieve until the MP4 is there; its bytes."""
+def queued_video(env: Env, body: dict[str, Any], timeout: float = 240) -> bytes:
+    """Queue `body` with a new key and poll retrieve until the MP4 is there; its bytes. The
+    wait includes the worker's engine setup, which a loaded machine can take a minute over."""
     key = env.make_key()
     queued = env.post("/video/queue", body, key)
     assert queued.status_code == 200, queued.text
@@ -93,5 +94,6 @@ def queued_video(env: Env, body: dict[str, Any], timeout: float = 90) -> bytes:
             and r.content
         ),
         timeout=timeout,
+        interval=RETRIEVE_POLL_S,
     )
     return data
