@@ -183,6 +183,12 @@ class ServedByLink:
 Retrieved = Pending | Failed | Ready | ServedByLink
 
 
+def quote_probes_source(entry: ModelEntry, body: Mapping[str, Any]) -> bool:
+    """Whether quoting `body` for `entry` fetches media: an upscale's `video_url`, probed for
+    its size and length. Every other quote is validation and arithmetic."""
+    return entry.upscale is not None and isinstance(body.get("video_url"), str)
+
+
 def _elapsed_ms(since: datetime, until: datetime) -> int:
     return max(0, int((until - since).total_seconds() * 1000))
 
@@ -222,7 +228,7 @@ class JobService:
         request = validate_quote(self.catalog, body, now=self.clock.now())
         entry = self.catalog.get(request.model)
         source = None
-        if entry.upscale is not None and isinstance(body.get("video_url"), str):
+        if quote_probes_source(entry, body):
             family = self.catalog.family(entry)
             source = self.intake.probe_source(entry, family, request, body["video_url"])
         return price_micros(entry, request, source)

@@ -38,6 +38,7 @@ from videoqueue.jobs.service import (
     Pending,
     Ready,
     Retrieved,
+    quote_probes_source,
 )
 from videoqueue.logs import note_log_fields
 from videoqueue.storage.base import ObjectNotFound
@@ -85,8 +86,13 @@ async def quote_video(request: Request) -> JSONResponse:
     body = await json_object(request)
     ctx = context(request)
     now = ctx.clock.now()
-    await admit_quote(request, requested_model(ctx.catalog, body, now=now), now)
-    micros = await run_in_threadpool(ctx.jobs.quote, body)
+    entry = requested_model(ctx.catalog, body, now=now)
+    await admit_quote(request, entry, now)
+    if quote_probes_source(entry, body):
+        micros = await run_in_threadpool(ctx.jobs.quote, body)
+    else:
+        # Validation and arithmetic: cheaper on the event loop than a hop to a thread and back.
+        micros = ctx.jobs.quote(body)
     return JSONResponse({"quote": micros_to_usd(micros)})
 
 
