@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,16 @@ def _queue_image(env: Env, key: str) -> str:
     return str(response.json()["queue_id"])
 
 
+def _mp4_ready(env: Env, key: str, queue_id: str) -> bool:
+    response = env.post("/video/retrieve", {"model": MODEL, "queue_id": queue_id}, key)
+    return bool(response.headers["content-type"] == "video/mp4")
+
+
 def test_progress_rises_while_the_engine_runs(gated_env: Env, tmp_path: Path) -> None:
     key = gated_env.make_key()
-    gate = tmp_path / "gate"
+    gate, next_gate = tmp_path / "gate", tmp_path / "next-gate"
     running_id = _queue(gated_env, key, f"gate:{gate}")
-    waiting_id = _queue(gated_env, key, "after it")
+    waiting_id = _queue(gated_env, key, f"gate:{next_gate}")
     assert _retrieve(gated_env, key, waiting_id)["queue_position"] == 1
 
     supervisor = Supervisor(gated_env.settings, 1)
@@ -106,13 +112,19 @@ def test_progress_rises_while_the_engine_runs(gated_env: Env, tmp_path: Path) ->
         assert _retrieve(gated_env, key, waiting_id)["queue_position"] == 0
 
         gate.touch()
-        wait_until(
-            lambda: (
-                gated_env.post(
-                    "/video/retrieve", {"model": MODEL, "queue_id": running_id}, key
-                ).headers["content-type"]
-                == "video/mp4"
-            )
-        )
+        wait_until(lambda: _mp4_ready(gated_env, key, running_id))
+        # The same worker's next job has its progress stored too: the heartbeat went on to
+        # its lease.
+        wait_until(lambda: _retrieve(gated_env, key, waiting_id)["progress"] == 0.5)
+        next_gate.touch()
+        wait_until(lambda: _mp4_ready(gated_env, key, waiting_id))
+
+        # A job that comes once the worker has idled past a heartbeat is renewed as well.
+        time.sleep(3 * gated_env.settings.heartbeat_seconds)
+        last_gate = tmp_path / "last-gate"
+        last_id = _queue(gated_env, key, f"gate:{last_gate}")
+        wait_until(lambda: _retrieve(gated_env, key, last_id)["progress"] == 0.5)
+        last_gate.touch()
+        wait_until(lambda: _mp4_ready(gated_env, key, last_id))
     finally:
         supervisor.stop()

@@ -3,13 +3,12 @@
 Engines are set up first; a worker claims only jobs of engines that are ready, so an engine
 that cannot load here leaves its jobs queued for another worker (and is set up again on an
 interval, in a background thread, while the other engines' jobs go on). A heartbeat thread
-renews the lease while the engine works; when the lease is no longer ours (the owner
-cancelled the job) the engine is told to stop. If this process dies, the lease lapses and
-another worker claims the job again (up to `max_attempts`); a job whose last attempt lapses
-is failed and refunded by whichever worker notices first. A job that ran upstream has its
-upstream job released once it ended (`videoqueue.jobs.upstream_release`). Beside the loop, a
-thread sends the webhook outbox (`videoqueue.webhooks.sender`).
-"""
+renews the lease while the engine works (`videoqueue.jobs.heartbeat`); when the lease is no
+longer ours (the owner cancelled the job) the engine is told to stop. If this process dies,
+the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
+last attempt lapses is failed and refunded by whichever worker notices first. A job that ran
+upstream has its upstream job released once it ended (`videoqueue.jobs.upstream_release`).
+Beside the loop, a thread sends the webhook outbox (`videoqueue.webhooks.sender`)."""
 
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from videoqueue.engines.lifecycle import RunLimits, WarmEngine, as_warm
 from videoqueue.fleet.models import ENGINE_READY
 from videoqueue.jobs import store
 from videoqueue.jobs.failure import Failure
+from videoqueue.jobs.heartbeat import Heartbeat, Lease
 from videoqueue.jobs.models import Job
 from videoqueue.jobs.reaper import expire_media, reap
 from videoqueue.jobs.upstream_release import release_upstream_jobs
@@ -53,63 +53,21 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class _Heartbeat(threading.Thread):
-    """Renews one job's lease every `interval` seconds and records its progress."""
-
-    def __init__(self, worker: Worker, job_id: str) -> None:
-        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
-        self.worker = worker
-        self.job_id = job_id
-        self.progress = 0.0
-        self.lost = threading.Event()
-        """Set when the lease is no longer ours (the job was cancelled): the engine stops."""
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        with log_fields(job_id=self.job_id):
-            self._beat()
-
-    def _beat(self) -> None:
-        w = self.worker
-        while not self._stop_event.wait(w.heartbeat_seconds):
-            metrics.worker_seen(w.worker_id)
-            try:
-                with w.db.transaction() as session:
-                    ok = store.renew_lease(
-                        session,
-                        job_id=self.job_id,
-                        worker_id=w.worker_id,
-                        clock=w.clock,
-                        lease_seconds=w.lease_seconds,
-                        progress=self.progress,
-                    )
-            except Exception:
-                log.exception("heartbeat for job %s failed; retrying", self.job_id)
-                continue
-            if not ok:
-                self.lost.set()
-                return
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
 class _JobProgress:
-    """A running job's progress callback: each fraction goes to the heartbeat; an upstream
-    job the engine started is stored at once, in its own transaction."""
+    """A running job's progress callback: each fraction goes to its lease's next renewal; an
+    upstream job the engine started is stored at once, in its own transaction."""
 
-    def __init__(self, worker: Worker, heartbeat: _Heartbeat) -> None:
+    def __init__(self, worker: Worker, lease: Lease) -> None:
         self.worker = worker
-        self.heartbeat = heartbeat
+        self.lease = lease
         self.recorded = False
         """Whether the engine started an upstream job for this attempt."""
 
     def __call__(self, fraction: float) -> None:
-        self.heartbeat.progress = max(0.0, min(1.0, fraction))
+        self.lease.progress = max(0.0, min(1.0, fraction))
 
     def record_upstream(self, upstream: UpstreamJob) -> None:
-        w, job_id = self.worker, self.heartbeat.job_id
+        w, job_id = self.worker, self.lease.job_id
         with w.db.transaction() as session:
             kept = store.record_upstream_job(
                 session, job_id=job_id, worker_id=w.worker_id, upstream=upstream
@@ -169,6 +127,13 @@ class Worker:
             self.webhooks = WebhookSender(
                 db=db, clock=clock, terms=webhooks, worker_id=self.worker_id
             )
+        self.heartbeat = Heartbeat(
+            db=db,
+            worker_id=self.worker_id,
+            clock=clock,
+            lease_seconds=lease_seconds,
+            interval=heartbeat_seconds,
+        )
         self.current_job_id: str | None = None
         """The job this worker runs now (read by its presence heartbeat)."""
         self._retry_setup_at: dict[str, float] = {}
@@ -297,46 +262,43 @@ class Worker:
         return True
 
     def _run(self, job: Job) -> None:
-        heartbeat = _Heartbeat(self, job.id)
-        heartbeat.start()
-        progress = _JobProgress(self, heartbeat)
-        self._attempt(job, heartbeat, progress)
+        progress = _JobProgress(self, self.heartbeat.hold(job.id))
+        self._attempt(job, progress)
         if job.upstream is not None or progress.recorded:
             # Now, if the job has ended (not if it went back to the queue, or to another
             # worker); else the sweep does it once it ends.
             release_upstream_jobs(self.db, self._ready_engines(), clock=self.clock, job_id=job.id)
 
-    def _attempt(self, job: Job, heartbeat: _Heartbeat, progress: _JobProgress) -> None:
+    def _attempt(self, job: Job, progress: _JobProgress) -> None:
+        lease = progress.lease
         try:
             with job_folder(job.id) as tmp:
                 work = Path(tmp)
-                job_input = self._job_input(job, work)
                 output = work / "output.mp4"
-                limits = RunLimits(
-                    max_run_seconds=job.job_spec.max_run_seconds,
-                    cancel=heartbeat.lost,
-                    cancel_grace_seconds=self.cancel_grace_seconds,
-                )
-                self.engines[job.engine].run(job_input, output, progress, limits)
-                heartbeat.stop()
-                if heartbeat.lost.is_set():
+                try:
+                    job_input = self._job_input(job, work)
+                    limits = RunLimits(
+                        max_run_seconds=job.job_spec.max_run_seconds,
+                        cancel=lease.lost,
+                        cancel_grace_seconds=self.cancel_grace_seconds,
+                    )
+                    self.engines[job.engine].run(job_input, output, progress, limits)
+                finally:
+                    self.heartbeat.release(lease)
+                if lease.lost.is_set():
                     log.warning("job %s: lease lost; discarding the result", job.id)
                     return
                 size = self.storage.put_file(output_key(job.id), output)
                 self._settle(job, output_bytes=size)
         except JobCancelled:
-            heartbeat.stop()
             log.info("job %s: no longer ours (cancelled); its engine stopped", job.id)
         except EngineCrashed as exc:
-            heartbeat.stop()
             log.warning("job %s: %s", job.id, exc.message)
             self._retry_or_fail(job, exc)
         except EngineError as exc:
-            heartbeat.stop()
             log.warning("job %s failed: %s", job.id, exc.message)
             self._settle(job, error=exc)
         except Exception as exc:
-            heartbeat.stop()
             log.exception("job %s crashed", job.id)
             self._settle(job, error=EngineError(f"{type(exc).__name__}: {exc}"))
 
