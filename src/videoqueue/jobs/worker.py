@@ -8,7 +8,8 @@ longer ours (the owner cancelled the job) the engine is told to stop. If this pr
 the lease lapses and another worker claims the job again (up to `max_attempts`); a job whose
 last attempt lapses is failed and refunded by whichever worker notices first. A job that ran
 upstream has its upstream job released once it ended (`videoqueue.jobs.upstream_release`).
-Beside the loop, a thread sends the webhook outbox (`videoqueue.webhooks.sender`)."""
+Beside the loop, a thread sends the webhook outbox (`videoqueue.webhooks.sender`).
+"""
 
 from __future__ import annotations
 
