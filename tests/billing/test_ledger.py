@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tests.conftest import tiny_spec
+from tests.statements import recorded_statements
 from videoqueue.billing.ledger import (
     InsufficientBalance,
     KeyBudget,
@@ -333,20 +333,12 @@ def test_a_charge_not_locked_first_is_one_statement_on_postgresql_and_two_on_sql
     """On PostgreSQL the update and the ledger row go in one statement, so the account's row
     is held one round trip less; either way the row and the balance are the charge's."""
     account_id = _account(db, clock, 5)
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
     with db.transaction() as session:
         session.connection()  # the transaction's BEGIN, not counted
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
+        with recorded_statements(db) as statements:
             entry_id = charge(
                 session, account_id=account_id, job_id="job-1", model="m", micros=USD, clock=clock
             )
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) == (1 if db.engine.dialect.name == "postgresql" else 2), statements
     with db.read() as session:
         entry = session.get(LedgerEntry, entry_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -17,9 +16,10 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from tests.conftest import load_job, reap_now, retrieve_error, tiny_spec
+from tests.statements import recorded_statements
 from videoqueue.billing.ledger import charge, create_account, refund, top_up
 from videoqueue.billing.models import Account, AccountKind, LedgerEntry, LedgerKind
 from videoqueue.clock import ManualClock
@@ -177,18 +177,9 @@ def test_a_claim_does_not_sort_the_backlog(db: Database) -> None:
         pytest.skip("reads SQLite's query plan")
     clock = ManualClock()
     _enqueue(db, clock, _account(db, clock))
-    executed: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("UPDATE jobs"):
-            executed.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as executed:
         assert _claim(db, clock, "w") is not None
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    [(sql, parameters)] = executed
+    [(sql, parameters)] = [(s, p) for s, p in executed if s.startswith("UPDATE jobs")]
     with db.engine.connect() as connection:
         plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
     nodes = {row[0]: row[3] for row in plan}

@@ -7,12 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from tests.conftest import load_job, tiny_spec, wait_until
+from tests.statements import recorded_statements
 from videoqueue.billing.ledger import create_account
 from videoqueue.billing.models import AccountKind
 from videoqueue.clock import SystemClock
@@ -76,16 +76,9 @@ def test_a_queued_job_wakes_a_waiting_worker(db: Database) -> None:
 def test_a_job_is_queued_and_its_wake_up_made_in_one_statement(db: Database) -> None:
     """On PostgreSQL the NOTIFY goes in the job's INSERT (a round trip less on every queue
     request); on SQLite the wake-up is a datagram after the commit."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(db) as executed:
         job_id = _queue_a_job(db)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+    statements = [statement for statement, _ in executed]
     inserts = [s for s in statements if "INSERT INTO jobs" in s]
     assert len(inserts) == 1, statements
     assert not [s for s in statements if s.startswith("NOTIFY")], statements

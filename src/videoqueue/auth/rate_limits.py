@@ -7,18 +7,19 @@ upsert. Every API process shares the rows, so a limit holds across processes and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Integer, Select, bindparam, delete, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from videoqueue.auth.models import RateLimitWindow
 from videoqueue.clock import Clock
 from videoqueue.db.base import table
-from videoqueue.db.dialect import increment
+from videoqueue.db.dialect import increment, writes_in_one_statement
 from videoqueue.errors import VideoqueueError
 
 RATE_WINDOW_SECONDS = 60
@@ -144,13 +145,79 @@ def _hit(session: Session, bucket: str, start: datetime) -> int:
     """Count one in the bucket's window; the window's new count."""
     count = increment(session, _WINDOWS, {"bucket": bucket, "window_start": start}, "count")
     if count == 1:
-        # The bucket's first request in a new window: its older windows are no longer needed.
-        session.execute(
-            delete(RateLimitWindow)
-            .where(RateLimitWindow.bucket == bucket, RateLimitWindow.window_start < start)
-            .execution_options(synchronize_session=False)
-        )
+        _forget_older(session, bucket, start)
     return count
+
+
+def _forget_older(session: Session, bucket: str, start: datetime) -> None:
+    """After the bucket's first request in the window at `start`: its older windows are no
+    longer needed."""
+    session.execute(
+        delete(RateLimitWindow)
+        .where(RateLimitWindow.bucket == bucket, RateLimitWindow.window_start < start)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _failures_then_hit() -> Select[int, int | None]:
+    """`_failures_and_hit` in one statement, for PostgreSQL (built on first use: SQLite's
+    processes need not import PostgreSQL's dialect)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    bucket, start = _WINDOWS.c.bucket, _WINDOWS.c.window_start
+    failures = (
+        select(func.coalesce(func.max(_WINDOWS.c.count), 0).label("n"))
+        .where(
+            bucket == bindparam("fail_bucket", type_=bucket.type),
+            start == bindparam("fail_start", type_=start.type),
+        )
+        .cte("failures")
+    )
+    # Parameters named unlike the table's columns: SQLAlchemy would take those as values.
+    counted = select(
+        bindparam("rate_bucket", type_=bucket.type),
+        bindparam("rate_start", type_=start.type),
+        literal(1, Integer),
+    ).where(failures.c.n <= bindparam("budget", type_=Integer))
+    hit = (
+        pg_insert(_WINDOWS)
+        .from_select(["bucket", "window_start", "count"], counted)
+        .on_conflict_do_update(
+            index_elements=["bucket", "window_start"], set_={"count": _WINDOWS.c.count + 1}
+        )
+        .returning(_WINDOWS.c.count)
+        .cte("hit")
+    )
+    return select(failures.c.n, hit.c.count).select_from(failures.outerjoin(hit, true()))
+
+
+def _failures_and_hit(
+    session: Session,
+    *,
+    fail_bucket: str,
+    fail_start: datetime,
+    rate_bucket: str,
+    rate_start: datetime,
+    budget: int,
+) -> tuple[int, int | None]:
+    """The failed requests in `fail_bucket`'s window, and, unless they are past `budget`,
+    the rate window's new count once this request is counted in it (None: not counted).
+    On PostgreSQL this is one statement and one round trip, not two."""
+    if not writes_in_one_statement(session):
+        failures = _count(session, fail_bucket, fail_start)
+        return failures, None if failures > budget else _hit(session, rate_bucket, rate_start)
+    params = {
+        "fail_bucket": fail_bucket,
+        "fail_start": fail_start,
+        "rate_bucket": rate_bucket,
+        "rate_start": rate_start,
+        "budget": budget,
+    }
+    failures, used = session.execute(_failures_then_hit(), params).one()
+    if used == 1:
+        _forget_older(session, rate_bucket, rate_start)
+    return int(failures), used
 
 
 def admit(
@@ -164,17 +231,22 @@ def admit(
     now = clock.now()
     fail_bucket = f"fail:{caller_id}:{model}"
     fail_start = window_start(now, policy.failure_window_seconds)
-    failures = _count(session, fail_bucket, fail_start)
     rate_bucket = f"rpm:{route}:{caller_id}:{model}"
     rate_start = window_start(now, RATE_WINDOW_SECONDS)
+    failures, used = _failures_and_hit(
+        session,
+        fail_bucket=fail_bucket,
+        fail_start=fail_start,
+        rate_bucket=rate_bucket,
+        rate_start=rate_start,
+        budget=policy.failure_budget,
+    )
     refused: str | None = None
-    if failures > policy.failure_budget:
+    if used is None:
         used = _count(session, rate_bucket, rate_start)
         refused = "failures"
-    else:
-        used = _hit(session, rate_bucket, rate_start)
-        if used > policy.requests_per_minute:
-            refused = "rate"
+    elif used > policy.requests_per_minute:
+        refused = "rate"
     return RateStatus(
         policy=policy,
         used=used,
