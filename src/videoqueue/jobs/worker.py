@@ -263,8 +263,14 @@ class Worker:
         return True
 
     def _run(self, job: Job) -> None:
-        progress = _JobProgress(self, self.heartbeat.hold(job.id))
-        self._attempt(job, progress)
+        lease = self.heartbeat.hold(job.id)
+        progress = _JobProgress(self, lease)
+        try:
+            self._attempt(job, progress)
+        finally:
+            # `_attempt` lets go of the lease once the engine is done; this covers what
+            # failed before it ran (the job's folder could not be made).
+            self.heartbeat.release(lease)
         if job.upstream is not None or progress.recorded:
             # Now, if the job has ended (not if it went back to the queue, or to another
             # worker); else the sweep does it once it ends.
